@@ -1,0 +1,1 @@
+"""Sub-commands of the ``abcir`` command line, one module each."""

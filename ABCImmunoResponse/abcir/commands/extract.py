@@ -1,0 +1,34 @@
+"""``abcir extract``: one patient's lesions in, the 1130 features per lesion out (CSV)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..cli import stderr_progress
+from ..extraction import extract_patient
+from ..feature_table import write_features_csv
+from ..recist import validate_targets
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("extract", help="extract the paper's 1130 radiomics features per lesion",
+                                   description="Extract the paper's 1130 radiomics features per target lesion.")
+    parser.add_argument("--ct", required=True, help="DICOM series folder, or one .nrrd/.nii(.gz)/.mha CT file")
+    parser.add_argument("--lesions", required=True, nargs="+",
+                        help="a Slicer .seg.nrrd, one label map, or several binary mask files")
+    parser.add_argument("--out", required=True, help="features CSV to write (never overwritten)")
+    parser.add_argument("--sites", help="CSV 'label,site' giving each lesion's site")
+    parser.add_argument("--patient-id", help="patient id written in each row (default: the CT's name)")
+    parser.add_argument("--jobs", type=int, default=1, help="lesions extracted in parallel (default 1)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = extract_patient(args.ct, args.lesions, patient_id=args.patient_id, sites_csv=args.sites,
+                           jobs=args.jobs, progress=stderr_progress)
+    for finding in validate_targets([row.lesion for row in rows]):
+        print(f"RECIST {finding.severity}: {finding.message}", file=sys.stderr)
+    path = write_features_csv(args.out, rows)
+    print(f"{len(rows)} lesions x {rows[0].values.size} features written to {path}")
+    return 0

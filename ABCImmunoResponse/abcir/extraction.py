@@ -1,0 +1,24 @@
+"""One call from files to features: read the CT, load the lesions, extract, for one patient."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from .features import LesionFeatures, ProgressCallback, extract_lesions
+from .imaging import read_ct
+from .lesions import load_lesions
+
+
+def extract_patient(ct_path: str | os.PathLike, lesion_paths: Sequence[str | os.PathLike],
+                    patient_id: str | None = None, sites_csv: str | os.PathLike | None = None,
+                    jobs: int = 1, progress: ProgressCallback | None = None) -> list[LesionFeatures]:
+    """Features of every lesion of one patient, from a CT path and lesion file(s).
+
+    The patient id defaults to the CT's file or folder name.
+    """
+    ct = read_ct(ct_path)
+    lesions = load_lesions(lesion_paths, ct, sites_csv)
+    patient = patient_id or Path(ct_path).name.split(".")[0]
+    return extract_lesions(ct, lesions, patient, jobs=jobs, progress=progress)

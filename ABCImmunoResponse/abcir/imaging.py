@@ -1,0 +1,86 @@
+"""Reading a CT and checking that it is one: 3D, one component, Hounsfield units.
+
+A DICOM folder goes through ``dicom_series`` (series choice and slice checks);
+NRRD, NIfTI and MetaImage files are read with SimpleITK. Voxel data are never
+changed here: resampling belongs to feature extraction, where pyradiomics does it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+
+CT_FILE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+# Any body CT holds air (-1000 HU) or at least fat (-100 HU); an image whose
+# minimum is above this is not in Hounsfield units.
+MAX_PLAUSIBLE_CT_MINIMUM_HU = -100.0
+
+
+def has_suffix(path: Path, suffixes: tuple[str, ...]) -> bool:
+    """Case-insensitive test of a file name's ending, for double endings such as .nii.gz."""
+    name = path.name.lower()
+    return any(name.endswith(suffix) for suffix in suffixes)
+
+
+def read_ct(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:
+    """Read a CT from a DICOM folder or one image file, and check it is a 3D CT in HU."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"CT '{path}': no such file or folder.")
+    if path.is_dir():
+        from .dicom_series import read_dicom_ct
+
+        image = read_dicom_ct(path, series_uid=series_uid).image
+    elif has_suffix(path, CT_FILE_SUFFIXES):
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError as error:
+            raise InputError(f"CT '{path}': cannot be read ({str(error).strip().splitlines()[-1]}).") from error
+    else:
+        raise InputError(f"CT '{path}': unsupported file type; give a DICOM series folder or one "
+                         f"{', '.join(CT_FILE_SUFFIXES)} file.")
+    check_ct(image, str(path))
+    return image
+
+
+def check_ct(image: sitk.Image, name: str) -> None:
+    """Refuse images that cannot be a CT volume in Hounsfield units, saying what is wrong."""
+    if image.GetDimension() != 3:
+        raise InputError(f"CT '{name}': a {image.GetDimension()}D image; a CT volume is 3D. "
+                         "Give the whole series, not a single slice.")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"CT '{name}': {image.GetNumberOfComponentsPerPixel()} components per voxel "
+                         "(colour or vector image); a CT has one intensity per voxel.")
+    if min(image.GetSize()) < 2:
+        raise InputError(f"CT '{name}': size {image.GetSize()} is a single slice; a CT volume has several slices.")
+    array = sitk.GetArrayViewFromImage(image)
+    low, high = float(array.min()), float(array.max())
+    if low > MAX_PLAUSIBLE_CT_MINIMUM_HU:
+        raise InputError(f"CT '{name}': intensities range {low:g}..{high:g}, which does not look like CT in "
+                         "Hounsfield units (air -1000, fat -100, liver +60 HU). Give the original CT in HU, "
+                         "not a screenshot or a rescaled export.")
+
+
+def voxel_hash(image: sitk.Image) -> str:
+    """SHA-256 of an image's voxels and geometry: the identity of what was measured."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)).tobytes())
+    digest.update(image.GetPixelIDTypeAsString().encode())
+    for values in (image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection()):
+        digest.update(np.asarray(values, dtype=float).round(6).tobytes())
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,197 @@
+"""Target lesions: load them from a segmentation, a label map or mask files, on the CT's grid.
+
+Every lesion ends up as a binary mask on the CT's voxel grid (the grid pyradiomics
+needs), with its site and its RECIST size measured on that grid. Problems are
+reported per lesion, naming it, because a reader fixes one segment at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+from .imaging import CT_FILE_SUFFIXES, has_suffix
+from .measurements import LesionSize, measure_lesion
+from .segfile import SITE_TAG, read_seg_nrrd
+from .sites import SITES, is_visceral, normalise_site, site_from_segment_name
+
+log = logging.getLogger(__name__)
+
+# Direction cosines that differ by less than this are the same direction (rounding in file headers).
+DIRECTION_TOLERANCE = 1e-4
+GEOMETRY_TOLERANCE_MM = 1e-3
+
+
+@dataclass
+class Lesion:
+    """One target lesion: a binary uint8 mask on the CT grid, its site and size."""
+
+    lesion_id: str
+    site: str | None
+    mask: sitk.Image
+    size: LesionSize
+
+    @property
+    def visceral(self) -> bool | None:
+        return is_visceral(self.site)
+
+    @property
+    def longest_axial_diameter_mm(self) -> float:
+        return self.size.longest_axial_diameter_mm
+
+    @property
+    def short_axis_mm(self) -> float:
+        return self.size.short_axis_mm
+
+
+def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    return (a.GetSize() == b.GetSize()
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=GEOMETRY_TOLERANCE_MM)
+            and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=GEOMETRY_TOLERANCE_MM)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=DIRECTION_TOLERANCE))
+
+
+def _check_direction(name: str, mask: sitk.Image, ct: sitk.Image) -> None:
+    """Allow axis flips and permutations (lossless), refuse oblique differences."""
+    relative = np.array(ct.GetDirection()).reshape(3, 3).T @ np.array(mask.GetDirection()).reshape(3, 3)
+    rounded = np.round(relative)
+    is_signed_permutation = (np.abs(rounded).sum(axis=0) == 1).all() and (np.abs(rounded).sum(axis=1) == 1).all()
+    if not is_signed_permutation or np.abs(relative - rounded).max() > DIRECTION_TOLERANCE:
+        angle = np.degrees(np.arccos(np.clip(np.abs(relative).max(axis=0).min(), -1, 1)))
+        raise InputError(f"Lesion '{name}': its mask's axes are rotated {angle:.2f} degrees against the CT's "
+                         "(direction cosines differ); nearest-neighbour resampling would distort it. "
+                         "Segment it on this CT, or export it on the CT's grid.")
+
+
+def align_to_ct(name: str, mask: sitk.Image, ct: sitk.Image) -> sitk.Image:
+    """The mask as uint8 0/1 on the CT grid, with a message per lesion for each geometric problem."""
+    if mask.GetDimension() != 3:
+        raise InputError(f"Lesion '{name}': a {mask.GetDimension()}D mask; lesions are 3D masks on the CT.")
+    if mask.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"Lesion '{name}': a multi-component mask; give one binary mask per lesion.")
+    binary = sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8)
+    count = int(np.count_nonzero(sitk.GetArrayViewFromImage(binary)))
+    if count == 0:
+        raise InputError(f"Lesion '{name}': the mask is empty (no voxels). Draw the lesion or remove the segment.")
+    if _same_grid(binary, ct):
+        aligned = binary
+    else:
+        _check_direction(name, binary, ct)
+        aligned = sitk.Resample(binary, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        aligned_count = int(np.count_nonzero(sitk.GetArrayViewFromImage(aligned)))
+        if aligned_count == 0:
+            raise InputError(f"Lesion '{name}': the mask does not overlap the CT in physical space; it was drawn "
+                             "on another image. Load the CT it was segmented on.")
+        if aligned_count < 0.5 * count * np.prod(binary.GetSpacing()) / np.prod(ct.GetSpacing()):
+            log.warning("Lesion '%s': more than half of the mask lies outside the CT; only the part inside is used.",
+                        name)
+        count = aligned_count
+    if count == 1:
+        raise InputError(f"Lesion '{name}': the mask is a single voxel; texture features need a region. "
+                         "Segment the whole lesion.")
+    return aligned
+
+
+def _check_binary(name: str, mask: sitk.Image) -> None:
+    values = np.unique(sitk.GetArrayViewFromImage(mask))
+    nonzero = values[values != 0]
+    if len(nonzero) > 1 or (len(nonzero) == 1 and nonzero[0] != np.round(nonzero[0])):
+        shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if len(values) > 6 else "")
+        raise InputError(f"Lesion '{name}': mask values {shown}; a lesion mask must be binary (0 and one other "
+                         "value). For a label map with several lesions, pass it as a single --lesions file.")
+
+
+def read_sites_csv(path: str | os.PathLike) -> dict[str, str]:
+    """``label,site`` rows (label = label value or lesion name) as a mapping to site keys."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise InputError(f"Sites file '{path}': cannot be read ({error}).") from error
+    if not rows or not {"label", "site"} <= set(rows[0]):
+        raise InputError(f"Sites file '{path}': needs a header 'label,site' and one row per lesion.")
+    sites = {}
+    for number, row in enumerate(rows, start=2):
+        site = normalise_site(row["site"])
+        if site is None:
+            raise InputError(f"Sites file '{path}', line {number}: unknown site '{row['site']}'; "
+                             f"use one of {', '.join(SITES)}.")
+        sites[row["label"].strip()] = site
+    return sites
+
+
+def _resolve_site(name: str, given: str | None) -> str | None:
+    """The site key for a lesion: the given site, else one guessed from its name (``liver_1``)."""
+    if given:
+        site = normalise_site(given)
+        if site is None:
+            log.warning("Lesion '%s': site '%s' is not in the site list (%s); extraction goes on, but RECIST "
+                        "rules and the visceral flag cannot use it.", name, given, ", ".join(SITES))
+        return site
+    site = site_from_segment_name(name)
+    if site is None:
+        log.warning("Lesion '%s': no site given; assign one (segment tag %s, a name such as liver_1, or --sites).",
+                    name, SITE_TAG)
+    return site
+
+
+def _make(name: str, site: str | None, mask: sitk.Image, ct: sitk.Image) -> Lesion:
+    aligned = align_to_ct(name, mask, ct)
+    return Lesion(name, site, aligned, measure_lesion(aligned))
+
+
+def load_lesions(paths: Sequence[str | os.PathLike], ct: sitk.Image,
+                 sites_csv: str | os.PathLike | None = None) -> list[Lesion]:
+    """Lesions from a ``.seg.nrrd``, one label map, or several binary mask files, on the CT grid."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if not path.is_file():
+            raise InputError(f"Lesions '{path}': no such file.")
+    sites = read_sites_csv(sites_csv) if sites_csv else {}
+    lesions: list[Lesion] = []
+    if len(paths) == 1 and paths[0].name.lower().endswith(".seg.nrrd"):
+        for segment in read_seg_nrrd(paths[0]):
+            site = _resolve_site(segment.name, segment.tags.get(SITE_TAG) or sites.get(segment.name))
+            lesions.append(_make(segment.name, site, segment.mask, ct))
+    elif len(paths) == 1:
+        image = _read_mask(paths[0])
+        labels = np.unique(sitk.GetArrayViewFromImage(image))
+        labels = labels[labels != 0]
+        if len(labels) == 0:
+            raise InputError(f"Lesions '{paths[0]}': the label map is empty (all zero). Segment the lesions first.")
+        if np.any(labels != np.round(labels)):
+            raise InputError(f"Lesions '{paths[0]}': non-integer label values; a label map holds whole numbers.")
+        for label in labels.astype(int):
+            name = str(label)
+            lesions.append(_make(name, _resolve_site(name, sites.get(name)), sitk.Equal(image, float(label)), ct))
+    else:
+        for path in paths:
+            name = path.name.split(".")[0]
+            image = _read_mask(path)
+            _check_binary(name, image)
+            lesions.append(_make(name, _resolve_site(name, sites.get(name)), image, ct))
+    ids = [lesion.lesion_id for lesion in lesions]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise InputError(f"Lesions: the names {', '.join(duplicates)} occur more than once; give each lesion a "
+                         "unique name.")
+    return lesions
+
+
+def _read_mask(path: Path) -> sitk.Image:
+    if not has_suffix(path, CT_FILE_SUFFIXES):
+        raise InputError(f"Lesions '{path}': unsupported file type; give a .seg.nrrd, a label map or mask files "
+                         f"({', '.join(CT_FILE_SUFFIXES)}).")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        raise InputError(f"Lesions '{path}': cannot be read ({str(error).strip().splitlines()[-1]}).") from error
