@@ -84,11 +84,14 @@ def read_seg_nrrd(path: str | os.PathLike) -> list[Segment]:
     elif data.ndim != 4:
         raise InputError(f"Segmentation '{path}': a {data.ndim}D array; a .seg.nrrd holds a 3D labelmap "
                          "or a 4D stack of layers.")
-    origin, axes = _geometry(header, path)
     indices = sorted({int(key[7:].split("_")[0]) for key in header if key.startswith("Segment") and key[7:8].isdigit()})
     if not indices:
         raise InputError(f"Segmentation '{path}': no SegmentN_ fields; it is a plain labelmap, not a Slicer "
                          "segmentation. Pass it as a label map instead.")
+    if "space directions" not in header:
+        raise InputError(f"Segmentation '{path}': no 'space directions' field, so its position in the patient is "
+                         "unknown. Save it again from Slicer.")
+    origin, axes = _geometry(header, path)
     segments = []
     for index in indices:
         prefix = f"Segment{index}_"
