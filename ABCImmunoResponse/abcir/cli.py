@@ -19,6 +19,12 @@ from .errors import InputError
 # Modules that contribute sub-commands, in the order ``abcir --help`` lists them.
 COMMAND_MODULES = (
     "abcir.commands.extract",
+    "abcir.commands.consensus",
+    "abcir.commands.agreement",
+    "abcir.commands.predict",
+    "abcir.commands.dicom_series",
+    "abcir.commands.export_dicom",
+    "abcir.evaluation",
 )
 
 

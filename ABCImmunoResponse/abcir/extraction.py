@@ -13,12 +13,13 @@ from .lesions import load_lesions
 
 def extract_patient(ct_path: str | os.PathLike, lesion_paths: Sequence[str | os.PathLike],
                     patient_id: str | None = None, sites_csv: str | os.PathLike | None = None,
-                    jobs: int = 1, progress: ProgressCallback | None = None) -> list[LesionFeatures]:
+                    jobs: int = 1, progress: ProgressCallback | None = None,
+                    series_uid: str | None = None) -> list[LesionFeatures]:
     """Features of every lesion of one patient, from a CT path and lesion file(s).
 
     The patient id defaults to the CT's file or folder name.
     """
-    ct = read_ct(ct_path)
+    ct = read_ct(ct_path, series_uid=series_uid)
     lesions = load_lesions(lesion_paths, ct, sites_csv)
     patient = patient_id or Path(ct_path).name.split(".")[0]
     return extract_lesions(ct, lesions, patient, jobs=jobs, progress=progress)

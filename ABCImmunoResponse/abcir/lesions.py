@@ -52,7 +52,8 @@ class Lesion:
         return self.size.short_axis_mm
 
 
-def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+def same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    """True when two images share size, origin, spacing and direction (within header rounding)."""
     return (a.GetSize() == b.GetSize()
             and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=GEOMETRY_TOLERANCE_MM)
             and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=GEOMETRY_TOLERANCE_MM)
@@ -81,7 +82,7 @@ def align_to_ct(name: str, mask: sitk.Image, ct: sitk.Image) -> sitk.Image:
     count = int(np.count_nonzero(sitk.GetArrayViewFromImage(binary)))
     if count == 0:
         raise InputError(f"Lesion '{name}': the mask is empty (no voxels). Draw the lesion or remove the segment.")
-    if _same_grid(binary, ct):
+    if same_grid(binary, ct):
         aligned = binary
     else:
         _check_direction(name, binary, ct)

@@ -18,6 +18,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lesions", required=True, nargs="+",
                         help="a Slicer .seg.nrrd, one label map, or several binary mask files")
     parser.add_argument("--out", required=True, help="features CSV to write (never overwritten)")
+    parser.add_argument("--series-uid", help="DICOM SeriesInstanceUID when the CT folder holds several series")
     parser.add_argument("--sites", help="CSV 'label,site' giving each lesion's site")
     parser.add_argument("--patient-id", help="patient id written in each row (default: the CT's name)")
     parser.add_argument("--jobs", type=int, default=1, help="lesions extracted in parallel (default 1)")
@@ -26,7 +27,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rows = extract_patient(args.ct, args.lesions, patient_id=args.patient_id, sites_csv=args.sites,
-                           jobs=args.jobs, progress=stderr_progress)
+                           jobs=args.jobs, progress=stderr_progress, series_uid=args.series_uid)
     for finding in validate_targets([row.lesion for row in rows]):
         print(f"RECIST {finding.severity}: {finding.message}", file=sys.stderr)
     path = write_features_csv(args.out, rows)

@@ -1,0 +1,78 @@
+"""``abcir predict``: one patient's probability of response, risk group, and what the weights are."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..cli import stderr_progress
+from ..clinical import clinical_usage, parse_clinical
+from ..errors import InputError
+from ..models import MODEL_KINDS
+from ..prediction import Prediction, predict_patient
+from ..records import refuse_existing, write_new_json
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="predict response (CR/PR vs SD/PD) for one patient",
+        description="Probability of response (CR/PR vs SD/PD by RECIST 1.1) to anti-PD-1 combination therapy, "
+                    "its log-odds score, and the risk group, for one patient. Research software: the result says "
+                    "which weights made it and whether they are clinically validated (they are not).")
+    parser.add_argument("--ct", help="DICOM series folder, or one .nrrd/.nii(.gz)/.mha CT file "
+                                     "(not needed by --model clinical)")
+    parser.add_argument("--lesions", nargs="+", default=[],
+                        help="the target lesions: a Slicer .seg.nrrd, one label map, or several binary mask files")
+    parser.add_argument("--clinical", nargs="+", metavar="KEY=VALUE",
+                        help=f"the four clinical facts: {clinical_usage()} (combined and clinical models)")
+    parser.add_argument("--model", choices=MODEL_KINDS,
+                        help="which model (default: the kind of --weights, else combined)")
+    parser.add_argument("--weights", help="a weight bundle folder (default: the bundled weights of --model)")
+    parser.add_argument("--json", help="also write the result to this JSON file (never overwritten)")
+    parser.add_argument("--sites", help="CSV 'label,site' giving each lesion's site")
+    parser.add_argument("--series-uid", help="the series to use when the DICOM folder holds several")
+    parser.add_argument("--jobs", type=int, default=1, help="lesions extracted in parallel (default 1)")
+    parser.set_defaults(handler=run)
+
+
+def format_probability(value: float) -> str:
+    """Three decimals, without printing a certainty the model does not have as 0.000 or 1.000."""
+    return "<0.001" if value < 0.0005 else ">0.999" if value > 0.9995 else f"{value:.3f}"
+
+
+def format_prediction(prediction: Prediction) -> str:
+    """The result as a person reads it: provenance and warnings stand right under the probability."""
+    lines = [f"Model: {prediction.model}",
+             f"Probability of response (CR/PR): {format_probability(prediction.probability)}",
+             f"  {prediction.provenance}"]
+    lines += [f"  Warning: {warning}" for warning in prediction.warnings]
+    lines.append(f"Score (log-odds): {prediction.score:.3f}")
+    if prediction.risk_group is None:
+        lines.append("Risk group: not available (no cut-off in the weights)")
+    else:
+        relation = "<=" if prediction.risk_group == "high" else ">"
+        lines.append(f"Risk group: {prediction.risk_group} (score {relation} cut-off {prediction.cutoff:.3f}, "
+                     f"{prediction.weights.cutoff_method})")
+    if prediction.clinical is not None:
+        lines.append(f"Clinical facts: {' '.join(prediction.clinical.to_tokens())}")
+    if prediction.lesions:
+        lines.append("Lesions:")
+        lines += [f"  {lesion.lesion_id}: site {lesion.site or 'unknown'}, volume {lesion.volume_mm3 / 1000:.2f} cm3, "
+                  f"longest axial diameter {lesion.longest_axial_diameter_mm:.1f} mm, "
+                  f"short axis {lesion.short_axis_mm:.1f} mm" for lesion in prediction.lesions]
+    lines += [f"RECIST {finding.severity}: {finding.message}" for finding in prediction.recist]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.json:
+        refuse_existing(args.json)  # before the slow part
+    if args.lesions and not args.ct:
+        raise InputError("--lesions needs --ct: lesions are read on the CT's grid.")
+    clinical = parse_clinical(args.clinical) if args.clinical else None
+    prediction = predict_patient(args.ct, args.lesions, clinical, model=args.model, weights=args.weights,
+                                 sites_csv=args.sites, jobs=args.jobs, progress=stderr_progress,
+                                 series_uid=args.series_uid)
+    print(format_prediction(prediction))
+    if args.json:
+        print(f"Result written to {write_new_json(args.json, prediction.to_dict())}")
+    return 0

@@ -1,0 +1,232 @@
+"""The consensus segmentation: per lesion, the chair's choice turned into a new segment.
+
+Per matched pair the chair takes reader A's outline, reader B's, their union,
+their intersection, SimpleITK's STAPLE estimate, or an edited outline; a lesion
+only one reader drew is kept (``a``/``b``/``edited``) or left out (``exclude``).
+The readers' masks are only read, never changed. Every consensus segment carries
+tags saying which readers' lesions it came from, by which method, who decided
+and when, so the file explains itself when opened in Slicer.
+
+STAPLE (Warfield et al., IEEE TMI 2004; SimpleITK's ``STAPLEImageFilter``)
+estimates each reader's sensitivity and specificity, and the specificity
+depends on how much background it sees. It therefore runs on the bounding box
+of both outlines grown by ``STAPLE_MARGIN_MM`` on every side (clipped to the
+CT), so that the result depends on the lesion, not on how much of the body the
+CT covers (and memory stays small on large CTs). A voxel is in the consensus
+when its STAPLE probability exceeds 0.5 by more than ``STAPLE_TIE_TOLERANCE``.
+With two readers STAPLE gives every voxel where they disagree the same
+probability; when one outline contains the other that probability is 0.5 up to
+rounding, a tie, which is left out (the result is then the smaller outline).
+The estimates are kept with the segment and in the session log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError
+from ..lesions import Lesion, same_grid
+from ..measurements import LesionSize, measure_lesion
+from ..segfile import SITE_TAG, Segment
+from ..sites import SITES
+from .matching import LesionMatch
+
+METHODS = ("a", "b", "union", "intersection", "staple", "edited", "exclude")
+PAIR_METHODS = ("union", "intersection", "staple")
+STAPLE_THRESHOLD = 0.5
+STAPLE_TIE_TOLERANCE = 1e-6
+STAPLE_MARGIN_MM = 10.0
+TAG_PREFIX = "ABCImmunoResponse.Consensus."
+DEFAULT_COLOR = (0.5, 0.5, 0.5)
+
+PairKey = tuple[str | None, str | None]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The chair's choice for one lesion pair (``a``/``b`` are the readers' lesion ids, None if absent)."""
+
+    a: str | None
+    b: str | None
+    method: str
+    decided_by: str
+    decided_at: str  # ISO 8601, UTC
+    reason: str = ""
+    site: str | None = None  # the chair's site; None = the chosen reader's, or the readers' common site
+    edited_source: str = ""  # for "edited": where the edited outline came from (file, segment)
+
+    @property
+    def key(self) -> PairKey:
+        return (self.a, self.b)
+
+
+@dataclass(frozen=True)
+class StapleEstimate:
+    """STAPLE's estimated sensitivity and specificity of each reader (A, B) for one lesion."""
+
+    sensitivity: tuple[float, float]
+    specificity: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ConsensusSegment:
+    """One segment of the consensus, with the decision it came from and its size."""
+
+    segment: Segment
+    decision: Decision
+    size: LesionSize
+    staple: StapleEstimate | None = None
+
+    @property
+    def lesion(self) -> Lesion:
+        """The segment as a target lesion (for prediction): its name, site and mask on the CT grid."""
+        return Lesion(self.segment.name, self.segment.tags.get(SITE_TAG), self.segment.mask, self.size)
+
+
+def describe(key: PairKey) -> str:
+    """A pair as people read it: 'A liver_1 / B liver_2', 'A liver_1 (only A)'."""
+    a, b = key
+    if a is not None and b is not None:
+        return f"A {a} / B {b}"
+    return f"A {a} (only A)" if a is not None else f"B {b} (only B)"
+
+
+def staple_region(mask_a: sitk.Image, mask_b: sitk.Image) -> tuple[list[int], list[int]]:
+    """(index, size) in (x, y, z) of the box STAPLE runs on: both outlines plus ``STAPLE_MARGIN_MM``, within the CT."""
+    union = (sitk.GetArrayViewFromImage(mask_a) != 0) | (sitk.GetArrayViewFromImage(mask_b) != 0)
+    nonzero = np.nonzero(union)  # numpy order (z, y, x)
+    index, size = [], []
+    for axis in range(3):
+        along = nonzero[2 - axis]
+        margin = int(np.ceil(STAPLE_MARGIN_MM / mask_a.GetSpacing()[axis]))
+        low = max(int(along.min()) - margin, 0)
+        high = min(int(along.max()) + margin + 1, mask_a.GetSize()[axis])
+        index.append(low)
+        size.append(high - low)
+    return index, size
+
+
+def _staple(mask_a: sitk.Image, mask_b: sitk.Image) -> tuple[sitk.Image, StapleEstimate]:
+    index, size = staple_region(mask_a, mask_b)
+    staple = sitk.STAPLEImageFilter()
+    staple.SetForegroundValue(1.0)
+    probability = staple.Execute([sitk.RegionOfInterest(sitk.Cast(mask, sitk.sitkUInt8), size, index)
+                                  for mask in (mask_a, mask_b)])
+    inside = sitk.GetArrayViewFromImage(probability) > STAPLE_THRESHOLD + STAPLE_TIE_TOLERANCE
+    array = np.zeros(sitk.GetArrayViewFromImage(mask_a).shape, dtype=np.uint8)
+    array[tuple(slice(i, i + s) for i, s in zip(reversed(index), reversed(size)))] = inside
+    mask = sitk.GetImageFromArray(array)
+    mask.CopyInformation(mask_a)
+    sensitivity, specificity = staple.GetSensitivity(), staple.GetSpecificity()
+    return mask, StapleEstimate((float(sensitivity[0]), float(sensitivity[1])),
+                                (float(specificity[0]), float(specificity[1])))
+
+
+def consensus_mask(match: LesionMatch, decision: Decision,
+                   edited: sitk.Image | None = None) -> tuple[sitk.Image | None, StapleEstimate | None]:
+    """The mask a decision makes of a pair (None for ``exclude``), and STAPLE's estimates when used."""
+    where = describe(match.key)
+    method = decision.method
+    if method not in METHODS:
+        raise InputError(f"Lesion {where}: method '{method}' is unknown; use one of {', '.join(METHODS)}.")
+    if method in PAIR_METHODS and (match.a is None or match.b is None):
+        raise InputError(f"Lesion {where}: '{method}' needs both readers' outlines, but only one reader has this "
+                         "lesion; choose a, b, edited or exclude.")
+    if method == "exclude":
+        return None, None
+    if method == "a" or method == "b":
+        lesion = match.a if method == "a" else match.b
+        if lesion is None:
+            raise InputError(f"Lesion {where}: reader {method.upper()} has no such lesion; choose the other "
+                             "reader, edited or exclude.")
+        return sitk.Image(lesion.mask), None
+    if method == "edited":
+        if edited is None:
+            raise InputError(f"Lesion {where}: 'edited' needs the edited outline; give it (--edited ID=FILE).")
+        if not same_grid(edited, (match.a or match.b).mask):
+            raise InputError(f"Lesion {where}: the edited outline is not on the CT's grid; align it first "
+                             "(lesions.align_to_ct).")
+        return sitk.Cast(sitk.NotEqual(edited, 0), sitk.sitkUInt8), None
+    if method == "union":
+        return sitk.Or(match.a.mask, match.b.mask), None
+    if method == "intersection":
+        return sitk.And(match.a.mask, match.b.mask), None
+    return _staple(match.a.mask, match.b.mask)
+
+
+def _site(match: LesionMatch, decision: Decision) -> str | None:
+    if decision.site is not None:
+        if decision.site not in SITES:
+            raise InputError(f"Lesion {describe(match.key)}: site '{decision.site}' is unknown; use one of "
+                             f"{', '.join(SITES)}.")
+        return decision.site
+    if decision.method in ("a", "b"):
+        return (match.a if decision.method == "a" else match.b).site
+    sites = {lesion.site for lesion in (match.a, match.b) if lesion is not None and lesion.site is not None}
+    if len(sites) > 1:
+        raise InputError(f"Lesion {describe(match.key)}: the readers gave different sites "
+                         f"({' vs '.join(sorted(sites))}); the chair must state the site (--site ID=SITE).")
+    return next(iter(sites), None)
+
+
+def _tag_value(text: str) -> str:
+    """Segment tags are stored as 'key:value|'; a '|' inside a value would split it."""
+    return text.replace("|", "/")
+
+
+def build_consensus(matches: Sequence[LesionMatch], decisions: Sequence[Decision], reader_a: str, reader_b: str,
+                    edited: Mapping[PairKey, sitk.Image] | None = None,
+                    session_file: str = "") -> list[ConsensusSegment]:
+    """The consensus segments of one patient, in the order of ``matches``.
+
+    Every match needs exactly one decision; ``edited`` holds the edited outline
+    (on the CT grid) of each pair decided as "edited"; ``session_file`` is the
+    log's file name, written into every segment's tags.
+    """
+    edited = edited or {}
+    by_key = {decision.key: decision for decision in decisions}
+    known = {match.key for match in matches}
+    stray = [describe(key) for key in by_key if key not in known]
+    if stray:
+        raise InputError(f"Consensus: decisions for lesions that are not in this comparison: {', '.join(stray)}. "
+                         "Name lesions by their ids in the agreement table.")
+    missing = [describe(match.key) for match in matches if match.key not in by_key]
+    if missing:
+        raise InputError(f"Consensus: no decision yet for {', '.join(missing)}; decide every lesion "
+                         "(--method for all pairs, --unmatched for lesions only one reader has, --choose ID=METHOD).")
+    built: list[ConsensusSegment] = []
+    names: set[str] = set()
+    for match in matches:
+        decision = by_key[match.key]
+        mask, staple = consensus_mask(match, decision, edited.get(match.key))
+        if mask is None:
+            continue
+        size = measure_lesion(mask)
+        if size.voxel_count == 0:
+            raise InputError(f"Lesion {describe(match.key)}: '{decision.method}' leaves no voxels (the readers' "
+                             "outlines do not overlap); choose a, b, union or edited.")
+        site = _site(match, decision)
+        source = match.b if decision.method == "b" or match.a is None else match.a
+        name = source.lesion_id
+        if name in names:  # an unmatched lesion of B named like one of A
+            name = f"{name}_{'b' if source is match.b else 'a'}"
+        names.add(name)
+        tags = {TAG_PREFIX + "Method": decision.method,
+                TAG_PREFIX + "ReaderA": _tag_value(f"{reader_a}: {match.a.lesion_id}" if match.a else "-"),
+                TAG_PREFIX + "ReaderB": _tag_value(f"{reader_b}: {match.b.lesion_id}" if match.b else "-"),
+                TAG_PREFIX + "DecidedBy": _tag_value(decision.decided_by),
+                TAG_PREFIX + "DecidedAt": decision.decided_at}
+        if site is not None:
+            tags[SITE_TAG] = site
+        if session_file:
+            tags[TAG_PREFIX + "Session"] = _tag_value(session_file)
+        color = SITES[site].color if site in SITES else DEFAULT_COLOR
+        segment = Segment(segment_id=name, name=name, mask=mask, color=color, tags=tags)
+        built.append(ConsensusSegment(segment, decision, size, staple))
+    if not built:
+        raise InputError("Consensus: every lesion is excluded; a consensus segmentation needs at least one lesion.")
+    return built

@@ -1,0 +1,125 @@
+"""The response prediction under reader A, under reader B and under the consensus.
+
+What matters to the chair is not only how the outlines differ but whether the
+difference changes the patient's predicted risk group. Features are extracted
+once per distinct mask (a consensus segment taken from reader A has A's
+features). When no weight bundle is available, or the model needs clinical
+facts that were not given, the predictions are left out and ``note`` says why;
+a reading that cannot be predicted (for example a RECIST error in one reader's
+set) is left out with its reason and the others are still given.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import SimpleITK as sitk
+
+from ..clinical import clinical_usage, parse_clinical
+from ..errors import BundleError, InputError
+from ..features import LesionFeatures, ProgressCallback, extract_lesions
+from ..imaging import voxel_hash
+from ..lesions import Lesion
+from ..prediction import CTIdentity, Prediction, predict_features, resolve_bundle
+
+SIDES = ("a", "b", "consensus")
+
+
+@dataclass
+class ReaderPredictions:
+    """Predictions per reading ("a", "b", "consensus"); None where not computed, with why in ``note``."""
+
+    a: Prediction | None = None
+    b: Prediction | None = None
+    consensus: Prediction | None = None
+    note: str = "predictions not computed"
+
+    def computed(self) -> list[tuple[str, Prediction]]:
+        return [(side, getattr(self, side)) for side in SIDES if getattr(self, side) is not None]
+
+    def risk_group_changes(self) -> dict[str, bool]:
+        """For each pair of computed predictions ("a_vs_b", ...), whether the risk group differs."""
+        computed = self.computed()
+        return {f"{first}_vs_{second}": p.risk_group != q.risk_group
+                for index, (first, p) in enumerate(computed) for second, q in computed[index + 1:]}
+
+    def to_dict(self) -> dict:
+        content: dict = {side: (None if getattr(self, side) is None else getattr(self, side).to_dict())
+                         for side in SIDES}
+        content["risk_group_changes"] = self.risk_group_changes()
+        content["note"] = self.note
+        return content
+
+    def summary_lines(self) -> list[str]:
+        computed = self.computed()
+        if not computed:
+            return [f"Predictions: {self.note}"]
+        lines = ["Predictions:"]
+        lines.extend(f"  under {side}: probability {p.probability:.3f}, score {p.score:+.3f}, "
+                     f"risk group {p.risk_group or 'none (no cut-off)'}" for side, p in computed)
+        changes = [pair for pair, changed in self.risk_group_changes().items() if changed]
+        lines.append(f"  risk group changes: {', '.join(changes)}" if changes else "  risk group: the same throughout")
+        lines.append(f"  {computed[0][1].provenance}")
+        if self.note:
+            lines.append(f"  note: {self.note}")
+        return lines
+
+
+def _features(ct: sitk.Image, readings: dict[str, Sequence[Lesion]], progress: ProgressCallback | None,
+              jobs: int) -> dict[str, list[LesionFeatures]]:
+    """Feature rows per reading, extracting each distinct mask once."""
+    unique: dict[str, Lesion] = {}
+    for lesions in readings.values():
+        for lesion in lesions:
+            unique.setdefault(voxel_hash(lesion.mask), lesion)
+    hashes = list(unique)
+    extracted = extract_lesions(ct, [unique[h] for h in hashes], "patient", jobs=jobs, progress=progress)
+    by_hash = dict(zip(hashes, extracted))
+    rows: dict[str, list[LesionFeatures]] = {}
+    for side, lesions in readings.items():
+        rows[side] = []
+        for lesion in lesions:
+            row = by_hash[voxel_hash(lesion.mask)]
+            rows[side].append(LesionFeatures(row.patient_id, lesion, row.values, row.provenance))
+    return rows
+
+
+def predict_readers(ct: sitk.Image, lesions_a: Sequence[Lesion], lesions_b: Sequence[Lesion],
+                    consensus: Sequence[Lesion] | None, clinical_tokens: Sequence[str] | None,
+                    model: str | None = None, weights: str | os.PathLike | None = None, jobs: int = 1,
+                    progress: ProgressCallback | None = None) -> ReaderPredictions:
+    """Predict under each reading (``consensus`` None when there is none yet).
+
+    ``model`` None takes the kind of ``weights`` (combined when none are given).
+    Explicitly given weights that fail their checks are an error; the absence
+    of bundled weights is not (the agreement is useful without them).
+    """
+    clinical = parse_clinical(clinical_tokens) if clinical_tokens else None
+    try:
+        bundle = resolve_bundle(model, weights)
+    except BundleError as error:
+        if weights is not None:
+            raise
+        return ReaderPredictions(note=f"predictions not computed: {error}")
+    if bundle.kind != "radiomics" and clinical is None:
+        return ReaderPredictions(note=f"predictions not computed: the {bundle.kind} model needs the clinical facts "
+                                      f"(--clinical {clinical_usage()})")
+    readings: dict[str, Sequence[Lesion]] = {"a": lesions_a, "b": lesions_b}
+    if consensus is not None:
+        readings["consensus"] = consensus
+    if bundle.kind == "clinical":
+        rows: dict[str, list[LesionFeatures]] = {side: [] for side in readings}
+    else:
+        rows = _features(ct, readings, progress, jobs)
+    identity = CTIdentity(voxel_hash(ct))
+    result = ReaderPredictions(note="" if consensus is not None else "no consensus yet (give --chair to build one)")
+    problems = []
+    for side in readings:
+        try:
+            setattr(result, side, predict_features(rows[side], clinical, bundle.kind, bundle, identity))
+        except InputError as error:  # e.g. a RECIST error in one reader's set: the others still count
+            problems.append(f"not computed under {side}: {error}")
+    result.note = "; ".join(filter(None, [result.note, *problems]))
+    return result

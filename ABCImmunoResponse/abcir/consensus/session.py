@@ -1,0 +1,201 @@
+"""The consensus session log: who decided what, when and why, saved next to the consensus.
+
+A session is one chair's pass over one patient's two readings. Its log
+(``<name>.session.json`` beside ``<name>.seg.nrrd``) records the CT and both
+readers' files with their SHA-256, every decision, and the consensus file's own
+SHA-256. Reopening a session checks that the readers' files are byte for byte
+those that were compared, carries the decisions over, and writes the revised
+consensus as a new file, linking back to the log it came from; nothing earlier
+is overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from .. import __version__
+from ..errors import InputError
+from ..imaging import file_sha256
+from ..records import from_json_dict, to_json_dict
+from ..segfile import SITE_TAG, read_seg_nrrd, write_seg_nrrd
+from .agreement import ComparedInputs, InputFile, ReaderComparison
+from .building import TAG_PREFIX, ConsensusSegment, Decision, PairKey, describe
+
+SESSION_FORMAT = "abcir.consensus_session/1"
+DEFAULT_NAME = "consensus"
+
+
+def now_utc() -> str:
+    """The current time as ISO 8601 in UTC, to the second: the time stamp of every decision."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """What one consensus segment is: its id, the pair and method it came from, its size."""
+
+    segment_id: str
+    a: str | None
+    b: str | None
+    method: str
+    site: str | None
+    voxel_count: int
+    volume_mm3: float
+    staple_sensitivity: tuple[float, float] | None = None
+    staple_specificity: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class SessionOutput:
+    """The consensus file a session wrote (name relative to the log's folder) and its SHA-256."""
+
+    file: str
+    sha256: str
+    segments: tuple[SegmentRecord, ...]
+
+
+@dataclass(frozen=True)
+class ConsensusSession:
+    """A chair's decisions on two readers' segmentations of one patient."""
+
+    inputs: ComparedInputs
+    reader_a: str
+    reader_b: str
+    max_centroid_distance_mm: float
+    chair: str
+    created_at: str
+    decisions: tuple[Decision, ...] = ()
+    superseded: tuple[Decision, ...] = ()  # earlier decisions replaced in this session or a reopened one
+    output: SessionOutput | None = None
+    previous_session: InputFile | None = None
+    abcir_version: str = __version__
+    format: str = SESSION_FORMAT
+
+    def decide(self, decision: Decision) -> ConsensusSession:
+        """This session with ``decision`` in place of any earlier one for the same pair (kept as superseded)."""
+        earlier = [d for d in self.decisions if d.key == decision.key]
+        kept = tuple(d for d in self.decisions if d.key != decision.key)
+        return replace(self, decisions=kept + (decision,), superseded=self.superseded + tuple(earlier))
+
+    def decision_for(self, key: PairKey) -> Decision | None:
+        return next((d for d in self.decisions if d.key == key), None)
+
+
+def new_session(comparison: ReaderComparison, inputs: ComparedInputs, chair: str) -> ConsensusSession:
+    """An empty session for a comparison, chaired by ``chair``."""
+    if not chair.strip():
+        raise InputError("Consensus: the chair's name is empty; say who decides (--chair NAME).")
+    return ConsensusSession(inputs, comparison.reader_a, comparison.reader_b, comparison.max_centroid_distance_mm,
+                            chair.strip(), now_utc())
+
+
+def session_paths(folder: str | os.PathLike, name: str = DEFAULT_NAME) -> tuple[Path, Path]:
+    """The consensus segmentation and its session log in ``folder``."""
+    folder = Path(folder)
+    return folder / f"{name}.seg.nrrd", folder / f"{name}.session.json"
+
+
+def _records(segments: list[ConsensusSegment]) -> tuple[SegmentRecord, ...]:
+    return tuple(SegmentRecord(item.segment.segment_id, item.decision.a, item.decision.b, item.decision.method,
+                               item.segment.tags.get(SITE_TAG), item.size.voxel_count, item.size.volume_mm3,
+                               item.staple.sensitivity if item.staple else None,
+                               item.staple.specificity if item.staple else None)
+                 for item in segments)
+
+
+def write_consensus(folder: str | os.PathLike, session: ConsensusSession, segments: list[ConsensusSegment],
+                    name: str = DEFAULT_NAME) -> ConsensusSession:
+    """Write built consensus segments and the session log into ``folder``; never overwrites either.
+
+    Build the segments with ``build_consensus(..., session_file=session_paths(folder, name)[1].name)``
+    so their tags name the log. Returns the session as saved, with its output recorded.
+    """
+    seg_path, log_path = session_paths(folder, name)
+    for target in (seg_path, log_path):
+        if target.exists():
+            raise InputError(f"Output '{target}' already exists; choose a new --out folder (a consensus is never "
+                             "overwritten).")
+    write_seg_nrrd(seg_path, [item.segment for item in segments])
+    saved = replace(session, output=SessionOutput(seg_path.name, file_sha256(seg_path), _records(segments)))
+    save_session(log_path, saved)
+    return saved
+
+
+def save_session(path: str | os.PathLike, session: ConsensusSession) -> Path:
+    """Write a session log (JSON); an existing log is never replaced."""
+    path = Path(path)
+    if path.exists():
+        raise InputError(f"Session log '{path}' already exists; it is not overwritten.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".tmp-{path.name}")
+    temporary.write_text(json.dumps(to_json_dict(session), indent=2) + "\n")
+    os.replace(temporary, path)
+    return path
+
+
+def load_session(path: str | os.PathLike) -> ConsensusSession:
+    """Read a session log and check that the readers' files are still the ones it compared."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"Session log '{path}': cannot be read ({error}).") from error
+    if not isinstance(data, dict) or data.get("format") != SESSION_FORMAT:
+        raise InputError(f"Session log '{path}': not an abcir consensus session ({SESSION_FORMAT}).")
+    session = from_json_dict(ConsensusSession, data, f"Session log '{path}'", InputError)
+    for reader, record in (("A", session.inputs.reader_a), ("B", session.inputs.reader_b)):
+        if not Path(record.path).is_file():
+            raise InputError(f"Session log '{path}': reader {reader}'s file '{record.path}' is gone; restore it to "
+                             "reopen the session.")
+        if file_sha256(record.path) != record.sha256:
+            raise InputError(f"Session log '{path}': reader {reader}'s file '{record.path}' has changed since the "
+                             "session (SHA-256 differs); the decisions refer to the old outlines. Start a new "
+                             "session with 'abcir consensus'.")
+    return session
+
+
+def edited_outlines(log_path: str | os.PathLike, session: ConsensusSession) -> dict[PairKey, sitk.Image]:
+    """The edited outlines of a saved session, read back from the consensus file it wrote.
+
+    The consensus file is checked against the SHA-256 in the log first.
+    """
+    edited_keys = {d.key for d in session.decisions if d.method == "edited"}
+    if not edited_keys:
+        return {}
+    if session.output is None:
+        raise InputError(f"Session log '{log_path}': edited outlines are recorded but no consensus file was written.")
+    seg_path = Path(log_path).parent / session.output.file
+    if not seg_path.is_file() or file_sha256(seg_path) != session.output.sha256:
+        raise InputError(f"Session log '{log_path}': its consensus file '{seg_path}' is missing or changed; the "
+                         "edited outlines cannot be recovered from it.")
+    by_id = {segment.segment_id: segment for segment in read_seg_nrrd(seg_path)}
+    outlines = {}
+    for record in session.output.segments:
+        key = (record.a, record.b)
+        if key in edited_keys and record.segment_id in by_id:
+            segment = by_id[record.segment_id]
+            if segment.tags.get(TAG_PREFIX + "Method") != "edited":
+                raise InputError(f"Session log '{log_path}': segment '{record.segment_id}' of '{seg_path}' is not "
+                                 f"the edited outline of {describe(key)}.")
+            outlines[key] = segment.mask
+    return outlines
+
+
+def reopen(log_path: str | os.PathLike, chair: str | None = None) -> tuple[ConsensusSession, dict[PairKey, sitk.Image]]:
+    """A new session continuing a saved one: same inputs and decisions, linked to the old log.
+
+    Returns it with the edited outlines the old session wrote, ready for more
+    ``decide`` calls and a ``write_consensus`` into a new folder.
+    """
+    old = load_session(log_path)
+    outlines = edited_outlines(log_path, old)
+    session = replace(old, chair=(chair or old.chair).strip(), created_at=now_utc(), output=None,
+                      previous_session=InputFile(str(Path(log_path).resolve()), file_sha256(log_path)),
+                      abcir_version=__version__)
+    return session, outlines

@@ -1,0 +1,325 @@
+"""One patient's prediction: probability, score, risk group, and what it rests on.
+
+A probability alone invites more trust than research weights deserve, so every
+``Prediction`` carries where its weights came from (and that they are not
+clinically validated), the lesions and RECIST findings it used, and warnings
+when the patient lies outside the training data. Inference needs numpy only:
+torch is never imported here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import __version__
+from .aggregation import aggregate
+from .bundle import LABEL_DEFINITION, WeightBundle, bundled_bundle, load_bundle
+from .clinical import ClinicalFacts, clinical_usage
+from .errors import BundleError, InputError
+from .features import LesionFeatures, ProgressCallback, extract_lesions
+from .imaging import read_ct, voxel_hash
+from .lesions import Lesion, load_lesions
+from .models import MODEL_KINDS, MLPModel, sigmoid
+from .recist import Finding, validate_targets
+from .records import from_json_dict, to_json_dict
+
+PREDICTION_SCHEMA = "abcir.prediction"
+PREDICTION_SCHEMA_VERSION = 1
+#: A model input this many training SDs from the training mean is outside anything the model was fitted on.
+OOD_Z_LIMIT = 5.0
+#: Warn when more than this share of the model's inputs are beyond ``OOD_Z_LIMIT``: one odd feature is
+#: common in radiomics (heavy tails), many mean another scanner, protocol or segmentation style.
+OOD_MAX_FRACTION = 0.10
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """The weights behind a prediction; ``sha256`` is that of ``weights.safetensors``."""
+
+    name: str
+    kind: str
+    sha256: str
+    manifest_sha256: str
+    path: str
+    trained_on: str
+    source: str
+    n_train: int
+    n_responders: int
+    clinically_validated: bool
+    cutoff_method: str
+    created: str
+
+    @classmethod
+    def from_bundle(cls, bundle: WeightBundle) -> WeightsInfo:
+        manifest = bundle.manifest
+        return cls(name=manifest.name, kind=manifest.model, sha256=bundle.weights_sha256,
+                   manifest_sha256=bundle.manifest_sha256, path=str(bundle.path),
+                   trained_on=manifest.training_data.describe(), source=manifest.training_data.source,
+                   n_train=manifest.training_data.n, n_responders=manifest.training_data.responders,
+                   clinically_validated=manifest.clinically_validated, cutoff_method=manifest.cutoff.method,
+                   created=manifest.created)
+
+
+@dataclass(frozen=True)
+class LesionSummary:
+    """A lesion the prediction used: its site and RECIST size (mm, mm^3 on the CT grid)."""
+
+    lesion_id: str
+    site: str | None
+    visceral: bool | None
+    volume_mm3: float
+    longest_axial_diameter_mm: float
+    short_axis_mm: float
+
+    @classmethod
+    def from_lesion(cls, lesion: Lesion) -> LesionSummary:
+        return cls(lesion.lesion_id, lesion.site, lesion.visceral, lesion.size.volume_mm3,
+                   lesion.longest_axial_diameter_mm, lesion.short_axis_mm)
+
+
+@dataclass(frozen=True)
+class CTIdentity:
+    """Which CT was measured: its voxel hash, and its DICOM UIDs when read from DICOM."""
+
+    sha256: str
+    study_instance_uid: str = ""
+    series_instance_uid: str = ""
+
+    @classmethod
+    def from_image(cls, image: sitk.Image) -> CTIdentity:
+        """Hash and UIDs of a CT; ``read_dicom_ct`` leaves the UIDs in the image's metadata (0020|000d, 0020|000e)."""
+        def tag(key: str) -> str:
+            return image.GetMetaData(key).strip() if image.HasMetaDataKey(key) else ""
+
+        return cls(voxel_hash(image), tag("0020|000d"), tag("0020|000e"))
+
+
+@dataclass(frozen=True)
+class DistributionCheck:
+    """How far the patient's model inputs lie from the training data, in training SDs."""
+
+    n_features: int
+    n_beyond: int
+    z_limit: float
+    max_abs_z: float
+    most_extreme_feature: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Result for one patient. ``score`` is log-odds of response; ``risk_group`` "high" when score <= cutoff."""
+
+    model: str
+    probability: float
+    score: float
+    risk_group: str | None
+    cutoff: float | None
+    weights: WeightsInfo
+    clinical: ClinicalFacts | None
+    lesions: tuple[LesionSummary, ...]
+    recist: tuple[Finding, ...]
+    warnings: tuple[str, ...]
+    ct: CTIdentity | None
+    distribution: DistributionCheck | None
+    aggregation: str | None
+    abcir_version: str = __version__
+
+    @property
+    def provenance(self) -> str:
+        """The line shown with every probability: whose weights, trained on what, validated or not."""
+        weights = self.weights
+        status = ("clinically validated" if weights.clinically_validated
+                  else "NOT clinically validated: research use only, not for treatment decisions")
+        return (f"Weights '{weights.name}' ({weights.kind}, sha256 {weights.sha256[:12]}), trained on "
+                f"{weights.trained_on}; {status}.")
+
+    def to_dict(self) -> dict:
+        """The result JSON: the fields, plus schema and the provenance line."""
+        return {"schema": PREDICTION_SCHEMA, "schema_version": PREDICTION_SCHEMA_VERSION,
+                **to_json_dict(self), "provenance": self.provenance}
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "Prediction") -> Prediction:
+        """Read a result JSON back (the provenance line is recomputed, not trusted)."""
+        if not isinstance(data, dict) or data.get("schema") != PREDICTION_SCHEMA:
+            raise InputError(f"{where}: not an abcir prediction (field 'schema' is not '{PREDICTION_SCHEMA}').")
+        if data.get("schema_version") != PREDICTION_SCHEMA_VERSION:
+            raise InputError(f"{where}: field 'schema_version' is {data.get('schema_version')!r}; this abcir "
+                             f"{__version__} reads version {PREDICTION_SCHEMA_VERSION}.")
+        fields = {key: value for key, value in data.items() if key not in ("schema", "schema_version", "provenance")}
+        return from_json_dict(cls, fields, where, InputError)
+
+
+def resolve_bundle(model: str | None, weights: WeightBundle | str | os.PathLike | None) -> WeightBundle:
+    """The bundle to use: the given one (checked to be of ``model``) or the bundled one of ``model``.
+
+    ``model`` None means "the kind of the given weights" (combined when none are given).
+    """
+    if model is not None and model not in MODEL_KINDS:
+        raise InputError(f"Model '{model}' is unknown; use one of {', '.join(MODEL_KINDS)}.")
+    if weights is None:
+        bundle = bundled_bundle(model or "combined")
+    else:
+        bundle = weights if isinstance(weights, WeightBundle) else load_bundle(weights)
+    if model is not None and bundle.kind != model:
+        raise BundleError(f"Weights '{bundle.path}': a {bundle.kind} model, but the {model} model was asked for. "
+                          f"Use --model {bundle.kind}, or weights of a {model} model.")
+    return bundle
+
+
+def _require_clinical(bundle: WeightBundle, clinical: ClinicalFacts | None) -> None:
+    if bundle.kind != "radiomics" and clinical is None:
+        raise InputError(f"The {bundle.kind} model needs the four clinical facts and does not guess missing ones: "
+                         f"give {clinical_usage()}, or use --model radiomics.")
+
+
+def _recist(lesions: Sequence[Lesion]) -> list[Finding]:
+    findings = validate_targets(lesions)
+    errors = [finding.message for finding in findings if finding.severity == "error"]
+    if errors:
+        raise InputError("RECIST 1.1: " + " ".join(errors))
+    return findings
+
+
+def _consistency_warnings(lesions: Sequence[Lesion], clinical: ClinicalFacts | None) -> list[str]:
+    """Clinical facts that the segmented target lesions contradict (the user decides which is right)."""
+    if clinical is None:
+        return []
+    warnings = []
+    visceral = [lesion.lesion_id for lesion in lesions if lesion.visceral]
+    if visceral and not clinical.visceral:
+        warnings.append(f"visceral=no, but target lesion(s) {', '.join(visceral)} lie in visceral sites; "
+                        "check the clinical facts or the lesion sites.")
+    sites = {lesion.site for lesion in lesions if lesion.site}
+    if len(sites) >= 3 and not clinical.metastatic_sites_ge3:
+        warnings.append(f"sites=1-2, but the target lesions lie in {len(sites)} sites ({', '.join(sorted(sites))}); "
+                        "check the clinical facts or the lesion sites.")
+    return warnings
+
+
+def _distribution(model: MLPModel, vector: np.ndarray) -> DistributionCheck:
+    z = np.abs(model.standardise(vector)[0])
+    worst = int(np.argmax(z))
+    return DistributionCheck(n_features=int(z.size), n_beyond=int(np.sum(z > OOD_Z_LIMIT)), z_limit=OOD_Z_LIMIT,
+                             max_abs_z=float(z[worst]), most_extreme_feature=model.preprocessing.selected[worst])
+
+
+def _extractor_warnings(bundle: WeightBundle, rows: Sequence[LesionFeatures]) -> list[str]:
+    trained = bundle.manifest.features
+    warnings = []
+    versions = sorted({row.provenance.pyradiomics_version for row in rows})
+    if versions != [trained.pyradiomics_version]:
+        warnings.append(f"Features computed with pyradiomics {', '.join(versions)}, weights trained on features of "
+                        f"pyradiomics {trained.pyradiomics_version}; values may differ. Install "
+                        f"pyradiomics=={trained.pyradiomics_version}.")
+    if {row.provenance.parameter_file_sha256 for row in rows} != {trained.parameter_file_sha256}:
+        warnings.append("Features computed with another pyradiomics parameter file than the training features; "
+                        "values may differ. Use the parameter file shipped with the weights' abcir version.")
+    return warnings
+
+
+def _predict(lesions: Sequence[Lesion], rows: Sequence[LesionFeatures], clinical: ClinicalFacts | None,
+             bundle: WeightBundle, ct: CTIdentity | None) -> Prediction:
+    """The prediction itself; warnings are ordered by how much they bear on the probability."""
+    findings = _recist(lesions)
+    model = bundle.model()
+    clinical_vector = None if bundle.kind == "radiomics" else clinical.vector()[None, :]
+    warnings: list[str] = []
+    distribution = aggregation = vector = None
+    if isinstance(model, MLPModel):
+        if not rows:
+            raise InputError(f"The {bundle.kind} model needs target lesions to extract radiomics features from.")
+        aggregation = model.preprocessing.aggregation
+        vector = aggregate(np.vstack([row.values for row in rows]),
+                           np.array([row.lesion.size.volume_mm3 for row in rows]), aggregation)[None, :]
+        distribution = _distribution(model, vector)
+        if distribution.n_beyond > OOD_MAX_FRACTION * distribution.n_features:
+            warnings.append(f"Out of distribution: {distribution.n_beyond} of {distribution.n_features} model inputs "
+                            f"lie more than {OOD_Z_LIMIT:g} SD from the training mean (largest |z| "
+                            f"{distribution.max_abs_z:.1f}, {distribution.most_extreme_feature}); this CT or "
+                            "segmentation differs from the training data and the probability is less trustworthy.")
+        warnings += _extractor_warnings(bundle, rows)
+    if bundle.manifest.training_data.label_definition != LABEL_DEFINITION:
+        warnings.append(f"The weights were trained on the labels '{bundle.manifest.training_data.label_definition}', "
+                        f"not '{LABEL_DEFINITION}'; the probability is of the former.")
+    if bundle.manifest.training_data.source == "synthetic":
+        warnings.append("These weights were trained on synthetic data: the probability demonstrates the software "
+                        "and says nothing about this patient.")
+    warnings += _consistency_warnings(lesions, clinical)
+    score = float(model.score(vector, clinical_vector)[0])
+    cutoff = bundle.manifest.cutoff
+    if cutoff.value is None:
+        risk_group = None
+        warnings.append(f"No risk group: the weights carry no risk cut-off ({cutoff.note or cutoff.method}).")
+    else:
+        risk_group = "high" if score <= cutoff.value else "low"
+    return Prediction(model=bundle.kind, probability=float(sigmoid(score)), score=score, risk_group=risk_group,
+                      cutoff=cutoff.value, weights=WeightsInfo.from_bundle(bundle),
+                      clinical=None if bundle.kind == "radiomics" else clinical,
+                      lesions=tuple(LesionSummary.from_lesion(lesion) for lesion in lesions),
+                      recist=tuple(findings), warnings=tuple(warnings), ct=ct, distribution=distribution,
+                      aggregation=aggregation)
+
+
+def predict_features(rows: Sequence[LesionFeatures], clinical: ClinicalFacts | None, model: str | None = "combined",
+                     bundle: WeightBundle | str | os.PathLike | None = None, ct: CTIdentity | None = None) -> Prediction:
+    """Prediction from features already extracted (one row per target lesion of one patient).
+
+    Lets a caller change the clinical facts or the model without extracting again.
+    """
+    bundle = resolve_bundle(model, bundle)
+    _require_clinical(bundle, clinical)
+    return _predict([row.lesion for row in rows], rows, clinical, bundle, ct)
+
+
+def predict_lesions(ct: sitk.Image | None, lesions: Sequence[Lesion], clinical: ClinicalFacts | None,
+                    model: str | None = "combined", bundle: WeightBundle | str | os.PathLike | None = None,
+                    jobs: int = 1, progress: ProgressCallback | None = None, patient_id: str = "patient"
+                    ) -> Prediction:
+    """Prediction for one patient from the CT and its target lesions (masks on the CT grid).
+
+    The clinical model needs neither CT nor lesions; when given they are
+    listed and checked against RECIST all the same.
+    """
+    bundle = resolve_bundle(model, bundle)
+    _require_clinical(bundle, clinical)
+    _recist(lesions)  # refuse before the slow extraction
+    identity = None if ct is None else CTIdentity.from_image(ct)
+    rows: list[LesionFeatures] = []
+    if bundle.kind != "clinical":
+        if ct is None or not lesions:
+            raise InputError(f"The {bundle.kind} model needs the CT and its target lesions.")
+        rows = extract_lesions(ct, lesions, patient_id, jobs=jobs, progress=progress)
+    return _predict(lesions, rows, clinical, bundle, identity)
+
+
+def predict_patient(ct_path: str | os.PathLike | None, lesion_paths: Sequence[str | os.PathLike],
+                    clinical: ClinicalFacts | None, model: str | None = "combined",
+                    weights: str | os.PathLike | None = None, sites_csv: str | os.PathLike | None = None,
+                    jobs: int = 1, progress: ProgressCallback | None = None,
+                    series_uid: str | None = None) -> Prediction:
+    """Prediction from files: a CT (DICOM folder or image file), lesion file(s), clinical facts, weights.
+
+    The files are only read. Weights and clinical facts are checked before the
+    CT is read, so a mistake there is reported at once.
+    """
+    bundle = resolve_bundle(model, weights)
+    _require_clinical(bundle, clinical)
+    if ct_path is None:
+        if bundle.kind != "clinical":
+            raise InputError(f"The {bundle.kind} model needs the CT (--ct) and its target lesions (--lesions).")
+        return predict_lesions(None, [], clinical, bundle.kind, bundle)
+    path = Path(ct_path)
+    image = read_ct(path, series_uid)
+    if not lesion_paths and bundle.kind != "clinical":
+        raise InputError(f"The {bundle.kind} model needs the target lesions (--lesions).")
+    lesions = load_lesions(lesion_paths, image, sites_csv) if lesion_paths else []
+    return predict_lesions(image, lesions, clinical, bundle.kind, bundle, jobs, progress,
+                           patient_id=path.name.split(".")[0])
+
