@@ -36,7 +36,7 @@ from .clinical import CLINICAL_ENCODING
 from .errors import BundleError, InputError
 from .features import feature_names, feature_names_sha256
 from .imaging import file_sha256
-from .models import MODEL_KINDS, LogisticArchitecture, LogisticModel, MLPArchitecture, MLPModel, ResponseModel
+from .models import MODEL_KINDS, LogisticArchitecture, MLPArchitecture, ResponseModel, build_model
 from .models.preprocessing import RadiomicsPreprocessing
 from .records import from_json_dict, to_json_dict
 from .resources import weights_dir
@@ -161,9 +161,8 @@ class WeightBundle:
     def model(self) -> ResponseModel:
         """The numpy model of this bundle."""
         manifest = self.manifest
-        if isinstance(manifest.architecture, LogisticArchitecture):
-            return LogisticModel(manifest.architecture, self.tensors)
-        return MLPModel(manifest.architecture, manifest.preprocessing, self.tensors, manifest.features.names)
+        names = None if manifest.features is None else manifest.features.names
+        return build_model(manifest.architecture, manifest.preprocessing, self.tensors, names)
 
 
 def _fail(where: Path | str, problem: str) -> BundleError:
@@ -346,7 +345,8 @@ def write_bundle(path: str | os.PathLike, manifest: WeightsManifest, tensors: di
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
     try:
-        save_file(arrays, str(staging / WEIGHTS), metadata={"format": SCHEMA, "model": manifest.model})
+        # One metadata key only: safetensors writes a map in arbitrary order, and the bytes must not vary.
+        save_file(arrays, str(staging / WEIGHTS), metadata={"format": f"{SCHEMA}:{manifest.model}"})
         final = replace(manifest, files={WEIGHTS: file_sha256(staging / WEIGHTS)})
         text = json.dumps(to_json_dict(final), indent=2, allow_nan=False)
         (staging / MANIFEST).write_text(text + "\n")

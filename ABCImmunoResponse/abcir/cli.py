@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shlex
 import sys
 from typing import Sequence
 
@@ -25,6 +26,10 @@ COMMAND_MODULES = (
     "abcir.commands.dicom_series",
     "abcir.commands.export_dicom",
     "abcir.evaluation",
+    "abcir.commands.make_cohort",
+    "abcir.commands.train",
+    "abcir.commands.demo",
+    "abcir.commands.batch",
 )
 
 
@@ -48,6 +53,8 @@ def stderr_progress(done: int, total: int, what: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # How the command was given, for records such as a bundle's training provenance.
+    args.command_line = "abcir " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:

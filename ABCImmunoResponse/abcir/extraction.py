@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from .feature_cache import FeatureCache
 from .features import LesionFeatures, ProgressCallback, extract_lesions
 from .imaging import read_ct
 from .lesions import load_lesions
@@ -14,7 +15,7 @@ from .lesions import load_lesions
 def extract_patient(ct_path: str | os.PathLike, lesion_paths: Sequence[str | os.PathLike],
                     patient_id: str | None = None, sites_csv: str | os.PathLike | None = None,
                     jobs: int = 1, progress: ProgressCallback | None = None,
-                    series_uid: str | None = None) -> list[LesionFeatures]:
+                    series_uid: str | None = None, cache: FeatureCache | None = None) -> list[LesionFeatures]:
     """Features of every lesion of one patient, from a CT path and lesion file(s).
 
     The patient id defaults to the CT's file or folder name.
@@ -22,4 +23,4 @@ def extract_patient(ct_path: str | os.PathLike, lesion_paths: Sequence[str | os.
     ct = read_ct(ct_path, series_uid=series_uid)
     lesions = load_lesions(lesion_paths, ct, sites_csv)
     patient = patient_id or Path(ct_path).name.split(".")[0]
-    return extract_lesions(ct, lesions, patient, jobs=jobs, progress=progress)
+    return extract_lesions(ct, lesions, patient, jobs=jobs, progress=progress, cache=cache)

@@ -66,7 +66,9 @@ def read_features_csv(path: str | os.PathLike) -> pd.DataFrame:
     """A features table written by ``write_features_csv`` (or by a site in the same layout)."""
     path = Path(path)
     try:
-        frame = pd.read_csv(path, dtype={"patient_id": str, "lesion_id": str, "site": str})
+        # round_trip: pandas' default float parser can differ from the written value in the last bit.
+        frame = pd.read_csv(path, dtype={"patient_id": str, "lesion_id": str, "site": str},
+                            float_precision="round_trip")
     except (OSError, pd.errors.ParserError) as error:
         raise InputError(f"Features '{path}': cannot be read ({error}).") from error
     missing = [name for name in (*LESION_COLUMNS, *feature_names()) if name not in frame.columns]

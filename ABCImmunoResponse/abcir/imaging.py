@@ -77,7 +77,8 @@ def voxel_hash(image: sitk.Image) -> str:
     digest.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)).tobytes())
     digest.update(image.GetPixelIDTypeAsString().encode())
     for values in (image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection()):
-        digest.update(np.asarray(values, dtype=float).round(6).tobytes())
+        # 9 decimals: header rounding (0.9765625 read as 0.9765625000000001) must not change the identity.
+        digest.update(np.asarray(values, dtype=float).round(9).tobytes())
     return digest.hexdigest()
 
 

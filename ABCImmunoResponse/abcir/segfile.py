@@ -9,7 +9,9 @@ survives saving and loading in Slicer (checked with slicer-core in the tests).
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +21,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
+from .sites import SITE_TAG
 
-SITE_TAG = "ABCImmunoResponse.Site"
+__all__ = ["SITE_TAG", "Segment", "read_seg_nrrd", "write_seg_nrrd"]
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 
 
@@ -186,10 +189,14 @@ def write_seg_nrrd(path: str | os.PathLike, segments: list[Segment], overwrite: 
             prefix + "Tags": _format_tags(segment.tags),
         })
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    nrrd.write(buffer, data, header)
+    # pynrrd stamps the time in a comment line; without it the same segments give the same bytes.
+    content = re.sub(rb"# on [^\n]*\(GMT\)\.\n", b"", buffer.getvalue(), count=1)
     handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".seg.nrrd", dir=path.parent)
-    os.close(handle)
     try:
-        nrrd.write(temporary, data, header)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

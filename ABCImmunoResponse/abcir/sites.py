@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The segment tag that carries a lesion's site key in Slicer segmentations and .seg.nrrd files.
+SITE_TAG = "ABCImmunoResponse.Site"
+
 
 @dataclass(frozen=True)
 class Site:

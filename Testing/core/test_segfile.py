@@ -75,3 +75,10 @@ def test_plain_labelmap_is_not_a_segmentation(tmp_path):
     nrrd.write(str(tmp_path / "plain.seg.nrrd"), np.ones((4, 4, 4), dtype=np.uint8))
     with pytest.raises(InputError, match="no SegmentN_ fields"):
         read_seg_nrrd(tmp_path / "plain.seg.nrrd")
+
+
+def test_same_segments_give_the_same_bytes(tmp_path):
+    segments = _segments()
+    first = write_seg_nrrd(tmp_path / "first.seg.nrrd", segments).read_bytes()
+    second = write_seg_nrrd(tmp_path / "second.seg.nrrd", segments).read_bytes()
+    assert first == second and b"# on " not in first

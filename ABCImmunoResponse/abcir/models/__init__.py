@@ -19,7 +19,7 @@ from .preprocessing import FeatureSelection, RadiomicsPreprocessing
 MODEL_KINDS = ("combined", "radiomics", "clinical")
 
 __all__ = ["MODEL_KINDS", "FeatureSelection", "LogisticArchitecture", "LogisticModel", "MLPArchitecture",
-           "MLPModel", "RadiomicsPreprocessing", "ResponseModel", "sigmoid"]
+           "MLPModel", "RadiomicsPreprocessing", "ResponseModel", "build_model", "sigmoid"]
 
 
 class ResponseModel(Protocol):
@@ -36,3 +36,11 @@ def sigmoid(score: np.ndarray | float) -> np.ndarray:
     positive = score >= 0
     exp = np.exp(-np.abs(score))
     return np.where(positive, 1.0 / (1.0 + exp), exp / (1.0 + exp))
+
+
+def build_model(architecture: MLPArchitecture | LogisticArchitecture, preprocessing: RadiomicsPreprocessing | None,
+                tensors: dict[str, np.ndarray], feature_names: tuple[str, ...] | None) -> ResponseModel:
+    """The numpy model for an architecture and its tensors (a bundle's, or a fresh fit's)."""
+    if isinstance(architecture, LogisticArchitecture):
+        return LogisticModel(architecture, tensors)
+    return MLPModel(architecture, preprocessing, tensors, feature_names)

@@ -163,6 +163,9 @@ def contingency_test(table: np.ndarray) -> tuple[str, float | None]:
         p_value = fisher_exact_2xc(table)
         if p_value is not None:
             return "Fisher exact", p_value
+    if not hasattr(stats, "MonteCarloMethod"):  # scipy < 1.15 (as in Slicer 5.8) has no R x C Fisher test
+        return ("Pearson chi-square (some expected counts < 5; this scipy has no Monte Carlo Fisher test)",
+                float(stats.chi2_contingency(table, correction=True).pvalue))
     method = stats.MonteCarloMethod(n_resamples=MONTE_CARLO_TABLES, rng=np.random.default_rng(0))
     return ("Fisher exact (Monte Carlo)",
             float(stats.fisher_exact(table, method=method).pvalue))

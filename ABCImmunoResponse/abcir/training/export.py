@@ -27,7 +27,7 @@ from ..bundle import (
 from ..clinical import CLINICAL_ENCODING
 from ..features import feature_names, feature_names_sha256, pyradiomics_version
 from ..imaging import file_sha256
-from ..models import LogisticArchitecture, MLPArchitecture, RadiomicsPreprocessing
+from ..models import LogisticArchitecture, MLPArchitecture, RadiomicsPreprocessing, ResponseModel, build_model
 from ..resources import parameter_file
 
 
@@ -49,6 +49,18 @@ class ModelFit:
     validation: tuple[ValidationRecord, ...]
     software: dict[str, str]
 
+    def model(self) -> ResponseModel:
+        """The numpy model of this fit, as its bundle will give it."""
+        return build_model(self.architecture, self.preprocessing, self.tensors, feature_names())
+
+
+def _creation_time() -> str:
+    """Now, or $SOURCE_DATE_EPOCH when set (the reproducible-builds convention), so that the same
+    training run can give byte-identical bundles."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return moment.isoformat(timespec="seconds")
+
 
 def save_bundle(path: str | os.PathLike, fit: ModelFit, *, name: str, training_data: TrainingData, cutoff: Cutoff,
                 validation: Sequence[ValidationRecord] = (), features: FeatureSet | None = None) -> Path:
@@ -68,7 +80,7 @@ def save_bundle(path: str | os.PathLike, fit: ModelFit, *, name: str, training_d
         schema=SCHEMA,
         schema_version=SCHEMA_VERSION,
         name=name,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=_creation_time(),
         model=fit.kind,
         architecture=fit.architecture,
         features=None if fit.kind == "clinical" else features,

@@ -1,0 +1,115 @@
+"""Save case: the segmentation, the result, the features and the lesion table, into one folder.
+
+All files of a case share one base name. If any of them already exists in the
+folder, the whole set gets the next free numbered name (``case_2``), so files
+of different saves are never mixed and nothing is overwritten; the caller is
+told the name that was used.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from abcir.errors import InputError
+
+from .lesion_table import LesionRow
+
+if TYPE_CHECKING:
+    from abcir.features import LesionFeatures
+    from abcir.prediction import Prediction
+
+SEGMENTATION_SUFFIX = ".seg.nrrd"
+RESULT_SUFFIX = ".result.json"
+FEATURES_SUFFIX = ".features.csv"
+FEATURES_PROVENANCE_SUFFIX = ".features.provenance.json"  # abcir.feature_table.provenance_path of the CSV
+LESIONS_SUFFIX = ".lesions.csv"
+CASE_SUFFIXES = (SEGMENTATION_SUFFIX, RESULT_SUFFIX, FEATURES_SUFFIX, FEATURES_PROVENANCE_SUFFIX, LESIONS_SUFFIX)
+LESION_TABLE_COLUMNS = ("segment_id", "lesion", "site", "site_from_name", "visceral", "included",
+                        "longest_axial_diameter_mm", "short_axis_mm", "volume_ml", "findings")
+
+
+@dataclass(frozen=True)
+class SavedCase:
+    """What was written: the base name used, whether it differs from the one asked for, the files."""
+
+    baseName: str
+    renamed: bool
+    files: tuple[Path, ...]
+
+
+def safeFileName(name: str) -> str:
+    """A node name as a file name on every system (no path separators or reserved characters)."""
+    cleaned = re.sub(r'[<>:"/\\|?*\x00-\x1f]+', "_", name).strip(" .")
+    return cleaned or "case"
+
+
+def freeBaseName(folder: Path, baseName: str) -> str:
+    """``baseName``, or ``baseName_2``, ``_3``, ... : the first for which no file of the case exists."""
+    candidate, number = baseName, 1
+    while any((folder / f"{candidate}{suffix}").exists() for suffix in CASE_SUFFIXES):
+        number += 1
+        candidate = f"{baseName}_{number}"
+    return candidate
+
+
+def writeLesionTable(path: Path, rows: Sequence[LesionRow]) -> Path:
+    """The panel's lesion table as CSV: every segment, ticked or not, with sizes and RECIST findings."""
+    with open(path, "x", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(LESION_TABLE_COLUMNS)
+        for row in rows:
+            writer.writerow([row.segmentId, row.name, row.site or "", int(row.siteFromName),
+                             "" if row.visceral is None else int(row.visceral), int(row.included),
+                             repr(row.longest_axial_diameter_mm), repr(row.short_axis_mm), repr(row.volumeMl),
+                             " ".join(finding.message for finding in row.findings)])
+    return path
+
+
+def writeSegmentation(path: Path, segmentationNode) -> Path:
+    """The segmentation as Slicer writes it (tags and terminology included), without changing the scene."""
+    import slicer
+
+    temporary = path.with_name(f".tmp-{path.name}")
+    storage = slicer.vtkMRMLSegmentationStorageNode()
+    storage.SetFileName(str(temporary))
+    try:
+        if not storage.WriteData(segmentationNode):
+            raise InputError(f"Segmentation '{segmentationNode.GetName()}': Slicer could not write it to '{path}'.")
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return path
+
+
+def saveCase(folder: str | os.PathLike, caseName: str, segmentationNode, prediction: Prediction | None,
+             features: Sequence[LesionFeatures], lesionRows: Sequence[LesionRow]) -> SavedCase:
+    """Write the case's files to ``folder`` (created if needed) under a base name no file there uses yet."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = safeFileName(caseName)
+    base = freeBaseName(folder, wanted)
+    written = []
+    if segmentationNode is not None:
+        written.append(writeSegmentation(folder / f"{base}{SEGMENTATION_SUFFIX}", segmentationNode))
+    if prediction is not None:
+        path = folder / f"{base}{RESULT_SUFFIX}"
+        with open(path, "x") as handle:
+            json.dump(prediction.to_dict(), handle, indent=2)
+        written.append(path)
+    if features:
+        from abcir.feature_table import provenance_path, write_features_csv
+
+        path = write_features_csv(folder / f"{base}{FEATURES_SUFFIX}", features)
+        written += [path, provenance_path(path)]
+    if lesionRows:
+        written.append(writeLesionTable(folder / f"{base}{LESIONS_SUFFIX}", lesionRows))
+    if not written:
+        raise InputError("Save case: nothing to save yet; select a segmentation or run Predict first.")
+    return SavedCase(base, base != wanted, tuple(written))

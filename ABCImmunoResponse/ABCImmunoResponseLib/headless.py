@@ -1,0 +1,160 @@
+"""Predict on a saved scene without a window, for CI systems and batch runs.
+
+Outside Slicer, with the ``slicer-core`` wheel (folder ``ABCImmunoResponse`` on the path)::
+
+    PYTHONPATH=ABCImmunoResponse python -m ABCImmunoResponseLib.headless case.mrb --out result.json
+
+Inside Slicer::
+
+    Slicer --no-main-window --python-script ABCImmunoResponse/ABCImmunoResponseLib/headless.py \
+        case.mrb --out result.json
+
+The CT, segmentation, clinical facts, model and weights are those the panel
+saved in the scene's parameter node; options override them. The result JSON is
+``Prediction.to_dict()``; ``--table`` writes the result table as CSV and
+``--save-scene`` a new ``.mrb`` holding the result table, as the panel would.
+Existing files are never overwritten. Exit code 0 on success, 2 when an input
+is wrong (the message says which and how to fix it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+if __package__ in (None, ""):  # run as a script (Slicer --python-script): import the package by its name
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import slicer  # noqa: E402
+
+from abcir.errors import InputError  # noqa: E402
+
+from ABCImmunoResponseLib.case import collectCaseInputs, runCase  # noqa: E402
+from ABCImmunoResponseLib.parameters import (METASTATIC_SITES_CHOICES, PRIOR_LINES_CHOICES,  # noqa: E402
+                                             YES_NO_CHOICES, CaseParameters, findParameterNode,
+                                             readCaseParameters, writeNodeReference)
+from ABCImmunoResponseLib.results import addResultTable, resultLines  # noqa: E402
+
+EXIT_INPUT_ERROR = 2
+
+
+def buildParser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ABCImmunoResponseLib.headless",
+        description="Run the ABCImmunoResponse prediction on a saved Slicer scene (.mrb or .mrml). "
+                    "Research software; not clinically validated.")
+    parser.add_argument("scene", type=Path, help="scene saved from Slicer (.mrb bundle or .mrml file)")
+    parser.add_argument("--out", type=Path, required=True, help="result JSON to write (must not exist)")
+    parser.add_argument("--table", type=Path, help="also write the result table as CSV (must not exist)")
+    parser.add_argument("--save-scene", type=Path, help="also write the scene with the result table as .mrb")
+    parser.add_argument("--ct", help="name of the CT volume node (default: the panel's, else the only one)")
+    parser.add_argument("--segmentation",
+                        help="name of the segmentation node (default: the panel's, else the only one)")
+    parser.add_argument("--model", choices=("combined", "radiomics", "clinical"), help="default: the panel's")
+    parser.add_argument("--weights", help="weight bundle folder (default: the panel's, else the bundled weights)")
+    parser.add_argument("--lines", choices=PRIOR_LINES_CHOICES[1:], help="prior lines of therapy")
+    parser.add_argument("--sites", choices=METASTATIC_SITES_CHOICES[1:], help="number of metastatic sites")
+    parser.add_argument("--visceral", choices=YES_NO_CHOICES[1:], help="visceral metastasis")
+    parser.add_argument("--tnbc", choices=YES_NO_CHOICES[1:], help="triple-negative breast cancer")
+    return parser
+
+
+def _onlyNode(scene, className: str, name: str | None, what: str, option: str):
+    if name:
+        node = scene.GetFirstNode(name, className)
+        if node is None:
+            raise InputError(f"{what} '{name}': no such node in the scene.")
+        return node
+    count = scene.GetNumberOfNodesByClass(className)
+    if count != 1:
+        raise InputError(f"{what}: the panel's saved state names none and the scene holds {count}; "
+                         f"name the one to use with {option}.")
+    return scene.GetNthNodeByClass(0, className)
+
+
+def caseParameters(scene, args: argparse.Namespace) -> CaseParameters:
+    """The panel's saved state, with the options applied on top."""
+    parameterNode = findParameterNode(scene)
+    parameters = readCaseParameters(parameterNode) if parameterNode is not None else CaseParameters()
+    for option, field in (("model", "model"), ("weights", "bundlePath"), ("lines", "priorLines"),
+                          ("sites", "metastaticSites"), ("visceral", "visceral"), ("tnbc", "tnbc")):
+        if getattr(args, option):
+            setattr(parameters, field, getattr(args, option))
+    # Facts given here are confirmed by whoever runs the command.
+    if args.sites:
+        parameters.metastaticSitesPrefilled = False
+    if args.visceral:
+        parameters.visceralPrefilled = False
+    if args.ct or parameters.ctVolume is None:
+        parameters.ctVolume = _onlyNode(scene, "vtkMRMLScalarVolumeNode", args.ct, "CT volume", "--ct")
+    if args.segmentation or (parameters.segmentation is None and parameters.model != "clinical"):
+        parameters.segmentation = _onlyNode(scene, "vtkMRMLSegmentationNode", args.segmentation, "Segmentation",
+                                            "--segmentation")
+    return parameters
+
+
+def _refuseExisting(*paths: Path | None) -> None:
+    for path in paths:
+        if path is not None and path.exists():
+            raise InputError(f"Output '{path}' already exists; choose another name (it is not overwritten).")
+
+
+def _stderrProgress(done: int, total: int, what: str) -> None:
+    print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
+
+
+def _writeTable(tableNode, path: Path) -> None:
+    storage = slicer.vtkMRMLTableStorageNode()
+    storage.SetFileName(str(path))
+    if not storage.WriteData(tableNode):
+        raise InputError(f"Output '{path}': the result table could not be written.")
+
+
+def run(args: argparse.Namespace, scene, load) -> int:
+    """Load, predict, write; ``load(path)`` reads the scene file into ``scene``."""
+    _refuseExisting(args.out, args.table, args.save_scene)
+    if not args.scene.is_file():
+        raise InputError(f"Scene '{args.scene}': no such file.")
+    load(args.scene)
+    parameters = caseParameters(scene, args)
+    result = runCase(collectCaseInputs(parameters), _stderrProgress)
+    prediction = result.prediction
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "x") as handle:
+        json.dump(prediction.to_dict(), handle, indent=2)
+    if args.table or args.save_scene:
+        tableNode = addResultTable(scene, prediction, parameters.ctVolume.GetName())
+        parameterNode = findParameterNode(scene)
+        if parameterNode is not None:
+            writeNodeReference(parameterNode, "resultTable", tableNode)
+        if args.table:
+            _writeTable(tableNode, args.table)
+        if args.save_scene and not scene.WriteToMRB(str(args.save_scene)):
+            raise InputError(f"Output '{args.save_scene}': the scene could not be written.")
+    print(resultLines(prediction).text())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = buildParser().parse_args(argv)
+    try:
+        if hasattr(slicer, "app"):  # inside Slicer: its scene and its readers
+            return run(args, slicer.mrmlScene, lambda path: slicer.util.loadScene(str(path)))
+        from ABCImmunoResponseLib.standalone import newStandaloneScene
+
+        standalone = newStandaloneScene()
+        return run(args, standalone.scene, standalone.load)
+    except InputError as error:
+        print(f"ABCImmunoResponse headless: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+
+
+if __name__ == "__main__":
+    code = main()
+    if hasattr(slicer, "app"):
+        slicer.util.exit(code)
+    else:
+        sys.exit(code)

@@ -1,0 +1,156 @@
+"""The lesion table's content: one row per segment with its site, RECIST size and RECIST findings.
+
+Sizes are measured as the prediction will measure them (the core's
+``measure_lesion`` on the CT grid), and the RECIST 1.1 findings are the core's
+``validate_targets`` over the ticked segments in table order, so what the reader
+sees in the table is what Predict will check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import slicer
+from abcir.measurements import LesionSize, measure_lesion
+from abcir.recist import Finding, validate_targets
+from abcir.sites import SITES, is_visceral
+
+from .segments import isSegmentIncluded, segmentIds, segmentMask, segmentSite
+
+MM3_PER_ML = 1000.0
+EMPTY_RULE = "empty"
+DUPLICATE_RULE = "duplicate_name"
+
+
+@dataclass(frozen=True)
+class LesionRow:
+    """One segment as a candidate target lesion."""
+
+    segmentId: str
+    name: str
+    site: str | None
+    siteFromName: bool  # the site is a guess from the name; no site tag yet
+    included: bool
+    size: LesionSize
+    findings: tuple[Finding, ...]
+
+    # The rules in abcir.recist read these names.
+    @property
+    def lesion_id(self) -> str:
+        return self.name
+
+    @property
+    def longest_axial_diameter_mm(self) -> float:
+        return self.size.longest_axial_diameter_mm
+
+    @property
+    def short_axis_mm(self) -> float:
+        return self.size.short_axis_mm
+
+    @property
+    def visceral(self) -> bool | None:
+        return is_visceral(self.site)
+
+    @property
+    def isLymphNode(self) -> bool:
+        return self.site in SITES and SITES[self.site].lymph_node
+
+    @property
+    def volumeMl(self) -> float:
+        return self.size.volume_mm3 / MM3_PER_ML
+
+    @property
+    def blocking(self) -> bool:
+        """A ticked row with an error finding stops Predict."""
+        return self.included and any(finding.severity == "error" for finding in self.findings)
+
+
+class SizeCache:
+    """RECIST sizes by segment, reused while the segment's voxels, the CT grid and the transforms are unchanged.
+
+    The panel refreshes the table on every edit; measuring every segment again
+    each time would make drawing sluggish with large lesions.
+    """
+
+    def __init__(self) -> None:
+        self._sizes: dict[tuple, LesionSize] = {}
+
+    @staticmethod
+    def _key(segmentationNode, segmentId: str, volumeNode) -> tuple:
+        segment = segmentationNode.GetSegmentation().GetSegment(segmentId)
+        labelmap = segment.GetRepresentation(
+            slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())
+        transforms = tuple(node.GetParentTransformNode().GetMTime() if node.GetParentTransformNode() else 0
+                           for node in (segmentationNode, volumeNode))
+        return (segmentationNode.GetID(), segmentId, segment.GetLabelValue(),
+                labelmap.GetMTime() if labelmap is not None else 0, volumeNode.GetID(),
+                volumeNode.GetImageData().GetMTime(), transforms)
+
+    def size(self, segmentationNode, segmentId: str, volumeNode) -> LesionSize:
+        key = self._key(segmentationNode, segmentId, volumeNode)
+        if key not in self._sizes:
+            self._sizes = {old: size for old, size in self._sizes.items() if old[:2] != key[:2]}
+            self._sizes[key] = measure_lesion(segmentMask(segmentationNode, segmentId, volumeNode))
+        return self._sizes[key]
+
+
+def lesionRows(segmentationNode, volumeNode, sizes: SizeCache | None = None) -> list[LesionRow]:
+    """Every segment of the segmentation, measured on the CT grid, with its RECIST findings."""
+    sizes = sizes or SizeCache()
+    segmentation = segmentationNode.GetSegmentation()
+    measured = []
+    for segmentId in segmentIds(segmentationNode):
+        segment = segmentation.GetSegment(segmentId)
+        site = segmentSite(segment)
+        size = sizes.size(segmentationNode, segmentId, volumeNode)
+        measured.append(LesionRow(segmentId, segment.GetName(), site.site, site.fromName,
+                                  isSegmentIncluded(segment), size, ()))
+    return _withFindings(measured)
+
+
+def _withFindings(rows: list[LesionRow]) -> list[LesionRow]:
+    ticked = [row for row in rows if row.included]
+    names = [row.name for row in ticked]
+    extra: dict[str, list[Finding]] = {}
+    for row in ticked:
+        if names.count(row.name) > 1:
+            extra.setdefault(row.segmentId, []).append(Finding(
+                row.name, "error", DUPLICATE_RULE,
+                f"Lesion '{row.name}': {names.count(row.name)} ticked segments have this name; rename one so "
+                "each lesion can be told apart in the results."))
+        if row.size.voxel_count == 0:
+            extra.setdefault(row.segmentId, []).append(Finding(
+                row.name, "error", EMPTY_RULE,
+                f"Lesion '{row.name}': the segment is empty; draw the lesion in the Segment Editor or untick it."))
+    drawn = [row for row in ticked if row.size.voxel_count > 0]
+    recist = validate_targets(drawn)
+    result = []
+    for row in rows:
+        findings = list(extra.get(row.segmentId, []))
+        if row.included and row.size.voxel_count > 0:
+            findings += [finding for finding in recist if finding.lesion_id == row.name]
+        result.append(LesionRow(row.segmentId, row.name, row.site, row.siteFromName, row.included, row.size,
+                                tuple(findings)))
+    return result
+
+
+@dataclass(frozen=True)
+class ClinicalPrefill:
+    """Clinical facts the ticked lesions imply, in ``abcir.clinical`` words; None where they imply nothing.
+
+    Only the targets are in the table, so "yes" / "3+" are certain while "no" /
+    "1-2" hold only if no other (non-target) metastasis says otherwise: the
+    reader confirms them.
+    """
+
+    visceral: str | None
+    metastaticSites: str | None
+
+
+def clinicalPrefill(rows: list[LesionRow]) -> ClinicalPrefill:
+    """Visceral metastasis and site count (1-2 / 3+) from the ticked rows with a known site."""
+    sites = {row.site for row in rows if row.included and row.site in SITES}
+    if not sites:
+        return ClinicalPrefill(None, None)
+    visceral = "yes" if any(SITES[site].visceral for site in sites) else "no"
+    return ClinicalPrefill(visceral, "3+" if len(sites) >= 3 else "1-2")

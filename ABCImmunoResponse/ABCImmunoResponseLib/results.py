@@ -1,0 +1,190 @@
+"""A prediction as a table node (one row per lesion, then the patient) and as short display lines.
+
+The table carries units and descriptions per column, as Segment Statistics'
+tables do, so a saved or exported CSV explains itself; every table repeats the
+weights' provenance line, which says whether they are clinically validated.
+Each prediction gets a new table node: an earlier result is never overwritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import vtk
+
+from .i18n import tr as _
+
+if TYPE_CHECKING:
+    from abcir.bundle import WeightBundle
+    from abcir.prediction import Prediction
+
+MM3_PER_ML = 1000.0
+RESULT_ATTRIBUTE = "ABCImmunoResponse.Prediction"  # the table node attribute holding the result JSON
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: a stable name (the CSV header), VTK array type, translated title, unit, description."""
+
+    name: str
+    arrayType: type
+    title: str
+    unit: str
+    description: str
+
+
+def resultColumns() -> tuple[Column, ...]:
+    return (
+        Column("row", vtk.vtkStringArray, _("Row"), "",
+               _("'lesion' for a target lesion, 'patient' for the prediction")),
+        Column("lesion", vtk.vtkStringArray, _("Lesion"), "", _("Segment name of the target lesion")),
+        Column("site", vtk.vtkStringArray, _("Site"), "",
+               _("Organ or site of the lesion (RECIST counts targets per site)")),
+        Column("visceral", vtk.vtkStringArray, _("Visceral"), "", _("Whether the site is visceral")),
+        Column("longest_axial_diameter_mm", vtk.vtkDoubleArray, _("Longest axial diameter"), "mm",
+               _("Longest diameter on an axial slice, edge to edge (RECIST 1.1)")),
+        Column("short_axis_mm", vtk.vtkDoubleArray, _("Short axis"), "mm",
+               _("Short axis on an axial slice (RECIST 1.1 measures lymph nodes by it)")),
+        Column("volume_ml", vtk.vtkDoubleArray, _("Volume"), "mL", _("Segmented volume on the CT grid")),
+        Column("recist_findings", vtk.vtkStringArray, _("RECIST findings"), "",
+               _("RECIST 1.1 rules the lesion does not meet")),
+        Column("model", vtk.vtkStringArray, _("Model"), "", _("combined, radiomics or clinical")),
+        Column("probability", vtk.vtkDoubleArray, _("Response probability"), "",
+               _("Predicted probability of response (CR or PR by RECIST 1.1)")),
+        Column("score", vtk.vtkDoubleArray, _("Score"), "log-odds",
+               _("Model output; probability = 1 / (1 + exp(-score))")),
+        Column("risk_group", vtk.vtkStringArray, _("Risk group"), "",
+               _("high when the score is at or below the cut-off, else low")),
+        Column("cutoff", vtk.vtkDoubleArray, _("Cut-off"), "log-odds",
+               _("Risk cut-off on the score, from the weights")),
+        Column("warnings", vtk.vtkStringArray, _("Warnings"), "", _("What limits this prediction")),
+        Column("weights", vtk.vtkStringArray, _("Weights"), "",
+               _("Which weights made the prediction, what they were trained on, and whether they are "
+                 "clinically validated")),
+    )
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _rows(prediction: Prediction) -> list[list]:
+    findings: dict[str, list[str]] = {}
+    for finding in prediction.recist:
+        findings.setdefault(finding.lesion_id, []).append(finding.message)
+    rows = []
+    for lesion in prediction.lesions:
+        rows.append(["lesion", lesion.lesion_id, lesion.site or "", lesion.visceral, lesion.longest_axial_diameter_mm,
+                     lesion.short_axis_mm, lesion.volume_mm3 / MM3_PER_ML, " ".join(findings.get(lesion.lesion_id, [])),
+                     None, None, None, None, None, None, None])
+    rows.append(["patient", "", "", None, None, None, None, "", prediction.model, prediction.probability,
+                 prediction.score, prediction.risk_group or "", prediction.cutoff, " ".join(prediction.warnings),
+                 prediction.provenance])
+    return rows
+
+
+def fillResultTable(tableNode, prediction: Prediction) -> None:
+    """Replace the table's content with the prediction (columns with units and descriptions)."""
+    import json
+
+    columns = resultColumns()
+    rows = _rows(prediction)
+    wasModifying = tableNode.StartModify()
+    table = tableNode.GetTable()
+    table.Initialize()
+    for column in columns:
+        array = column.arrayType()
+        array.SetName(column.name)
+        array.SetNumberOfTuples(len(rows))
+        table.AddColumn(array)
+    for rowIndex, row in enumerate(rows):
+        for columnIndex, (column, value) in enumerate(zip(columns, row, strict=True)):
+            array = table.GetColumn(columnIndex)
+            if column.arrayType is vtk.vtkDoubleArray:
+                array.SetValue(rowIndex, float("nan") if value is None else float(value))
+            else:
+                array.SetValue(rowIndex, _cell(value))
+    for column in columns:
+        tableNode.SetColumnTitle(column.name, column.title)
+        tableNode.SetColumnUnitLabel(column.name, column.unit)
+        tableNode.SetColumnDescription(column.name, column.description)
+    tableNode.SetAttribute(RESULT_ATTRIBUTE, json.dumps(prediction.to_dict()))
+    table.Modified()
+    tableNode.EndModify(wasModifying)
+
+
+def addResultTable(scene, prediction: Prediction, caseName: str):
+    """A new table node holding the prediction, named after the case; earlier tables stay as they are."""
+    tableNode = scene.AddNewNodeByClass("vtkMRMLTableNode",
+                                        scene.GenerateUniqueName(_("{case} response prediction").format(case=caseName)))
+    fillResultTable(tableNode, prediction)
+    return tableNode
+
+
+@dataclass(frozen=True)
+class ResultLines:
+    """The prediction in a few lines, for the panel and the slice views' corner."""
+
+    probability: str
+    riskGroup: str
+    provenance: str
+    warnings: tuple[str, ...]
+
+    def text(self) -> str:
+        return "\n".join((self.probability, self.riskGroup, self.provenance, *self.warnings))
+
+
+def resultLines(prediction: Prediction) -> ResultLines:
+    """Probability with model, score and risk group with the cut-off, provenance, warnings."""
+    probability = _("Response probability {probability:.2f} ({model} model, score {score:+.2f})").format(
+        probability=prediction.probability, model=prediction.model, score=prediction.score)
+    if prediction.risk_group is None:
+        risk = _("Risk group: none (the weights carry no cut-off)")
+    elif prediction.risk_group == "high":
+        risk = _("Risk group: HIGH (score {score:+.2f} <= cut-off {cutoff:+.2f})").format(
+            score=prediction.score, cutoff=prediction.cutoff)
+    else:
+        risk = _("Risk group: low (score {score:+.2f} > cut-off {cutoff:+.2f})").format(
+            score=prediction.score, cutoff=prediction.cutoff)
+    return ResultLines(probability, risk, prediction.provenance, tuple(prediction.warnings))
+
+
+def annotationText(prediction: Prediction) -> str:
+    """Two short lines for the slice views: the probability and risk group, and whether it may be trusted."""
+    if prediction.risk_group == "high":
+        risk = _("high risk")
+    elif prediction.risk_group == "low":
+        risk = _("low risk")
+    else:
+        risk = _("no risk group")
+    first = _("Response probability {probability:.2f} ({model}), {risk}").format(
+        probability=prediction.probability, model=prediction.model, risk=risk)
+    second = (_("Weights '{name}': clinically validated") if prediction.weights.clinically_validated
+              else _("Weights '{name}': NOT clinically validated")).format(name=prediction.weights.name)
+    return f"{first}\n{second}"
+
+
+def bundleDescription(bundle: WeightBundle) -> str:
+    """The weights in use, before any prediction: name, model, training data, hash, validation status."""
+    manifest = bundle.manifest
+    status = (_("clinically validated") if manifest.clinically_validated
+              else _("NOT clinically validated: research use only, not for treatment decisions"))
+    return _("'{name}' ({kind} model), trained on {trainedOn}; sha256 {sha256}; {status}.").format(
+        name=manifest.name, kind=manifest.model, trainedOn=manifest.training_data.describe(),
+        sha256=bundle.weights_sha256[:12], status=status)
+
+
+def predictionFromJson(text: str):
+    """A Prediction back from the JSON stored with the result (None for an empty text)."""
+    import json
+
+    from abcir.prediction import Prediction
+
+    return Prediction.from_dict(json.loads(text), "Stored result") if text else None

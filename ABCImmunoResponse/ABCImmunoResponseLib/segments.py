@@ -1,0 +1,161 @@
+"""Segments of a segmentation node as target lesions: site, inclusion and mask on the CT grid.
+
+Facts about a segment live where Slicer keeps them, so they survive saving the
+``.seg.nrrd`` and the scene: the site in the tag ``abcir.segfile.SITE_TAG`` (the
+tag the command line reads), whether the reader counts the segment as a target
+in ``INCLUDE_TAG``, and the site again as the segment's terminology entry
+(anatomic region with its SNOMED CT code), which DICOM SEG export carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import SimpleITK as sitk
+import vtk
+
+import slicer
+from abcir.errors import InputError
+from abcir.sites import SITE_TAG
+from abcir.sites import SITES, normalise_site, site_from_segment_name
+
+from .volumes import imageOnVolumeGrid, ijkToRasMatrix, voxelArray
+
+if TYPE_CHECKING:
+    from abcir.lesions import Lesion
+
+INCLUDE_TAG = "ABCImmunoResponse.Include"
+
+# DICOM terminology of a target lesion: category "Morphologically Altered Structure",
+# type "Neoplasm, Secondary" (SNOMED CT), from Slicer's DICOM master lists.
+TERMINOLOGY_CONTEXT = "Segmentation category and type - DICOM master list"
+ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
+LESION_CATEGORY = ("49755003", "SCT", "Morphologically Altered Structure")
+LESION_TYPE = ("14799000", "SCT", "Neoplasm, Secondary")
+
+
+@dataclass(frozen=True)
+class SegmentSite:
+    """A segment's site key (None if unknown) and whether it was only guessed from the name."""
+
+    site: str | None
+    fromName: bool
+
+
+def segmentTag(segment, tag: str) -> str | None:
+    """The value of a segment tag, or None when the segment does not have it."""
+    value = vtk.mutable("")
+    return str(value) if segment.GetTag(tag, value) else None
+
+
+def segmentSite(segment) -> SegmentSite:
+    """The site in the segment's tag; without a tag, a guess from a name such as ``liver_1``."""
+    tagged = segmentTag(segment, SITE_TAG)
+    if tagged:
+        return SegmentSite(normalise_site(tagged), False)
+    guessed = site_from_segment_name(segment.GetName())
+    return SegmentSite(guessed, guessed is not None)
+
+
+def setSegmentSite(segmentationNode, segmentId: str, site: str) -> None:
+    """Store the site in the tag and the terminology entry, and colour the segment as the site."""
+    if site not in SITES:
+        raise InputError(f"Site '{site}': not in the site list ({', '.join(SITES)}); choose one from the list.")
+    segment = segmentationNode.GetSegmentation().GetSegment(segmentId)
+    entry = SITES[site]
+    wasModifying = segmentationNode.StartModify()
+    segment.SetTag(SITE_TAG, site)
+    terminology = slicer.vtkSlicerTerminologiesModuleLogic.SerializeTerminologyEntry(
+        TERMINOLOGY_CONTEXT, *LESION_CATEGORY, *LESION_TYPE, "", "", "",
+        ANATOMIC_CONTEXT, entry.snomed_code, "SCT", entry.snomed_meaning, "", "", "")
+    segment.SetTag(segment.GetTerminologyEntryTagName(), terminology)
+    segment.SetColor(*entry.color)
+    segmentationNode.EndModify(wasModifying)
+
+
+def isSegmentIncluded(segment) -> bool:
+    """Whether the reader counts the segment as a target lesion (yes unless unticked)."""
+    return segmentTag(segment, INCLUDE_TAG) != "0"
+
+
+def setSegmentIncluded(segmentationNode, segmentId: str, included: bool) -> None:
+    segmentationNode.GetSegmentation().GetSegment(segmentId).SetTag(INCLUDE_TAG, "1" if included else "0")
+
+
+def segmentIds(segmentationNode) -> list[str]:
+    """Segment IDs in the segmentation's order (the lesion table's order)."""
+    segmentation = segmentationNode.GetSegmentation()
+    return [segmentation.GetNthSegmentID(index) for index in range(segmentation.GetNumberOfSegments())]
+
+
+def segmentMask(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
+    """The segment as a uint8 0/1 mask on the volume's voxel grid (LPS), nearest neighbour.
+
+    A transform between the segmentation and the volume (e.g. after registration)
+    is applied, so the mask covers the voxels the reader drew on.
+    """
+    if not segmentationNode.GetSegmentation().ContainsRepresentation(
+            slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()):
+        segmentationNode.CreateBinaryLabelmapRepresentation()
+    labelmap = slicer.vtkOrientedImageData()
+    if not segmentationNode.GetBinaryLabelmapRepresentation(segmentId, labelmap):
+        raise InputError(f"Segment '{segmentId}': it has no binary labelmap; draw it in the Segment Editor.")
+    reference = slicer.vtkOrientedImageData()
+    reference.SetExtent(volumeNode.GetImageData().GetExtent())
+    reference.SetImageToWorldMatrix(ijkToRasMatrix(volumeNode))
+    transform = None
+    if segmentationNode.GetParentTransformNode() or volumeNode.GetParentTransformNode():
+        transform = vtk.vtkGeneralTransform()
+        slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(
+            segmentationNode.GetParentTransformNode(), volumeNode.GetParentTransformNode(), transform)
+    resampled = slicer.vtkOrientedImageData()
+    if not slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
+            labelmap, reference, resampled, False, False, transform):
+        raise InputError(f"Segment '{segmentId}': it could not be resampled onto the CT's grid.")
+    return imageOnVolumeGrid((voxelArray(resampled) != 0).astype(np.uint8), volumeNode)
+
+
+@dataclass(frozen=True)
+class LesionInput:
+    """One included segment, copied out of the scene: what a worker thread may use."""
+
+    segmentId: str
+    name: str
+    site: str | None
+    mask: sitk.Image
+
+
+def lesionInputs(segmentationNode, volumeNode) -> list[LesionInput]:
+    """Masks of the included segments on the CT grid, in table order (main thread: reads the scene)."""
+    segmentation = segmentationNode.GetSegmentation()
+    inputs = []
+    for segmentId in segmentIds(segmentationNode):
+        segment = segmentation.GetSegment(segmentId)
+        if isSegmentIncluded(segment):
+            inputs.append(LesionInput(segmentId, segment.GetName(), segmentSite(segment).site,
+                                      segmentMask(segmentationNode, segmentId, volumeNode)))
+    if not inputs:
+        raise InputError(f"Segmentation '{segmentationNode.GetName()}': no target lesion is ticked in the lesion "
+                         "table; segment the target lesions and tick them.")
+    return inputs
+
+
+def lesionFromInput(lesionInput: LesionInput, ct: sitk.Image) -> Lesion:
+    """The core's lesion (mask checked on the CT grid, RECIST size measured) from a copied segment."""
+    # Imported here: abcir.lesions needs packages that are only checked when Predict is pressed.
+    from abcir.lesions import Lesion, align_to_ct
+    from abcir.measurements import measure_lesion
+
+    aligned = align_to_ct(lesionInput.name, lesionInput.mask, ct)
+    return Lesion(lesionInput.name, lesionInput.site, aligned, measure_lesion(aligned))
+
+
+def centreSliceViewsOnSegment(scene, segmentationNode, segmentId: str) -> tuple[float, float, float]:
+    """Centre every slice view on the segment (its centre in RAS, transforms applied); returns that point."""
+    center = segmentationNode.GetSegmentCenterRAS(segmentId)
+    if center is None:
+        raise InputError(f"Segment '{segmentId}': it is empty; there is nothing to centre the views on.")
+    slicer.vtkMRMLSliceNode.JumpAllSlices(scene, *center, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
+    return tuple(center)

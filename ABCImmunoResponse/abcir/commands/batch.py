@@ -1,0 +1,47 @@
+"""``abcir batch``: a whole cohort table extracted and predicted, resumably, here or on a Dask cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..batch import TerminalProgress, run_batch
+from ..models import MODEL_KINDS
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "batch", help="features and predictions for every patient of a cohort table (resumable)",
+        description="Extract the 1130 features of every target lesion of every patient in a cohort table and "
+                    "predict each patient. Kill it at any moment and run it again: it finishes only what is "
+                    "missing. A failing patient is listed in DIR/failures.csv and the others go on.")
+    parser.add_argument("--cohort", required=True,
+                        help="cohort CSV: patient_id, ct, lesions (paths relative to the CSV), optional sites, "
+                             "clinical facts and outcomes (as written by 'abcir make-cohort')")
+    parser.add_argument("--out", required=True,
+                        help="output folder: features.parquet/.csv, predictions.csv (abcir evaluate input), "
+                             "failures.csv, and per-patient results that later runs reuse")
+    parser.add_argument("--jobs", type=int, default=1, help="patients processed in parallel here (default 1)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on an existing Dask distributed cluster (tcp://host:port); its workers must "
+                             "see the cohort's files and the output folder")
+    parser.add_argument("--models", nargs="+", choices=MODEL_KINDS,
+                        help="models to predict with (default: every model whose weights are bundled or given)")
+    parser.add_argument("--weights", nargs="+", default=[], metavar="BUNDLE",
+                        help="weight bundle folders to use instead of the bundled weights of their kind")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = run_batch(args.cohort, args.out, jobs=args.jobs, scheduler=args.scheduler, models=args.models,
+                        weights=args.weights, progress=TerminalProgress())
+    print(f"{summary.n_finished} of {summary.n_patients} patients finished ({summary.n_computed} computed in this "
+          f"run, {summary.seconds:.1f} s); features in {summary.features_parquet} and {summary.features_csv}")
+    if summary.predictions_csv:
+        print(f"Predictions ({', '.join(summary.models)}) in {summary.predictions_csv}")
+    else:
+        print("No predictions: no model weights are bundled or given (--weights); features only.")
+    if summary.failures:
+        print(f"{len(summary.failures)} failures, with reasons, in {summary.failures_csv}", file=sys.stderr)
+        return 1
+    return 0

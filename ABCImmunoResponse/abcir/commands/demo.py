@@ -1,0 +1,30 @@
+"""``abcir demo``: one generated patient through the whole path with the bundled weights."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..cli import stderr_progress
+from ..demo import run_demo
+from .predict import format_prediction
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="run the whole path on a generated example patient",
+        description="Make a synthetic example patient, extract its features and predict with the three bundled "
+                    "models (trained on generated data; not clinically validated). Writes a report folder.")
+    parser.add_argument("--out", required=True, help="new folder for the example patient and the report")
+    parser.add_argument("--seed", type=int, default=0, help="which example patient (default 0)")
+    parser.add_argument("--jobs", type=int, default=2, help="lesions extracted in parallel (default 2)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    result = run_demo(args.out, seed=args.seed, jobs=args.jobs, progress=stderr_progress)
+    for prediction in result.predictions.values():
+        print(format_prediction(prediction), end="\n\n")
+    print(f"Report: {result.report} ({time.perf_counter() - start:.1f} s)")
+    return 0

@@ -1,0 +1,33 @@
+"""``abcir make-cohort``: write a generated cohort (synthetic CTs, lesions, clinical table); not patient data."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..cli import stderr_progress
+from ..cohort.generator import make_cohort
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "make-cohort", help="generate a synthetic cohort that behaves like the paper's (not patient data)",
+        description="Generate N synthetic patients: a CT and a .seg.nrrd of target lesions each, and cohort.csv "
+                    "with the four clinical facts, response and PFS, drawn from the model in "
+                    "docs/synthetic_cohort.md. Rerun the same command to complete an interrupted cohort.")
+    parser.add_argument("--n", type=int, required=True, help="number of patients (the paper had 240)")
+    parser.add_argument("--out", required=True,
+                        help="new or empty folder (or this cohort's own folder, to complete it)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed; the same seed gives the same files (default 0)")
+    parser.add_argument("--jobs", type=int, default=1, help="patients generated in parallel (default 1)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    summary = make_cohort(args.out, args.n, args.seed, jobs=args.jobs, progress=stderr_progress)
+    seconds = time.perf_counter() - start
+    print(f"{summary.n_patients} generated patients ({summary.n_lesions} target lesions; {summary.n_generated} made "
+          f"now in {seconds:.1f} s) in {summary.folder}; table {summary.table}. Synthetic data, not patient data.")
+    return 0

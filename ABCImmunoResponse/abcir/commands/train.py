@@ -1,0 +1,66 @@
+"""``abcir train``: a site's cohort in, three weight bundles and a model card out."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..aggregation import AGGREGATIONS, DEFAULT_AGGREGATION
+from ..cli import stderr_progress
+from ..errors import InputError
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train the clinical, radiomics and combined models on a cohort",
+        description="Train the three models on a cohort and write one verified weight bundle per model plus a "
+                    "model card. Cohort columns: patient_id, response (1 CR/PR, 0 SD/PD), prior_lines_ge2, "
+                    "metastatic_sites_ge3, visceral, tnbc (0/1), optional pfs_months + pfs_event, center, split "
+                    "(train/validation), and ct + lesions paths for --cohort.")
+    parser.add_argument("--cohort", help="cohort CSV with ct and lesions paths (features are extracted and cached)")
+    parser.add_argument("--features", help="per-lesion features CSV from 'abcir extract' or 'abcir batch'")
+    parser.add_argument("--labels", help="per-patient CSV with the outcome and clinical columns (with --features)")
+    parser.add_argument("--out", required=True, help="new folder for the bundles and the model card")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split, initial weights and batches")
+    parser.add_argument("--aggregation", choices=AGGREGATIONS, default=DEFAULT_AGGREGATION,
+                        help="how lesions become one patient vector")
+    parser.add_argument("--site", default="site", help="name of the site or data set, recorded in the bundles")
+    parser.add_argument("--synthetic", action="store_true", help="the cohort is generated, not patients")
+    parser.add_argument("--description", default="", help="how the cohort was made or collected (recorded)")
+    parser.add_argument("--date-from", help="first treatment date of the cohort (recorded)")
+    parser.add_argument("--date-to", help="last treatment date of the cohort (recorded)")
+    parser.add_argument("--min-icc", type=float, help="train only on features with ICC(2,1) >= this value")
+    parser.add_argument("--agreement", help="folder written by 'abcir agreement' (with --min-icc)")
+    parser.add_argument("--cache", help="feature cache folder (default: OUT/../.abcir-feature-cache)")
+    parser.add_argument("--jobs", type=int, default=1, help="lesions extracted in parallel")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # torch is imported here, not at start-up: predicting needs no torch.
+    from ..training.pipeline import TrainingSettings, load_training_inputs, train_cohort
+
+    if (args.min_icc is None) != (args.agreement is None):
+        raise InputError("--min-icc and --agreement go together: the ICCs come from an 'abcir agreement' folder.")
+    subset = None
+    if args.min_icc is not None:
+        from ..reproducibility import reproducible_features
+
+        subset = tuple(reproducible_features(args.agreement, args.min_icc))
+        if not subset:
+            raise InputError(f"No feature has ICC >= {args.min_icc} in '{args.agreement}'; lower --min-icc.")
+    out = Path(args.out)
+    cache = Path(args.cache) if args.cache else out.resolve().parent / ".abcir-feature-cache"
+    table, lesion_features = load_training_inputs(args.cohort, args.features, args.labels, cache, args.jobs,
+                                                  stderr_progress)
+    settings = TrainingSettings(seed=args.seed, aggregation=args.aggregation,
+                                source="synthetic" if args.synthetic else "site", site=args.site,
+                                description=args.description,
+                                date_from=args.date_from, date_to=args.date_to, feature_subset=subset,
+                                command=args.command_line)
+    result = train_cohort(table, lesion_features, out, settings)
+    for kind, (auc, ci) in result.validation_auc.items():
+        shown = "n/a" if auc is None else f"{auc:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+        print(f"{kind:>9}: validation AUC {shown}  -> {result.bundles[kind]}")
+    print(f"model card: {result.model_card}\npredictions: {result.predictions}")
+    return 0

@@ -1,0 +1,167 @@
+"""``abcir train``: from a site's cohort to three verified weight bundles and a model card.
+
+Steps, each fitted on the training part only: features per lesion (cached),
+one vector per patient (the named aggregation), clinical logistic regression,
+radiomics and combined MLPs (feature selection and standardisation inside
+``fit_mlp``), the risk cut-off by the maximally selected log-rank statistic on
+training PFS, then AUC with DeLong CI and Table 2 metrics on the validation part.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..aggregation import DEFAULT_AGGREGATION, aggregate
+from ..bundle import Cutoff, TrainingData
+from ..clinical import CLINICAL_ENCODING
+from ..errors import InputError
+from ..extraction import extract_patient
+from ..feature_cache import FeatureCache
+from ..feature_table import features_frame, read_features_csv
+from ..features import feature_names
+from ..stats.maxstat import maxstat_logrank
+from .cohort_table import check_split, read_cohort_table, training_mask
+from .evaluation import validation_record
+from .export import save_bundle
+from .logistic import fit_clinical
+from .mlp import MLPSettings, fit_mlp
+
+log = logging.getLogger(__name__)
+
+MODEL_KINDS = ("clinical", "radiomics", "combined")
+CUTOFF_METHOD = "maxstat: maximally selected log-rank statistic on training PFS (minprop 0.1, maxprop 0.9)"
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What a training run depends on besides its data; recorded in the model card."""
+
+    seed: int = 0
+    aggregation: str = DEFAULT_AGGREGATION
+    mlp: MLPSettings = field(default_factory=MLPSettings)
+    source: str = "site"
+    site: str = "site"
+    description: str = ""
+    date_from: str | None = None
+    date_to: str | None = None
+    feature_subset: tuple[str, ...] | None = None  # e.g. reproducible features (ICC >= 0.75)
+    command: str = ""
+
+
+@dataclass
+class TrainingResult:
+    """Where the bundles went and how they did."""
+
+    bundles: dict[str, Path]
+    predictions: Path
+    model_card: Path
+    validation_auc: dict[str, tuple[float, tuple[float, float] | None]]
+
+
+def extract_cohort(table: pd.DataFrame, cache_dir: Path, jobs: int = 1,
+                   progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
+    """Per-lesion features of every patient (features table layout), reusing cached lesions."""
+    cache = FeatureCache(cache_dir)
+    frames = []
+    for number, row in enumerate(table.itertuples(index=False), start=1):
+        if progress:
+            progress(number, len(table), str(row.patient_id))
+        rows = extract_patient(row.ct, [row.lesions], patient_id=str(row.patient_id), jobs=jobs, cache=cache)
+        frames.append(features_frame(rows))
+    return pd.concat(frames, ignore_index=True)
+
+
+def patient_matrix(lesion_features: pd.DataFrame, patient_ids: Sequence[str], aggregation: str) -> np.ndarray:
+    """One aggregated radiomics vector per patient, rows in ``patient_ids`` order."""
+    names = list(feature_names())
+    groups = dict(tuple(lesion_features.groupby("patient_id", sort=False)))
+    missing = [pid for pid in patient_ids if pid not in groups]
+    if missing:
+        raise InputError(f"Features: no lesions for patient(s) {', '.join(missing[:5])}; extract them first.")
+    return np.vstack([aggregate(groups[pid][names].to_numpy(), groups[pid]["volume_mm3"].to_numpy(), aggregation)
+                      for pid in patient_ids])
+
+
+def choose_cutoff(scores: np.ndarray, table: pd.DataFrame) -> Cutoff:
+    """The risk cut-off on training scores, or unset with the reason."""
+    if "pfs_months" not in table:
+        return Cutoff(None, "unset", "the training cohort has no PFS columns")
+    try:
+        result = maxstat_logrank(scores, table["pfs_months"].to_numpy(float), table["pfs_event"].to_numpy(float))
+    except InputError as error:
+        return Cutoff(None, "unset", f"maxstat could not choose one: {error}")
+    return Cutoff(float(result.cutoff), CUTOFF_METHOD,
+                  f"statistic {result.statistic:.3f}, p = {result.p_value:.3g} (Lausen & Schumacher 1994)")
+
+
+def train_cohort(table: pd.DataFrame, lesion_features: pd.DataFrame, out_dir: str | os.PathLike,
+                 settings: TrainingSettings = TrainingSettings()) -> TrainingResult:
+    """Fit the three models on the training part of ``table`` and write bundles, predictions and a model card."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise InputError(f"Output '{out}' is not empty; choose a new folder (existing bundles are not overwritten).")
+    train = training_mask(table, settings.seed)
+    check_split(table, train)
+    ids = table["patient_id"].astype(str).tolist()
+    radiomics = patient_matrix(lesion_features, ids, settings.aggregation)
+    clinical = table[list(CLINICAL_ENCODING)].to_numpy(float)
+    labels = table["response"].to_numpy(int)
+    names = list(feature_names())
+    if settings.feature_subset is not None:
+        keep = [names.index(name) for name in settings.feature_subset]
+        radiomics_in, names_in = radiomics[:, keep], [names[i] for i in keep]
+    else:
+        radiomics_in, names_in = radiomics, names
+    fits = {
+        "clinical": fit_clinical(clinical[train], labels[train]),
+        "radiomics": fit_mlp("radiomics", radiomics_in[train], labels[train], feature_names=names_in,
+                             aggregation=settings.aggregation, settings=settings.mlp),
+        "combined": fit_mlp("combined", radiomics_in[train], labels[train], clinical=clinical[train],
+                            feature_names=names_in, aggregation=settings.aggregation, settings=settings.mlp),
+    }
+    training_data = TrainingData(
+        source=settings.source, site=settings.site, n=int(train.sum()), responders=int(labels[train].sum()),
+        date_from=settings.date_from, date_to=settings.date_to,
+        description=(settings.description + f" Trained with: {settings.command}").strip())
+    predictions = table[["patient_id", "response", *CLINICAL_ENCODING]].copy()
+    for column in ("pfs_months", "pfs_event", "center"):
+        if column in table:
+            predictions[column] = table[column]
+    predictions["split"] = np.where(train, "train", "validation")
+    bundles, aucs = {}, {}
+    out.mkdir(parents=True, exist_ok=True)
+    for kind, fit in fits.items():
+        scores = fit.model().score(None if kind == "clinical" else radiomics, None if kind == "radiomics" else clinical)
+        cutoff = choose_cutoff(scores[train], table[train])
+        held_out = validation_record(f"validation split of {settings.site}", "held-out patients (paper's split)",
+                                     scores[~train], labels[~train])
+        bundles[kind] = save_bundle(out / kind, fit, name=f"{settings.site}-{kind}", training_data=training_data,
+                                    cutoff=cutoff, validation=[held_out])
+        predictions[f"{kind}_score"] = scores
+        aucs[kind] = (held_out.auc, held_out.auc_ci)
+    predictions_path = out / "predictions.csv"
+    predictions.to_csv(predictions_path, index=False, float_format="%.17g")
+    from .model_card import write_model_card
+
+    card = write_model_card(out, table, train, bundles, settings)
+    return TrainingResult(bundles, predictions_path, card, aucs)
+
+
+def load_training_inputs(cohort: str | None, features: str | None, labels: str | None, cache_dir: Path,
+                         jobs: int, progress: Callable[[int, int, str], None] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cohort table and its per-lesion features, from images (extracted, cached) or from a features table."""
+    if cohort and (features or labels):
+        raise InputError("Give either --cohort (images) or --features with --labels, not both.")
+    if cohort:
+        table = read_cohort_table(cohort, need_images=True)
+        return table, extract_cohort(table, cache_dir, jobs, progress)
+    if not (features and labels):
+        raise InputError("Give --cohort cohort.csv, or --features features.csv with --labels labels.csv.")
+    return read_cohort_table(labels, need_images=False), read_features_csv(features)

@@ -1,0 +1,104 @@
+"""Fixtures for the MRML bridge tests: a real ``vtkMRMLScene`` from the ``slicer-core`` wheel and the real CT.
+
+The bridge (``ABCImmunoResponse/ABCImmunoResponseLib``) sits beside the module
+file, not in the pip package, so its folder goes on ``sys.path`` here. Every
+test module starts with ``pytest.importorskip("slicer_core", ...)`` so that
+without the wheel the tests are skipped with the reason, not failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import SimpleITK as sitk
+
+_REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(_REPO / "ABCImmunoResponse"))
+sys.path.insert(0, str(_REPO / "Testing" / "core"))  # tiny_bundles: small trained weight bundles
+
+from mrml_scene import (LESION_LABELS, SLICER_CORE_MISSING, case_parameters, load_segmentation,  # noqa: E402
+                        load_volume, two_lesion_scene)
+
+
+@pytest.fixture(scope="session")
+def real_ct(shared_data, tmp_path_factory):
+    """The real CT (read by the core from DICOM) as an NRRD file, its image, and the organ labels on its grid."""
+    from abcir.imaging import read_ct
+
+    folder = tmp_path_factory.mktemp("real_ct")
+    image = read_ct(shared_data / "ct_dicom_example" / "dicom")
+    path = folder / "ct.nrrd"
+    sitk.WriteImage(image, str(path))
+    labels_file = shared_data / "ct_dicom_example" / "organs_totalsegmentator.nii.gz"
+    labels = sitk.Resample(sitk.ReadImage(str(labels_file)), image, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return {"path": path, "image": image, "labels": labels, "labels_file": labels_file}
+
+
+@pytest.fixture(scope="session")
+def core_seg_file(real_ct, tmp_path_factory):
+    """A .seg.nrrd written by the core (abcir.segfile) with the three stand-in lesions and their site tags."""
+    from abcir.segfile import SITE_TAG, Segment, write_seg_nrrd
+    from abcir.sites import SITES
+
+    segments = []
+    for value, (name, site) in LESION_LABELS.items():
+        mask = sitk.Cast(real_ct["labels"] == value, sitk.sitkUInt8)
+        segments.append(Segment(f"Segment_{value}", name, mask, SITES[site].color, {SITE_TAG: site}))
+    return write_seg_nrrd(tmp_path_factory.mktemp("core_seg") / "lesions.seg.nrrd", segments)
+
+
+@pytest.fixture
+def standalone():
+    pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
+    from ABCImmunoResponseLib.standalone import newStandaloneScene
+
+    return newStandaloneScene()
+
+
+@pytest.fixture
+def case_scene(standalone, real_ct, core_seg_file):
+    """A scene with the real CT and the core-written segmentation, both read by Slicer."""
+    scene = standalone.scene
+    volume = load_volume(scene, real_ct["path"])
+    segmentation = load_segmentation(scene, core_seg_file)
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+    return {"standalone": standalone, "scene": scene, "volume": volume, "segmentation": segmentation}
+
+
+@pytest.fixture(scope="session")
+def bundles(real_ct, core_seg_file, tmp_path_factory):
+    """Small bundles trained on synthetic data around the stand-in patient (pancreas + adrenal), so that its
+    probability is not pinned at 0 or 1 (Testing/core/tiny_bundles; not validated, as the provenance says)."""
+    import numpy as np
+
+    from abcir.aggregation import aggregate
+    from abcir.bundle import Cutoff
+    from abcir.features import extract_lesions
+    from abcir.lesions import load_lesions
+    from tiny_bundles import tiny_bundle, tiny_fit
+
+    lesions = [lesion for lesion in load_lesions([core_seg_file], real_ct["image"])
+               if lesion.lesion_id in ("pancreas_1", "adrenal_1")]
+    rows = extract_lesions(real_ct["image"], lesions, "P1")
+    center = aggregate(np.vstack([row.values for row in rows]), [lesion.size.volume_mm3 for lesion in lesions])
+    folder = tmp_path_factory.mktemp("weights")
+    return {"combined": tiny_bundle(folder / "combined", "combined", fit=tiny_fit("combined", center=center)),
+            "clinical": tiny_bundle(folder / "clinical", "clinical", cutoff=Cutoff(-0.5, "fixed for the test"))}
+
+
+@pytest.fixture(scope="session")
+def predicted(real_ct, core_seg_file, bundles):
+    """One real prediction through the bridge on a worker thread (tests that change the scene restore it)."""
+    from ABCImmunoResponseLib.background import BackgroundTask
+    from ABCImmunoResponseLib.case import collectCaseInputs, runCase
+
+    nodes = two_lesion_scene(real_ct, core_seg_file)
+    inputs = collectCaseInputs(case_parameters(nodes, bundles["combined"]))
+    task = BackgroundTask(lambda progress: runCase(inputs, progress))
+    task.start()
+    for _ in range(1200):
+        if task.wait(0.1):
+            return {**nodes, "inputs": inputs, "task": task, "result": task.result()}
+    raise AssertionError("prediction did not finish within 120 s")

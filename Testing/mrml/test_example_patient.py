@@ -1,0 +1,58 @@
+"""The generated example patient (what Sample Data offers) through the bridge with the bundled weights.
+
+The same steps as the module's ScriptedLoadableModuleTest, minus the widgets, so they are
+checked on every machine and not only where a Slicer executable is available.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple
+
+import pytest
+from mrml_scene import SLICER_CORE_MISSING, load_segmentation, load_volume
+
+pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
+
+from abcir.bundle import BundleError, bundled_bundle  # noqa: E402
+from abcir.cohort import make_example_patient  # noqa: E402
+from ABCImmunoResponseLib.background import BackgroundTask, Progress  # noqa: E402
+from ABCImmunoResponseLib.case import collectCaseInputs, runCase  # noqa: E402
+from ABCImmunoResponseLib.lesion_table import clinicalPrefill, lesionRows  # noqa: E402
+from ABCImmunoResponseLib.parameters import CaseParameters  # noqa: E402
+from ABCImmunoResponseLib.results import addResultTable  # noqa: E402
+
+
+def test_example_patient_from_sample_data_to_result_table(standalone, tmp_path):
+    try:
+        bundled_bundle("combined")
+    except BundleError as error:
+        pytest.skip(f"no bundled combined weights in this checkout: {error}")
+    example = make_example_patient(tmp_path / "example", seed=0)
+    volume = load_volume(standalone.scene, example.ct, "SYN-EXAMPLE")
+    segmentation = load_segmentation(standalone.scene, example.lesions)
+
+    rows = lesionRows(segmentation, volume)
+    assert [(row.name, row.site) for row in rows] == [("liver_1", "liver"), ("lung_1", "lung"),
+                                                      ("lymph_node_1", "lymph_node")]
+    assert not any(row.blocking for row in rows)
+    assert rows[2].isLymphNode and rows[2].short_axis_mm >= 15.0  # a measurable node
+    prefill = clinicalPrefill(rows)
+    assert astuple(prefill) == ("yes", "3+")
+    facts = dict(token.split("=", 1) for token in example.clinical.to_tokens())
+    assert (facts["visceral"], facts["sites"]) == (prefill.visceral, prefill.metastaticSites)
+
+    parameters = CaseParameters(ctVolume=volume, segmentation=segmentation, priorLines=facts["lines"],
+                                metastaticSites=prefill.metastaticSites, visceral=prefill.visceral, tnbc=facts["tnbc"])
+    inputs = collectCaseInputs(parameters)
+    task = BackgroundTask(lambda progress: runCase(inputs, progress))
+    task.start()
+    for _ in range(1200):
+        if task.wait(0.1):
+            break
+    result = task.result()
+    assert task.progress() == [Progress(1, 3, "liver_1"), Progress(2, 3, "lung_1"), Progress(3, 3, "lymph_node_1")]
+    prediction = result.prediction
+    assert prediction.weights.path == str(bundled_bundle("combined").path)
+    assert not prediction.weights.clinically_validated and "NOT clinically validated" in prediction.provenance
+    table = addResultTable(standalone.scene, prediction, volume.GetName())
+    assert table.GetNumberOfRows() == 4

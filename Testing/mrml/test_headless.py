@@ -1,0 +1,100 @@
+"""`python -m ABCImmunoResponseLib.headless`: a prediction on a saved scene, as a CI system runs it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mrml_scene import SLICER_CORE_MISSING, load_volume, two_lesion_scene
+
+pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
+
+from ABCImmunoResponseLib.parameters import (MODULE_NAME, findParameterNode, readCaseParameters,  # noqa: E402
+                                             writeNodeReference)
+from ABCImmunoResponseLib.results import RESULT_ATTRIBUTE, predictionFromJson  # noqa: E402
+from ABCImmunoResponseLib.standalone import newStandaloneScene  # noqa: E402
+
+MODULE_FOLDER = Path(__file__).resolve().parents[2] / "ABCImmunoResponse"
+
+
+def headless(*args: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(MODULE_FOLDER),
+                                                                            os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "ABCImmunoResponseLib.headless", *args], capture_output=True,
+                          text=True, env=environment, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def saved_scene(real_ct, core_seg_file, bundles, tmp_path_factory):
+    """The stand-in patient saved as the panel would leave it: inputs, confirmed facts, model and weights."""
+    nodes = two_lesion_scene(real_ct, core_seg_file)
+    scene = nodes["scene"]
+    for node in (nodes["volume"], nodes["segmentation"]):
+        node.AddDefaultStorageNode()
+    panel = scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
+    panel.SetSingletonTag(MODULE_NAME)
+    panel.SetAttribute("ModuleName", MODULE_NAME)
+    for name, value in (("priorLines", "1"), ("metastaticSites", "1-2"), ("visceral", "yes"), ("tnbc", "no"),
+                        ("metastaticSitesPrefilled", "False"), ("visceralPrefilled", "False"),
+                        ("model", "combined"), ("bundlePath", str(bundles["combined"]))):
+        panel.SetParameter(name, value)
+    writeNodeReference(panel, "ctVolume", nodes["volume"])
+    writeNodeReference(panel, "segmentation", nodes["segmentation"])
+    folder = tmp_path_factory.mktemp("headless")
+    scene.SetRootDirectory(str(folder))
+    assert scene.WriteToMRB(str(folder / "case.mrb"))
+    return folder / "case.mrb"
+
+
+def test_headless_prediction_on_a_saved_scene_matches_the_panel_s(saved_scene, predicted, tmp_path):
+    done = headless(str(saved_scene), "--out", str(tmp_path / "result.json"), "--table", str(tmp_path / "result.csv"),
+                    "--save-scene", str(tmp_path / "with-result.mrb"))
+    assert done.returncode == 0, done.stderr
+    assert "[1/2] pancreas_1" in done.stderr and "[2/2] adrenal_1" in done.stderr
+    assert "Response probability" in done.stdout and "NOT clinically validated" in done.stdout
+    result = json.loads((tmp_path / "result.json").read_text())
+    panel = predicted["result"].prediction
+    assert result["model"] == "combined" and result["risk_group"] == panel.risk_group
+    assert result["probability"] == pytest.approx(panel.probability, rel=1e-9)
+    with open(tmp_path / "result.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["row"] for row in rows] == ["lesion", "lesion", "patient"]
+    assert float(rows[2]["probability"]) == pytest.approx(panel.probability, rel=1e-5)
+
+    reopened = newStandaloneScene()
+    reopened.load(tmp_path / "with-result.mrb")
+    table = readCaseParameters(findParameterNode(reopened.scene)).resultTable
+    assert predictionFromJson(table.GetAttribute(RESULT_ATTRIBUTE)).probability == result["probability"]
+
+
+def test_options_override_the_saved_facts_and_outputs_are_never_overwritten(saved_scene, bundles, tmp_path):
+    existing = tmp_path / "result.json"
+    existing.write_text("an earlier result")
+    refused = headless(str(saved_scene), "--out", str(existing))
+    assert refused.returncode == 2
+    assert f"Output '{existing}' already exists" in refused.stderr
+    assert existing.read_text() == "an earlier result"
+
+    clinical = headless(str(saved_scene), "--out", str(tmp_path / "clinical.json"), "--model", "clinical",
+                        "--weights", str(bundles["clinical"]), "--tnbc", "yes")
+    assert clinical.returncode == 0, clinical.stderr
+    result = json.loads((tmp_path / "clinical.json").read_text())
+    assert result["model"] == "clinical" and result["clinical"]["tnbc"] is True
+
+
+def test_a_scene_without_the_panel_s_facts_says_what_is_missing(real_ct, bundles, tmp_path):
+    standalone = newStandaloneScene()
+    volume = load_volume(standalone.scene, real_ct["path"])
+    volume.AddDefaultStorageNode()
+    standalone.scene.SetRootDirectory(str(tmp_path))
+    assert standalone.scene.WriteToMRB(str(tmp_path / "bare.mrb"))
+    done = headless(str(tmp_path / "bare.mrb"), "--out", str(tmp_path / "r.json"), "--model", "clinical",
+                    "--weights", str(bundles["clinical"]))
+    assert done.returncode == 2
+    assert "prior lines of therapy, number of metastatic sites, visceral metastasis, triple-negative subtype " \
+           "not entered" in done.stderr
