@@ -66,10 +66,20 @@ from . import __version__
 from .bundle import BundleError, WeightBundle, bundled_bundle, load_bundle
 from .clinical import CLINICAL_ENCODING, ClinicalFacts
 from .errors import InputError
-from .feature_cache import FeatureCache
+from .feature_cache import FeatureCache, cache_key
 from .feature_table import LESION_COLUMNS
-from .features import (LesionFeatures, PreparedLesion, Provenance, fast_path_blocker, feature_names,
-                       lesion_provenances, lesion_values, prepare_lesion, software_versions, stock_values)
+from .features import (
+    LesionFeatures,
+    PreparedLesion,
+    Provenance,
+    fast_path_blocker,
+    feature_names,
+    lesion_provenances,
+    lesion_values,
+    prepare_lesion,
+    software_versions,
+    stock_values,
+)
 from .imaging import read_ct
 from .lesions import Lesion, load_lesions
 from .models import MODEL_KINDS
@@ -549,7 +559,8 @@ def _run_local(todo: list[tuple[PatientSpec, str]], cache: Path, models: Sequenc
 def _run_dask(todo: list[tuple[PatientSpec, str]], cache: Path, models: Sequence[ModelChoice], scheduler: str,
               finished: Callable[[PatientSpec, PatientRecord | None, BaseException | None], None]) -> None:
     try:
-        from distributed import Client, as_completed as dask_completed
+        from distributed import Client
+        from distributed import as_completed as dask_completed
     except ImportError as error:
         raise InputError("--scheduler needs the 'distributed' package (pip install \"dask[distributed]\").") from error
     try:
@@ -640,6 +651,7 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
     choices, notes = choose_models(models, weights)
     _remove_temporaries(out)
     cache = out / CACHE_FOLDER
+    feature_cache = FeatureCache(cache)
     records: dict[str, PatientRecord] = {}
     todo = []
     for spec in specs:
@@ -658,6 +670,9 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
         if record is None:
             failures.append(_failure(spec.patient_id, error))
         else:
+            for lesion in record.lesions:  # lesions computed on a cluster enter the cache here
+                if not feature_cache.path(cache_key(lesion.provenance)).exists():
+                    feature_cache.put(lesion.provenance, lesion.values)
             _write_text(_record_path(out, spec), json.dumps(record.to_json()))
             records[spec.patient_id] = record
         if progress:

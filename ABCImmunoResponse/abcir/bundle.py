@@ -36,7 +36,13 @@ from .clinical import CLINICAL_ENCODING
 from .errors import BundleError, InputError
 from .features import feature_names, feature_names_sha256
 from .imaging import file_sha256
-from .models import MODEL_KINDS, LogisticArchitecture, MLPArchitecture, ResponseModel, build_model
+from .models import (
+    MODEL_KINDS,
+    LogisticArchitecture,
+    MLPArchitecture,
+    ResponseModel,
+    build_model,
+)
 from .models.preprocessing import RadiomicsPreprocessing
 from .records import from_json_dict, to_json_dict
 from .resources import weights_dir

@@ -30,12 +30,22 @@ from .errors import InputError
 from .report import write_report
 from .report.html import REPORT_FILE
 from .stats.baseline_table import BaselineTable, baseline_table
-from .stats.calibration import Calibration, CalibrationCurve, calibration_curve, val_prob
+from .stats.calibration import (
+    Calibration,
+    CalibrationCurve,
+    calibration_curve,
+    val_prob,
+)
 from .stats.decision import DecisionCurves, decision_curves
 from .stats.delong import AucEstimate, PairedDelongTest, delong_auc, delong_paired_test
 from .stats.maxstat import MaxstatResult, maxstat_logrank
 from .stats.roc import RocCurve, ThresholdMetrics, roc_curve, threshold_metrics
-from .stats.survival import Concordance, RiskGroupComparison, compare_risk_groups, concordance
+from .stats.survival import (
+    Concordance,
+    RiskGroupComparison,
+    compare_risk_groups,
+    concordance,
+)
 
 ID_COLUMN = "patient_id"
 RESPONSE_COLUMN = "response"

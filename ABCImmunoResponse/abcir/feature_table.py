@@ -16,6 +16,7 @@ import pandas as pd
 
 from .errors import InputError
 from .features import LesionFeatures, feature_names
+from .files import atomic_write, refuse_existing
 
 LESION_COLUMNS = ("patient_id", "lesion_id", "site", "visceral", "voxel_count", "volume_mm3",
                   "longest_axial_diameter_mm", "short_axis_mm")
@@ -43,23 +44,17 @@ def provenance_path(csv_path: str | os.PathLike) -> Path:
     return path.with_name(path.name.removesuffix(".csv") + ".provenance.json")
 
 
-def write_features_csv(path: str | os.PathLike, rows: Sequence[LesionFeatures], overwrite: bool = False) -> Path:
-    """Write the table and its provenance sidecar; never replaces an existing file unless ``overwrite``."""
-    path = Path(path)
-    sidecar = provenance_path(path)
-    for target in (path, sidecar):
-        if target.exists() and not overwrite:
-            raise InputError(f"Output '{target}' already exists; choose another name (it is not overwritten).")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{path.name}")
-    features_frame(rows).to_csv(temporary, index=False, float_format="%.17g")
-    sidecar.write_text(json.dumps({
+def write_features_csv(path: str | os.PathLike, rows: Sequence[LesionFeatures]) -> Path:
+    """Write the table and its provenance sidecar, each whole; never replaces an existing file."""
+    path = refuse_existing(path)
+    sidecar = refuse_existing(provenance_path(path))
+    provenance = json.dumps({
         "feature_order": "Resources/Parameters/feature_names.txt",
         "lesions": [{"patient_id": row.patient_id, "lesion_id": row.lesion.lesion_id, **row.provenance.to_dict()}
                     for row in rows],
-    }, indent=2))
-    os.replace(temporary, path)
-    return path
+    }, indent=2)
+    atomic_write(sidecar, lambda name: Path(name).write_text(provenance))
+    return atomic_write(path, lambda name: features_frame(rows).to_csv(name, index=False, float_format="%.17g"))
 
 
 def read_features_csv(path: str | os.PathLike) -> pd.DataFrame:

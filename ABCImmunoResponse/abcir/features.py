@@ -50,9 +50,14 @@ from .errors import InputError
 from .imaging import file_sha256, voxel_hash
 from .lesions import Lesion
 from .parallel import discard_pool, single_threaded_blas, worker_pool
-from .resampling import mask_bounding_box, pyradiomics_grid, resample_bspline, resample_nearest
-from .shape_mesh import mesh_coefficients
+from .resampling import (
+    mask_bounding_box,
+    pyradiomics_grid,
+    resample_bspline,
+    resample_nearest,
+)
 from .resources import parameter_file, resources_dir
+from .shape_mesh import mesh_coefficients
 
 if TYPE_CHECKING:
     from .feature_cache import FeatureCache

@@ -17,7 +17,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import InputError
+from .files import atomic_write, refuse_existing
 
 T = TypeVar("T")
 
@@ -27,23 +27,11 @@ def to_json_dict(record: Any) -> dict:
     return dataclasses.asdict(record)
 
 
-def refuse_existing(path: str | os.PathLike, what: str = "Output") -> Path:
-    """``path`` if nothing is there yet; results never replace an earlier file."""
-    path = Path(path)
-    if path.exists():
-        raise InputError(f"{what} '{path}' already exists; choose another name (it is not overwritten).")
-    return path
-
-
 def write_new_json(path: str | os.PathLike, data: dict, what: str = "Output") -> Path:
     """Write ``data`` as a new JSON file (strict: no NaN); an existing file is never replaced."""
     path = refuse_existing(path, what)
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{path.name}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-    return path
+    return atomic_write(path, lambda name: Path(name).write_text(text))
 
 
 def from_json_dict(cls: type[T], data: Any, where: str, error: type[Exception]) -> T:

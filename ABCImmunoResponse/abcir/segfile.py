@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
+from .files import atomic_write
 from .sites import SITE_TAG
 
 __all__ = ["SITE_TAG", "Segment", "read_seg_nrrd", "write_seg_nrrd"]
@@ -188,17 +188,8 @@ def write_seg_nrrd(path: str | os.PathLike, segments: list[Segment], overwrite: 
             prefix + "Extent": extent,
             prefix + "Tags": _format_tags(segment.tags),
         })
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     nrrd.write(buffer, data, header)
     # pynrrd stamps the time in a comment line; without it the same segments give the same bytes.
     content = re.sub(rb"# on [^\n]*\(GMT\)\.\n", b"", buffer.getvalue(), count=1)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".seg.nrrd", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
+    return atomic_write(path, lambda name: Path(name).write_bytes(content))

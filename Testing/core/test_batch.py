@@ -146,6 +146,9 @@ def test_dask_cluster_gives_the_same_results(cohort, reference, tmp_path):
     assert_same_results(out, reference)
     record = json.loads(next((out / PATIENTS_FOLDER).glob("*.json")).read_text())
     assert record["schema"] == "abcir.batch_patient"
+    # the lesions computed on the cluster are cached for later runs
+    n_lesions = len(pd.read_parquet(out / FEATURES_PARQUET))
+    assert len(list((out / "cache").rglob("*.json"))) == n_lesions
 
 
 def test_progress_shows_eta():

@@ -20,7 +20,7 @@ import radiomics
 import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-from abcir import features
+from abcir import features, parallel
 from abcir.errors import InputError
 from abcir.features import extract_lesions, fast_path_blocker, feature_names
 from abcir.lesions import Lesion
@@ -118,6 +118,25 @@ def test_float_ct_and_oblique_ct(stock):
     oblique = (np.cos(angle), -np.sin(angle), 0.0, np.sin(angle), np.cos(angle), 0.0, 0.0, 0.0, 1.0)
     ct, lesions = medium_case(direction=oblique)
     assert_same_as_stock(stock, ct, [lesions[0], lesions[3]])
+
+
+def test_threads_give_the_same_values(stock):
+    ct, lesions = medium_case()
+    rows = extract_lesions(ct, lesions[3:], "P", jobs=2, backend="thread")
+    for row in rows:
+        np.testing.assert_array_equal(row.values, stock_values(stock, ct, row.lesion.mask))
+
+
+def test_workers_start_from_a_launcher_like_slicers(tmp_path, monkeypatch):
+    """In Slicer sys.executable is the PythonSlicer launcher; workers must start python-real beside it."""
+    launcher = tmp_path / "bin" / "PythonSlicer"
+    launcher.parent.mkdir()
+    launcher.write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / "python-real").symlink_to(sys.executable)
+    monkeypatch.setattr(sys, "executable", str(launcher))
+    assert parallel.python_executable() == str(tmp_path / "bin" / "python-real")
+    monkeypatch.setattr(sys, "executable", "/usr/bin/python3.11")
+    assert parallel.python_executable() == "/usr/bin/python3.11"
 
 
 def test_refusal_is_stocks_refusal(stock):

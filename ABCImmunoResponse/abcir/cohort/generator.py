@@ -20,7 +20,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ import SimpleITK as sitk
 from .. import __version__
 from ..clinical import CLINICAL_ENCODING, ClinicalFacts
 from ..errors import InputError
+from ..files import atomic_write
 from ..segfile import write_seg_nrrd
 from .clinical_model import SyntheticPatient, draw_clinical_cohort, draw_outcomes
 from .phantom import LesionPlan, PatientPlan, PhantomCT, plan_patient, render
@@ -88,18 +88,6 @@ def patient_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, 1, index])
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=path.name, dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
 def write_ct_nrrd(path: Path, ct: PhantomCT) -> None:
     """The CT as NRRD: int16 HU, LPS, gzip; a header field says it is generated.
 
@@ -108,14 +96,14 @@ def write_ct_nrrd(path: Path, ct: PhantomCT) -> None:
     """
     image = ct.image()
     image.SetMetaData(SYNTHETIC_FIELD, SYNTHETIC_NOTE)
-    _atomic_write(path, lambda name: sitk.WriteImage(image, name, True, CT_GZIP_LEVEL))
+    atomic_write(path, lambda name: sitk.WriteImage(image, name, True, CT_GZIP_LEVEL))
 
 
 def _write_text(path: Path, text: str) -> None:
     def write(name: str) -> None:
         with open(name, "w", newline="") as handle:
             handle.write(text)
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 
 from ..cli import stderr_progress
-from ..consensus.cohort import READERS_CSV_HELP, check_output_folder, run_cohort_agreement, write_cohort_agreement
+from ..consensus.cohort import (
+    READERS_CSV_HELP,
+    check_output_folder,
+    run_cohort_agreement,
+    write_cohort_agreement,
+)
 from ..consensus.cohort_report import write_report
 from ..consensus.matching import DEFAULT_MAX_CENTROID_DISTANCE_MM
 from ..models import MODEL_KINDS

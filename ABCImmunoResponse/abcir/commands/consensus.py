@@ -8,13 +8,33 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from ..cli import stderr_progress
-from ..consensus.agreement import (AGREEMENT_FILE, SUMMARY_FILE, ComparedInputs, InputFile, ReaderComparison,
-                                   compare_readers, write_agreement)
-from ..consensus.building import METHODS, PAIR_METHODS, Decision, PairKey, build_consensus, describe
+from ..consensus.agreement import (
+    AGREEMENT_FILE,
+    SUMMARY_FILE,
+    ComparedInputs,
+    InputFile,
+    ReaderComparison,
+    compare_readers,
+    write_agreement,
+)
+from ..consensus.building import (
+    METHODS,
+    PAIR_METHODS,
+    Decision,
+    PairKey,
+    build_consensus,
+    describe,
+)
 from ..consensus.matching import DEFAULT_MAX_CENTROID_DISTANCE_MM
 from ..consensus.predictions import predict_readers
-from ..consensus.session import (ConsensusSession, new_session, now_utc, reopen, session_paths,
-                                 write_consensus)
+from ..consensus.session import (
+    ConsensusSession,
+    new_session,
+    now_utc,
+    reopen,
+    session_paths,
+    write_consensus,
+)
 from ..errors import InputError
 from ..imaging import file_sha256, read_ct, voxel_hash
 from ..lesions import align_to_ct, load_lesions

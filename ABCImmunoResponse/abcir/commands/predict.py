@@ -7,9 +7,10 @@ import argparse
 from ..cli import stderr_progress
 from ..clinical import clinical_usage, parse_clinical
 from ..errors import InputError
+from ..files import refuse_existing
 from ..models import MODEL_KINDS
 from ..prediction import Prediction, predict_patient
-from ..records import refuse_existing, write_new_json
+from ..records import write_new_json
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:

@@ -31,12 +31,26 @@ from .. import __version__
 from ..clinical import ClinicalFacts, parse_clinical
 from ..errors import BundleError, InputError
 from ..feature_table import features_frame, write_features_csv
-from ..features import LesionFeatures, ProgressCallback, extract_lesions, feature_names, feature_names_sha256
+from ..features import (
+    LesionFeatures,
+    ProgressCallback,
+    extract_lesions,
+    feature_names,
+    feature_names_sha256,
+)
 from ..imaging import read_ct, voxel_hash
 from ..lesions import load_lesions
 from ..prediction import CTIdentity, predict_features, resolve_bundle
-from ..reproducibility import (DEFAULT_MIN_ICC, FEATURE_ICC_FILE, BlandAltman, KappaResult, bland_altman,
-                               cohen_kappa, feature_icc_frame, write_feature_icc_csv)
+from ..reproducibility import (
+    DEFAULT_MIN_ICC,
+    FEATURE_ICC_FILE,
+    BlandAltman,
+    KappaResult,
+    bland_altman,
+    cohen_kappa,
+    feature_icc_frame,
+    write_feature_icc_csv,
+)
 from .agreement import ReaderComparison, compare_readers, json_ready
 from .matching import DEFAULT_MAX_CENTROID_DISTANCE_MM
 

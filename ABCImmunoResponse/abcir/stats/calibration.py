@@ -24,7 +24,10 @@ import numpy as np
 import statsmodels.api as sm
 from scipy.special import logit as logit_of
 from statsmodels.nonparametric.smoothers_lowess import lowess
-from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
+from statsmodels.tools.sm_exceptions import (
+    PerfectSeparationError,
+    PerfectSeparationWarning,
+)
 
 
 @dataclass(frozen=True)

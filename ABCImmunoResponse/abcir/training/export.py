@@ -27,7 +27,13 @@ from ..bundle import (
 from ..clinical import CLINICAL_ENCODING
 from ..features import feature_names, feature_names_sha256, pyradiomics_version
 from ..imaging import file_sha256
-from ..models import LogisticArchitecture, MLPArchitecture, RadiomicsPreprocessing, ResponseModel, build_model
+from ..models import (
+    LogisticArchitecture,
+    MLPArchitecture,
+    RadiomicsPreprocessing,
+    ResponseModel,
+    build_model,
+)
 from ..resources import parameter_file
 
 
