@@ -31,11 +31,16 @@ from abcir.sites import SITES
 from ABCImmunoResponseLib.background import BackgroundTask, TaskCancelled
 from ABCImmunoResponseLib.case import collectCaseInputs, resolveBundle, runCase
 from ABCImmunoResponseLib.case_files import saveCase
+from ABCImmunoResponseLib.consensus import (ChairChoice, addConsensusSegmentation, buildConsensus,
+                                            collectConsensusInputs, compareReadings, decideAll, methodsFor,
+                                            runReaderPredictions, sameReadings, segmentIdByName, showPairOutlines,
+                                            startSession)
 from ABCImmunoResponseLib.dependencies import RADIOMICS_EXTENSION, radiomicsAvailable, unmetRequirements
+from ABCImmunoResponseLib.dicom_export import exportResultToDicom, sourceInstanceUids
 from ABCImmunoResponseLib.lesion_table import ClinicalPrefill, SizeCache, clinicalPrefill, lesionRows
 from ABCImmunoResponseLib.parameters import (DEFAULT_MODEL, METASTATIC_SITES_CHOICES, MODULE_NAME,
-                                             PRIOR_LINES_CHOICES, YES_NO_CHOICES, getOrCreateParameterNode,
-                                             readCaseParameters)
+                                             PRIOR_LINES_CHOICES, YES_NO_CHOICES, clinicalFacts,
+                                             getOrCreateParameterNode, readCaseParameters)
 from ABCImmunoResponseLib.results import (RESULT_ATTRIBUTE, addResultTable, annotationText, bundleDescription,
                                           predictionFromJson, resultLines)
 from ABCImmunoResponseLib.segments import centreSliceViewsOnSegment, setSegmentIncluded, setSegmentSite
@@ -44,6 +49,7 @@ EXAMPLE_SEED = 0
 POLL_INTERVAL_MS = 100  # the panel's timer while a prediction runs
 WORKER_SLICE_S = 0.08  # of each tick, the time the main thread lets the worker hold Python's lock
 TABLE_REFRESH_DELAY_MS = 300  # editing fires many events; the lesion table is rebuilt once they settle
+AGREEMENT_METHOD_COLUMN, AGREEMENT_SITE_COLUMN, AGREEMENT_REASON_COLUMN = 8, 9, 10
 
 
 #
@@ -176,6 +182,8 @@ class ABCImmunoResponseParameterNode:
     metastaticSitesPrefilled, visceralPrefilled - taken from the lesion table, not yet confirmed by the reader.
     model, bundlePath - the model and a site's weight bundle ("" = the bundled weights).
     resultTable - the last result (the prediction's JSON is in its attribute).
+    readerA, readerB, readerAName, readerBName - two readers' segmentations of ctVolume, for the consensus.
+    chairName - who decides the consensus; consensusSegmentation - the last consensus made (a new node each time).
     """
 
     ctVolume: vtkMRMLScalarVolumeNode
@@ -189,6 +197,12 @@ class ABCImmunoResponseParameterNode:
     model: Annotated[str, Choice(MODEL_KINDS)] = DEFAULT_MODEL
     bundlePath: str = ""
     resultTable: vtkMRMLTableNode
+    readerA: vtkMRMLSegmentationNode
+    readerB: vtkMRMLSegmentationNode
+    readerAName: str = ""
+    readerBName: str = ""
+    chairName: str = ""
+    consensusSegmentation: vtkMRMLSegmentationNode
 
 
 #
@@ -197,7 +211,7 @@ class ABCImmunoResponseParameterNode:
 
 
 class ABCImmunoResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """The panel: inputs, lesion table, clinical facts, model, Predict/Cancel, result, save case."""
+    """The panel: inputs, lesion table, clinical facts, model, Predict/Cancel, result, save case, consensus."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -212,6 +226,10 @@ class ABCImmunoResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         self._bundleDescriptions = {}
         self._returnButton = None
         self._updatingTable = False
+        self._readerTask = None  # predictions under reader A, B and the consensus
+        self._consensusInputs = None  # the readings as last compared (copies, on the CT grid)
+        self._comparison = None
+        self._consensusSegments = None  # the consensus last created from that comparison
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -251,6 +269,15 @@ class ABCImmunoResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         self._pollTimer = qt.QTimer()
         self._pollTimer.setInterval(POLL_INTERVAL_MS)
         self._pollTimer.connect("timeout()", self.onPollPrediction)
+        self._readerPollTimer = qt.QTimer()
+        self._readerPollTimer.setInterval(POLL_INTERVAL_MS)
+        self._readerPollTimer.connect("timeout()", self.onPollReaderPredictions)
+
+        for table in (self.ui.agreementTable, self.ui.readerPredictionsTable):
+            table.horizontalHeader().setSectionResizeMode(qt.QHeaderView.ResizeToContents)
+            table.horizontalHeader().setStretchLastSection(True)
+        self.ui.agreementTable.verticalHeader().setVisible(False)
+        self.ui.agreementTable.connect("cellClicked(int,int)", self.onAgreementRowClicked)
 
         self.ui.segmentEditorButton.connect("clicked(bool)", self.onOpenSegmentEditor)
         self.ui.confirmPrefillButton.connect("clicked(bool)", self.onConfirmPrefill)
@@ -260,6 +287,10 @@ class ABCImmunoResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         self.ui.showTableButton.connect("clicked(bool)", self.onShowResultTable)
         self.ui.exportTableButton.connect("clicked(bool)", self.onExportResultTable)
         self.ui.saveCaseButton.connect("clicked(bool)", self.onSaveCase)
+        self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicom)
+        self.ui.compareReadersButton.connect("clicked(bool)", self.onCompareReaders)
+        self.ui.createConsensusButton.connect("clicked(bool)", self.onCreateConsensus)
+        self.ui.predictReadersButton.connect("clicked(bool)", self.onPredictReadersButton)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -267,9 +298,11 @@ class ABCImmunoResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._readerTask):
+            if task is not None:
+                task.cancel()
         self._pollTimer.stop()
+        self._readerPollTimer.stop()
         self._tableRefreshTimer.stop()
         self._removeReturnButton()
         self.removeObservers()
@@ -286,10 +319,12 @@ class ABCImmunoResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
 
     def onSceneStartClose(self, caller, event) -> None:
-        if self._task is not None:  # its result would belong to a scene that no longer exists
-            self._task.cancel()
+        for task in (self._task, self._readerTask):  # their results would belong to a scene that no longer exists
+            if task is not None:
+                task.cancel()
         self.setParameterNode(None)
         self._features.clear()
+        self._forgetComparison()
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:
@@ -347,15 +382,27 @@ class ABCImmunoResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
     def _updateButtons(self) -> None:
         node = self._parameterNode
         running = self._task is not None
+        readersRunning = self._readerTask is not None
         self.ui.predictButton.text = (_("Cancelling...") if running and self._task.cancelRequested
                                       else _("Cancel") if running else _("Predict"))
-        self.ui.predictButton.enabled = bool(node and node.ctVolume) and not (running and self._task.cancelRequested)
+        self.ui.predictButton.enabled = (bool(node and node.ctVolume) and not (running and self._task.cancelRequested)
+                                         and not readersRunning)
         for widget in (self.ui.inputsCollapsibleButton, self.ui.lesionsCollapsibleButton,
                        self.ui.clinicalCollapsibleButton, self.ui.modelCollapsibleButton, self.ui.saveCaseButton):
-            widget.enabled = not running
+            widget.enabled = not running and not readersRunning
         self.ui.segmentEditorButton.enabled = bool(node and node.ctVolume)
         hasResult = bool(node and node.resultTable)
         self.ui.showTableButton.enabled = self.ui.exportTableButton.enabled = hasResult
+        self.ui.exportDicomButton.enabled = hasResult and bool(node and sourceInstanceUids(node.ctVolume))
+        self.ui.predictReadersButton.text = (
+            _("Cancelling...") if readersRunning and self._readerTask.cancelRequested
+            else _("Cancel") if readersRunning else _("Predict under A, B and the consensus"))
+        self.ui.predictReadersButton.enabled = (self._comparison is not None and not running
+                                                and not (readersRunning and self._readerTask.cancelRequested))
+        for widget in (self.ui.readerASelector, self.ui.readerBSelector, self.ui.compareReadersButton,
+                       self.ui.createConsensusButton):
+            widget.enabled = not readersRunning
+        self.ui.createConsensusButton.enabled = self._comparison is not None and not readersRunning
 
     # Inputs and the Segment Editor
 
@@ -577,26 +624,30 @@ class ABCImmunoResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             self._pollTimer.stop()
             self._finishPrediction()
 
-    def _finishPrediction(self) -> None:
-        task, self._task = self._task, None
-        self.ui.progressBar.visible = False
+    def _taskResult(self, task, stoppedText: str, failedText: str):
+        """The finished task's result, or None after saying why there is none (cancelled, input problem, bug)."""
         try:
             if task.cancelRequested or self._parameterNode is None:  # also when cancel came after the last lesion
                 raise TaskCancelled()
-            result = task.result()
+            return task.result()
         except TaskCancelled:
             self.ui.statusLabel.text = _("Cancelled. The scene was not changed.")
         except InputError as error:
-            self.ui.statusLabel.text = _("The prediction stopped: see the message.")
+            self.ui.statusLabel.text = stoppedText
             slicer.util.errorDisplay(str(error))
         except Exception as error:  # a bug rather than an input problem: show it with the traceback
-            logging.error("ABCImmunoResponse prediction failed:\n%s",
-                          "".join(traceback.format_exception(type(error), error, error.__traceback__)))
-            self.ui.statusLabel.text = _("The prediction failed.")
-            slicer.util.errorDisplay(_("The prediction failed: {error}").format(error=error),
-                                     detailedText="".join(traceback.format_exception(type(error), error,
-                                                                                     error.__traceback__)))
-        else:
+            details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            logging.error("ABCImmunoResponse: %s\n%s", failedText, details)
+            self.ui.statusLabel.text = failedText
+            slicer.util.errorDisplay(_("{failed} {error}").format(failed=failedText, error=error),
+                                     detailedText=details)
+        return None
+
+    def _finishPrediction(self) -> None:
+        task, self._task = self._task, None
+        self.ui.progressBar.visible = False
+        result = self._taskResult(task, _("The prediction stopped: see the message."), _("The prediction failed."))
+        if result is not None:
             tableNode = addResultTable(slicer.mrmlScene, result.prediction, self._parameterNode.ctVolume.GetName())
             self._features[tableNode.GetID()] = result.features
             self._parameterNode.resultTable = tableNode
@@ -665,6 +716,215 @@ class ABCImmunoResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
                 raise InputError(_("Slicer could not write '{path}'.").format(path=path))
             self.ui.statusLabel.text = _("Exported to {path}.").format(path=path)
 
+    def onExportDicom(self) -> None:
+        node = self._parameterNode
+        if not ensurePredictionDependencies():
+            return
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(),
+                                                     _("Folder for the DICOM Segmentation and Structured Report"))
+        if not folder:
+            return
+        with slicer.util.tryWithErrorDisplay(_("The result could not be exported to DICOM."), waitCursor=True):
+            prediction = predictionFromJson(node.resultTable.GetAttribute(RESULT_ATTRIBUTE))
+            written = exportResultToDicom(prediction, node.segmentation, node.ctVolume,
+                                          self._dicomFiles(node.ctVolume), folder, slicer.app.temporaryPath,
+                                          node.resultTable.GetName())
+            message = _("Written (nothing was overwritten):") + f"\n{written.seg_path}\n{written.sr_path}"
+            if written.warnings:
+                message += "\n\n" + _("Warnings:") + "\n" + "\n".join(written.warnings)
+            self.ui.statusLabel.text = _("Exported to DICOM in {folder}.").format(folder=folder)
+            slicer.util.infoDisplay(message)
+
+    @staticmethod
+    def _dicomFiles(volumeNode) -> list[str]:
+        """The files of the volume's DICOM instances, as Slicer's DICOM database knows them."""
+        database = getattr(slicer, "dicomDatabase", None)
+        if database is None or not database.isOpen:
+            raise InputError(_("Slicer's DICOM database is not open; open it in the DICOM module and try again."))
+        return [path for path in (database.fileForInstance(uid) for uid in sourceInstanceUids(volumeNode)) if path]
+
+    # Consensus of two readers
+
+    def _forgetComparison(self) -> None:
+        self._consensusInputs = self._comparison = self._consensusSegments = None
+        self.ui.agreementTable.setRowCount(0)
+        self._fillReaderPredictions(None)
+        self.ui.consensusStatusLabel.text = ""
+
+    def onCompareReaders(self) -> None:
+        node = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("The readers could not be compared."), waitCursor=True):
+            self._forgetComparison()
+            inputs = collectConsensusInputs(node.ctVolume, node.readerA, node.readerB, node.readerAName,
+                                            node.readerBName)
+            comparison = compareReadings(inputs)
+            self._consensusInputs, self._comparison = inputs, comparison
+            self._fillAgreementTable(comparison)
+            self.ui.consensusStatusLabel.text = _(
+                "{matched} matched pair(s), {onlyA} only in A, {onlyB} only in B, {sites} with different sites. "
+                "Choose a method for every row, then create the consensus.").format(
+                matched=sum(row.matched for row in comparison.lesions), onlyA=len(comparison.unmatched("a")),
+                onlyB=len(comparison.unmatched("b")), sites=len(comparison.site_disagreements()))
+        self._updateButtons()
+
+    def _fillAgreementTable(self, comparison) -> None:
+        def number(value, form):
+            return "" if value is None else form.format(value)
+
+        methodLabels = {"a": _("A: {reader}").format(reader=comparison.reader_a),
+                        "b": _("B: {reader}").format(reader=comparison.reader_b), "union": _("union"),
+                        "intersection": _("intersection"), "staple": _("STAPLE"), "exclude": _("exclude")}
+        table = self.ui.agreementTable
+        table.setRowCount(len(comparison.lesions))
+        for index, row in enumerate(comparison.lesions):
+            sites = (row.site_a or row.site_b or "") if row.site_agrees else _("A {siteA} / B {siteB}").format(
+                siteA=row.site_a, siteB=row.site_b)
+            texts = (row.a or "-", row.b or "-", sites, number(row.dice, "{:.3f}"), number(row.hd95_mm, "{:.1f}"),
+                     number(row.hausdorff_mm, "{:.1f}"), number(row.volume_diff_percent, "{:+.1f}"),
+                     number(row.diameter_diff_mm, "{:+.1f}"))
+            for column, text in enumerate(texts):
+                item = qt.QTableWidgetItem(text)
+                item.setFlags(qt.Qt.ItemIsEnabled | qt.Qt.ItemIsSelectable)
+                if row.note:
+                    item.setToolTip(row.note)
+                if column == 2 and not row.site_agrees:
+                    item.setForeground(qt.QBrush(qt.QColor("#c62828")))
+                table.setItem(index, column, item)
+            methodCombo = qt.QComboBox()
+            methodCombo.addItem(_("(choose)"), "")
+            for method in methodsFor(comparison, index):
+                methodCombo.addItem(methodLabels[method], method)
+            table.setCellWidget(index, AGREEMENT_METHOD_COLUMN, methodCombo)
+            siteCombo = qt.QComboBox()
+            siteCombo.addItem(_("as the readers") if row.site_agrees else _("(choose a site)"), "")
+            for key, site in SITES.items():
+                siteCombo.addItem(site.label, key)
+            table.setCellWidget(index, AGREEMENT_SITE_COLUMN, siteCombo)
+            reason = qt.QTableWidgetItem("")
+            reason.setFlags(qt.Qt.ItemIsEnabled | qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEditable)
+            reason.setToolTip(_("Why this method (recorded with the decision)."))
+            table.setItem(index, AGREEMENT_REASON_COLUMN, reason)
+
+    def _chairChoices(self) -> dict:
+        """The chair's choice per lesion pair, as set in the agreement table."""
+        table = self.ui.agreementTable
+        choices = {}
+        for index, match in enumerate(self._comparison.matches):
+            site = table.cellWidget(index, AGREEMENT_SITE_COLUMN).currentData
+            reason = table.item(index, AGREEMENT_REASON_COLUMN)
+            choices[match.key] = ChairChoice(table.cellWidget(index, AGREEMENT_METHOD_COLUMN).currentData,
+                                             reason.text() if reason else "", site or None)
+        return choices
+
+    def onAgreementRowClicked(self, row: int, column: int) -> None:
+        node = self._parameterNode
+        if self._comparison is None or row >= len(self._comparison.matches):
+            return
+        match = self._comparison.matches[row]
+        segmentA = segmentIdByName(node.readerA, match.a.lesion_id) if node.readerA and match.a else None
+        segmentB = segmentIdByName(node.readerB, match.b.lesion_id) if node.readerB and match.b else None
+        with slicer.util.tryWithErrorDisplay(_("The lesion could not be shown.")):
+            if segmentA or segmentB:
+                centreSliceViewsOnSegment(slicer.mrmlScene, node.readerA if segmentA else node.readerB,
+                                          segmentA or segmentB)
+            showPairOutlines(((node.readerA, segmentA), (node.readerB, segmentB)))
+
+    def onCreateConsensus(self) -> None:
+        node = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("The consensus segmentation was not created."), waitCursor=True):
+            if self._comparison is None:
+                raise InputError(_("Consensus: compare the readers first."))
+            # The readers may have been edited since they were compared: decide only on what the table shows.
+            current = collectConsensusInputs(node.ctVolume, node.readerA, node.readerB, node.readerAName,
+                                             node.readerBName)
+            if not sameReadings(current, self._consensusInputs):
+                raise InputError(_("Consensus: the readers' segmentations, names or the CT changed since they were "
+                                   "compared; press 'Compare the readers' again."))
+            session = decideAll(startSession(current, self._comparison, node.chairName), self._comparison,
+                                self._chairChoices())
+            segments = buildConsensus(self._comparison, session)
+            consensusNode = addConsensusSegmentation(slicer.mrmlScene, node.ctVolume, segments, session)
+            self._consensusSegments = segments
+            node.consensusSegmentation = consensusNode
+            self.ui.consensusStatusLabel.text = _(
+                "Consensus segmentation '{name}' created with {count} segment(s); the readers' segmentations are "
+                "unchanged. Predict under each reading to see whether the risk group changes.").format(
+                name=consensusNode.GetName(), count=len(segments))
+            self._fillReaderPredictions(None)
+        self._updateButtons()
+
+    def onPredictReadersButton(self) -> None:
+        if self._readerTask is not None:
+            self._readerTask.cancel()
+            self.ui.statusLabel.text = _("Cancelling: stopping when the current lesion's features are done...")
+            self._updateButtons()
+            return
+        if not ensurePredictionDependencies():
+            return
+        with slicer.util.tryWithErrorDisplay(_("The predictions cannot start."), waitCursor=True):
+            parameters = self.caseParameters()
+            clinical = None if parameters.model == "radiomics" else clinicalFacts(parameters)
+            resolveBundle(parameters.model, parameters.bundlePath)  # refuse unusable weights before any work
+            inputs, consensus = self._consensusInputs, self._consensusSegments
+            model, bundlePath = parameters.model, parameters.bundlePath
+            self._readerTask = BackgroundTask(
+                lambda progress: runReaderPredictions(inputs, consensus, clinical, model, bundlePath, progress),
+                name="ABCImmunoResponse reader predictions")
+            self._readerTask.start()
+            self.ui.progressBar.visible = True
+            self.ui.progressBar.setRange(0, 0)  # busy until the first lesion is done
+            self.ui.statusLabel.text = _("Extracting the features under each reading...")
+            self._readerPollTimer.start()
+        self._updateButtons()
+
+    def onPollReaderPredictions(self) -> None:
+        if self._readerTask is None:
+            self._readerPollTimer.stop()
+            return
+        finished = self._readerTask.wait(WORKER_SLICE_S)
+        for progress in self._readerTask.progress():
+            self.ui.progressBar.setRange(0, progress.total)
+            self.ui.progressBar.value = progress.done
+            self.ui.statusLabel.text = _("Features of outline {done} of {total} ({lesion}) done...").format(
+                done=progress.done, total=progress.total, lesion=progress.what)
+        if finished:
+            self._readerPollTimer.stop()
+            task, self._readerTask = self._readerTask, None
+            self.ui.progressBar.visible = False
+            predictions = self._taskResult(task, _("The predictions stopped: see the message."),
+                                           _("The predictions failed."))
+            if predictions is not None:
+                self._fillReaderPredictions(predictions)
+                self.ui.statusLabel.text = _("Predictions under each reading done.")
+            self._updateButtons()
+
+    def _fillReaderPredictions(self, predictions) -> None:
+        """Probability, score, risk group and risk group changes per reading; the weights' provenance below."""
+        table = self.ui.readerPredictionsTable
+        sides = ("a", "b", "consensus")
+        changes = predictions.risk_group_changes() if predictions is not None else {}
+        yesNo = {True: _("yes"), False: _("no")}
+        sideNames = {"a": _("A"), "b": _("B"), "consensus": _("consensus")}
+        for column, side in enumerate(sides):
+            prediction = getattr(predictions, side) if predictions is not None else None
+            if prediction is None:
+                texts = ("", "", "", "")
+            else:
+                differs = [_("vs {other}: {changed}").format(other=sideNames[other], changed=yesNo[changes[key]])
+                           for other in sides for key in (f"{other}_vs_{side}",) if key in changes]
+                texts = (f"{prediction.probability:.3f}", f"{prediction.score:+.3f}",
+                         prediction.risk_group or _("none (no cut-off)"), ", ".join(differs))
+            for row, text in enumerate(texts):
+                item = qt.QTableWidgetItem(text)
+                if row == 3 and any(changes.get(f"{other}_vs_{side}") for other in sides):
+                    item.setForeground(qt.QBrush(qt.QColor("#c62828")))
+                table.setItem(row, column, item)
+        computed = predictions.computed() if predictions is not None else []
+        lines = [computed[0][1].provenance] if computed else []
+        if predictions is not None and predictions.note:
+            lines.append(predictions.note)
+        self.ui.readerProvenanceLabel.text = "\n".join(lines)
+
     # Save case
 
     def onSaveCase(self) -> None:
@@ -706,6 +966,8 @@ class ABCImmunoResponseTest(ScriptedLoadableModuleTest):
         self.test_PredictionOnTheExamplePatient()
         self.setUp()
         self.test_CancelLeavesTheSceneAsItWas()
+        self.setUp()
+        self.test_ConsensusOfTwoReaders()
 
     def _requireDependencies(self):
         missing = [item.describe() for item in unmetRequirements()]
@@ -833,3 +1095,73 @@ class ABCImmunoResponseTest(ScriptedLoadableModuleTest):
         self.assertEqual(segmentation.GetMTime(), segmentationTime)
         self.delayDisplay("Test passed")
 
+    def test_ConsensusOfTwoReaders(self):
+        """Reader B is reader A with the liver lesion dilated by one voxel and the lymph node left out."""
+        self._requireDependencies()
+        import numpy as np
+        import SimpleITK as sitk
+
+        from abcir.segfile import Segment, read_seg_nrrd, write_seg_nrrd
+
+        self.delayDisplay("Comparing two readers of the example patient")
+        folder = tempfile.mkdtemp(prefix="ABCImmunoResponseTest-", dir=slicer.app.temporaryPath)
+        example, ctVolume, readerA = self._exampleCase(folder)
+        segments = read_seg_nrrd(example.lesions)
+        changed = [Segment(segment.segment_id, segment.name,
+                                     sitk.BinaryDilate(segment.mask, (1, 1, 1), sitk.sitkCross)
+                                     if segment.name == "liver_1" else segment.mask, segment.color, segment.tags)
+                   for segment in segments if segment.name != "lymph_node_1"]
+        readerB = slicer.util.loadSegmentation(str(write_seg_nrrd(os.path.join(folder, "readerB.seg.nrrd"), changed)))
+        readerTimes = readerA.GetMTime(), readerB.GetMTime()
+        voxelsBefore = slicer.util.arrayFromSegmentBinaryLabelmap(readerA, readerA.GetSegmentation().GetNthSegmentID(0),
+                                                                  ctVolume).copy()
+
+        model, bundlePath = self._weights(folder)
+        parameterNode = self._parameters(ctVolume, readerA, model, bundlePath)
+        parameterNode.readerA, parameterNode.readerB = readerA, readerB
+        parameterNode.readerAName, parameterNode.readerBName, parameterNode.chairName = "Dr A", "Dr B", "Dr C"
+        widget = slicer.util.getModuleWidget(MODULE_NAME)
+        widget.initializeParameterNode()
+        widget.onCompareReaders()
+        comparison = widget._comparison
+        self.assertEqual([match.key for match in comparison.matches],
+                         [("liver_1", "liver_1"), ("lung_1", "lung_1"), ("lymph_node_1", None)])
+        self.assertEqual(widget.ui.agreementTable.rowCount, 3)
+        liver = comparison.lesions[0]
+        self.assertLess(liver.dice, 1.0)
+        self.assertGreater(liver.volume_diff_percent, 0.0)
+        self.assertEqual(comparison.lesions[1].dice, 1.0)
+
+        self.delayDisplay("Creating the consensus segmentation")
+        table = widget.ui.agreementTable
+        for row, method in enumerate(("union", "a", "exclude")):
+            combo = table.cellWidget(row, AGREEMENT_METHOD_COLUMN)
+            combo.currentIndex = combo.findData(method)
+        table.item(0, AGREEMENT_REASON_COLUMN).setText("B drew the rim")
+        segmentationsBefore = slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")
+        widget.onCreateConsensus()
+        consensus = parameterNode.consensusSegmentation
+        self.assertIsNotNone(consensus)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"), segmentationsBefore + 1)
+        self.assertNotIn(consensus, (readerA, readerB))
+        segmentation = consensus.GetSegmentation()
+        names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+        self.assertEqual(names, ["liver_1", "lung_1"])
+        self.assertEqual(segmentation.GetNthSegment(0).GetTag("ABCImmunoResponse.Consensus.Method"), "union")
+        self.assertEqual((readerA.GetMTime(), readerB.GetMTime()), readerTimes)
+        voxelsAfter = slicer.util.arrayFromSegmentBinaryLabelmap(readerA, readerA.GetSegmentation().GetNthSegmentID(0),
+                                                                 ctVolume)
+        self.assertTrue(np.array_equal(voxelsBefore, voxelsAfter))
+
+        self.delayDisplay(f"Predicting under A, B and the consensus with the {model} model")
+        inputs = widget._consensusInputs
+        task = BackgroundTask(lambda progress: runReaderPredictions(
+            inputs, widget._consensusSegments, clinicalFacts(readCaseParameters(parameterNode.parameterNode)),
+            model, str(bundlePath), progress))
+        task.start()
+        self._waitFor(task)
+        predictions = task.result()
+        self.assertEqual([side for side, _prediction in predictions.computed()], ["a", "b", "consensus"])
+        widget._fillReaderPredictions(predictions)
+        self.assertIn("NOT clinically validated", widget.ui.readerProvenanceLabel.text)
+        self.delayDisplay("Test passed")

@@ -51,7 +51,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import time
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
@@ -80,6 +79,7 @@ from .features import (
     software_versions,
     stock_values,
 )
+from .files import atomic_write
 from .imaging import read_ct
 from .lesions import Lesion, load_lesions
 from .models import MODEL_KINDS
@@ -429,27 +429,13 @@ def compute_patient(spec: PatientSpec, fingerprint: str, cache_folder: str | os.
 
 # --- Files ----------------------------------------------------------------------------------------
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
-    """Write through ``write(temporary_name)`` and rename: the final name only ever holds a whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=path.name, dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
-
-
 def _write_text(path: Path, text: str) -> Path:
     def write(name: str) -> None:
         with open(name, "w", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 def _remove_temporaries(out: Path) -> None:
@@ -688,7 +674,7 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
         failures += [Failure(record.patient_id, "predict", "InputError", message)
                      for message in record.prediction_errors.values()]
     table = features_table(ordered)
-    parquet = _atomic_write(out / FEATURES_PARQUET, lambda name: table.to_parquet(name, index=False))
+    parquet = atomic_write(out / FEATURES_PARQUET, lambda name: table.to_parquet(name, index=False))
     features_csv = _write_text(out / FEATURES_CSV, _csv_text(table))
     kinds = [choice.kind for choice in choices]
     predictions_csv = _write_text(out / PREDICTIONS_CSV, _csv_text(predictions_table(specs, records, kinds))) \

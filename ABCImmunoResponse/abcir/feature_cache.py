@@ -20,12 +20,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .features import N_FEATURES, Provenance, feature_names_sha256, software_versions
+from .files import atomic_write
 
 CACHE_ENVIRONMENT_VARIABLE = "ABCIR_FEATURE_CACHE"
 ENTRY_SCHEMA = "abcir.lesion_features"
@@ -111,18 +111,15 @@ class FeatureCache:
             raise ValueError(f"A cache entry holds {N_FEATURES} values, not {values.shape}.")
         key = cache_key(provenance)
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"schema": ENTRY_SCHEMA, "schema_version": ENTRY_SCHEMA_VERSION, "key": key,
                  "inputs": _request(provenance), "values_sha256": _values_sha256(values),
                  "values": [float(v).hex() for v in values]}
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w") as stream:
+
+        def write(name: str) -> None:
+            with open(name, "w") as stream:
                 json.dump(entry, stream)
                 stream.flush()
                 os.fsync(stream.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+
+        atomic_write(path, write)
         return path

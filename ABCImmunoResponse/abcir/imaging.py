@@ -74,7 +74,7 @@ def check_ct(image: sitk.Image, name: str) -> None:
 def voxel_hash(image: sitk.Image) -> str:
     """SHA-256 of an image's voxels and geometry: the identity of what was measured."""
     digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)).tobytes())
+    digest.update(memoryview(np.ascontiguousarray(sitk.GetArrayViewFromImage(image))).cast("B"))
     digest.update(image.GetPixelIDTypeAsString().encode())
     for values in (image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection()):
         # 9 decimals: header rounding (0.9765625 read as 0.9765625000000001) must not change the identity.

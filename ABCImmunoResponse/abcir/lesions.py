@@ -78,7 +78,11 @@ def align_to_ct(name: str, mask: sitk.Image, ct: sitk.Image) -> sitk.Image:
         raise InputError(f"Lesion '{name}': a {mask.GetDimension()}D mask; lesions are 3D masks on the CT.")
     if mask.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"Lesion '{name}': a multi-component mask; give one binary mask per lesion.")
-    binary = sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8)
+    values = sitk.GetArrayViewFromImage(mask)
+    if mask.GetPixelID() == sitk.sitkUInt8 and values.max(initial=0) <= 1:
+        binary = mask  # already 0/1 uint8 (segmentations): no copy of a CT-sized volume
+    else:
+        binary = sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8)
     count = int(np.count_nonzero(sitk.GetArrayViewFromImage(binary)))
     if count == 0:
         raise InputError(f"Lesion '{name}': the mask is empty (no voxels). Draw the lesion or remove the segment.")

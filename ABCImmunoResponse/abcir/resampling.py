@@ -381,9 +381,14 @@ def _separable_axes(x: np.ndarray) -> list[np.ndarray] | None:
 
 
 def _needed_range(x: np.ndarray, length: int) -> tuple[int, int]:
-    """Smallest and largest coefficient index (after mirroring) the points ``x`` of one axis use."""
-    first = np.unique(np.floor(x.astype(np.float32)).astype(np.int64) - 1)
-    _, index = _support(first.astype(np.float64) + 1.0, length)
+    """Smallest and largest coefficient index (after mirroring) that points ``x`` of one axis may use.
+
+    Taken over every integer between the smallest and largest ``floor(x)``: a
+    superset of the indices used, which can only widen the crop.
+    """
+    first = np.floor(x.astype(np.float32)).astype(np.int64)
+    starts = np.arange(int(first.min()), int(first.max()) + 1, dtype=np.float64)
+    _, index = _support(starts, length)
     return min(int(i.min()) for i in index), max(int(i.max()) for i in index)
 
 
@@ -399,8 +404,15 @@ def resample_bspline(image: sitk.Image, grid: OutputGrid, decay_margin: int = BS
     inside = _inside(x, size)
     values = np.zeros(inside.shape)
     if inside.any():
-        points = x[:, inside]
-        ranges = [_needed_range(points[axis], size[axis]) for axis in range(3)]
+        axes = _separable_axes(x)
+        if axes is not None:  # the inside points form a box; each axis' indices form a vector
+            box = tuple(np.flatnonzero(inside.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1)))
+            region = tuple(slice(b[0], b[-1] + 1) for b in box)
+            axes = [axes[axis][region[2 - axis]] for axis in range(3)]
+            ranges = [_needed_range(axes[axis], size[axis]) for axis in range(3)]
+        else:
+            points = x[:, inside]
+            ranges = [_needed_range(points[axis], size[axis]) for axis in range(3)]
         needed_lower = np.array([r[0] for r in ranges])
         needed_upper = np.array([r[1] for r in ranges])
         lower = np.maximum(needed_lower - decay_margin, 0)
@@ -409,12 +421,8 @@ def resample_bspline(image: sitk.Image, grid: OutputGrid, decay_margin: int = BS
         keep = tuple(slice(needed_lower[axis] - lower[axis], needed_upper[axis] - lower[axis] + 1)
                      for axis in (2, 1, 0))
         coefficients = bspline_coefficients(crop, keep)
-        axes = _separable_axes(x)
         if axes is not None:
-            box = tuple(np.flatnonzero(inside.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1)))
-            region = tuple(slice(b[0], b[-1] + 1) for b in box)
-            values[region] = _evaluate_separable(
-                coefficients, needed_lower, [axes[axis][region[2 - axis]] for axis in range(3)], size)
+            values[region] = _evaluate_separable(coefficients, needed_lower, axes, size)
         else:
             inside_values = np.empty(points.shape[1])
             for start in range(0, points.shape[1], EVALUATION_BLOCK):

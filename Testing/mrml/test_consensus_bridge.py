@@ -1,0 +1,197 @@
+"""The consensus bridge on a real scene: two readers' segmentation nodes of the real CT -> agreement -> new node.
+
+Reader A is the core-written segmentation of the stand-in lesions (pancreas_1,
+adrenal_1, colon_1). Reader B is made from A by known changes: pancreas_1 one
+2 mm slice further along z and given another site (liver), adrenal_1 dilated by
+one voxel, colon_1 missing. The agreement must show exactly those changes, the
+consensus must be a new node whose segments and tags follow the chair's
+decisions, and the readers' nodes must be unchanged (MTime and voxels).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from mrml_scene import SLICER_CORE_MISSING, load_segmentation, load_volume
+
+pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
+
+from abcir.clinical import parse_clinical  # noqa: E402
+from abcir.errors import InputError  # noqa: E402
+from abcir.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd  # noqa: E402
+from ABCImmunoResponseLib.consensus import (SESSION_ATTRIBUTE, ChairChoice, addConsensusSegmentation,  # noqa: E402
+                                            buildConsensus, collectConsensusInputs, compareReadings, decideAll,
+                                            methodsFor, runReaderPredictions, sameReadings, segmentIdByName,
+                                            showPairOutlines, startSession)
+from ABCImmunoResponseLib.segments import segmentIds, segmentMask, segmentTag  # noqa: E402
+
+TAG = "ABCImmunoResponse.Consensus."
+
+
+@pytest.fixture(scope="module")
+def reader_b_file(core_seg_file, tmp_path_factory):
+    """Reader B: A's pancreas shifted one slice (site liver), A's adrenal dilated by one voxel, no colon."""
+    segments = {segment.name: segment for segment in read_seg_nrrd(core_seg_file)}
+    pancreas = segments["pancreas_1"].mask
+    shifted = sitk.Resample(pancreas, pancreas, sitk.TranslationTransform(3, (0.0, 0.0, -2.0)),
+                            sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    adrenal = segments["adrenal_1"]
+    dilated = sitk.BinaryDilate(adrenal.mask, (1, 1, 1), sitk.sitkCross)
+    b = [Segment("s1", "pancreas_1", shifted, tags={SITE_TAG: "liver"}),
+         Segment("s2", "adrenal_1", dilated, tags={SITE_TAG: "adrenal"})]
+    return write_seg_nrrd(tmp_path_factory.mktemp("reader_b") / "B.seg.nrrd", b), {"pancreas_1": shifted,
+                                                                                 "adrenal_1": dilated}
+
+
+@pytest.fixture
+def readers(standalone, real_ct, core_seg_file, reader_b_file):
+    scene = standalone.scene
+    volume = load_volume(scene, real_ct["path"])
+    a = load_segmentation(scene, core_seg_file, "Reader A")
+    b = load_segmentation(scene, reader_b_file[0], "Reader B")
+    for node in (a, b):
+        node.CreateDefaultDisplayNodes()
+    inputs = collectConsensusInputs(volume, a, b, "Dr A", "Dr B")
+    comparison = compareReadings(inputs)
+    return {"scene": scene, "volume": volume, "a": a, "b": b, "inputs": inputs, "comparison": comparison,
+            "masks_b": reader_b_file[1]}
+
+
+def _voxels(node, volume) -> dict[str, np.ndarray]:
+    return {node.GetSegmentation().GetSegment(sid).GetName(): sitk.GetArrayFromImage(segmentMask(node, sid, volume))
+            for sid in segmentIds(node)}
+
+
+def _mask_a(readers, name):
+    return next(lesion.mask for lesion in readers["inputs"].lesionsA if lesion.lesion_id == name)
+
+
+def test_agreement_shows_the_known_changes(readers):
+    comparison = readers["comparison"]
+    rows = {(row.a, row.b): row for row in comparison.lesions}
+    assert set(rows) == {("pancreas_1", "pancreas_1"), ("adrenal_1", "adrenal_1"), ("colon_1", None)}
+    shifted = rows[("pancreas_1", "pancreas_1")]
+    assert shifted.centroid_distance_mm == pytest.approx(2.0, abs=1e-6)
+    assert shifted.volume_diff_percent == pytest.approx(0.0) and shifted.diameter_diff_mm == pytest.approx(0.0)
+    assert (shifted.site_a, shifted.site_b, shifted.site_agrees) == ("other", "liver", False)
+    dilated = rows[("adrenal_1", "adrenal_1")]
+    overlap = sitk.LabelOverlapMeasuresImageFilter()
+    overlap.Execute(_mask_a(readers, "adrenal_1"), readers["masks_b"]["adrenal_1"])
+    assert dilated.dice == pytest.approx(overlap.GetDiceCoefficient(), abs=1e-12)
+    assert dilated.volume_diff_percent > 0 and dilated.hausdorff_mm >= dilated.hd95_mm > 0
+    assert methodsFor(comparison, 2) == ("a", "exclude")
+    assert "staple" in methodsFor(comparison, 0)
+
+
+def test_consensus_is_a_new_tagged_node_and_the_readers_are_unchanged(readers):
+    scene, volume, a, b, comparison = (readers[k] for k in ("scene", "volume", "a", "b", "comparison"))
+    before = {"mtime": (a.GetMTime(), b.GetMTime()), "voxels": (_voxels(a, volume), _voxels(b, volume)),
+              "segmentations": scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")}
+    session = startSession(readers["inputs"], comparison, "Dr C")
+    session = decideAll(session, comparison, {
+        ("pancreas_1", "pancreas_1"): ChairChoice("union", "B is one slice lower", site="other"),
+        ("adrenal_1", "adrenal_1"): ChairChoice("a", "B includes fat"),
+        ("colon_1", None): ChairChoice("exclude", "not a target")})
+    node = addConsensusSegmentation(scene, volume, buildConsensus(comparison, session), session)
+
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == before["segmentations"] + 1
+    assert node not in (a, b) and node.GetScene() is scene and node.GetDisplayNode() is not None
+    assert (a.GetMTime(), b.GetMTime()) == before["mtime"]
+    for after, earlier in zip((_voxels(a, volume), _voxels(b, volume)), before["voxels"], strict=True):
+        assert after.keys() == earlier.keys()
+        assert all(np.array_equal(after[name], earlier[name]) for name in after)
+
+    voxels = _voxels(node, volume)
+    assert list(voxels) == ["pancreas_1", "adrenal_1"]  # colon excluded, agreement table order
+    union = sitk.Or(_mask_a(readers, "pancreas_1"), readers["masks_b"]["pancreas_1"])
+    assert np.array_equal(voxels["pancreas_1"], sitk.GetArrayFromImage(union))
+    assert np.array_equal(voxels["adrenal_1"], sitk.GetArrayFromImage(_mask_a(readers, "adrenal_1")))
+    segmentation = node.GetSegmentation()
+    pancreas = segmentation.GetSegment(segmentIdByName(node, "pancreas_1"))
+    assert segmentTag(pancreas, TAG + "Method") == "union"
+    assert segmentTag(pancreas, TAG + "ReaderA") == "Dr A: pancreas_1"
+    assert segmentTag(pancreas, TAG + "ReaderB") == "Dr B: pancreas_1"
+    assert segmentTag(pancreas, TAG + "DecidedBy") == "Dr C"
+    assert segmentTag(pancreas, SITE_TAG) == "other"  # the chair's site, not B's liver
+    adrenal = segmentation.GetSegment(segmentIdByName(node, "adrenal_1"))
+    assert segmentTag(adrenal, TAG + "Method") == "a" and segmentTag(adrenal, SITE_TAG) == "adrenal"
+    logged = json.loads(node.GetAttribute(SESSION_ATTRIBUTE))
+    assert logged["chair"] == "Dr C" and (logged["reader_a"], logged["reader_b"]) == ("Dr A", "Dr B")
+    reasons = {d["a"]: (d["method"], d["reason"]) for d in logged["decisions"]}
+    assert reasons == {"pancreas_1": ("union", "B is one slice lower"), "adrenal_1": ("a", "B includes fat"),
+                       "colon_1": ("exclude", "not a target")}
+
+
+def test_refused_decisions_leave_the_scene_as_it_was(readers):
+    scene, comparison = readers["scene"], readers["comparison"]
+    nodes = scene.GetNumberOfNodes()
+    session = startSession(readers["inputs"], comparison, "Dr C")
+    choices = {("pancreas_1", "pancreas_1"): ChairChoice("staple", site="other"),
+               ("adrenal_1", "adrenal_1"): ChairChoice("b")}
+    with pytest.raises(InputError, match="no method chosen for A colon_1"):
+        decideAll(session, comparison, choices)
+    choices[("colon_1", None)] = ChairChoice("union")
+    with pytest.raises(InputError, match="'union' is not possible here"):
+        decideAll(session, comparison, choices)
+    choices[("colon_1", None)] = ChairChoice("a")
+    choices[("pancreas_1", "pancreas_1")] = ChairChoice("staple")
+    with pytest.raises(InputError, match=r"different sites \(other vs liver\)"):
+        decideAll(session, comparison, choices)
+    assert scene.GetNumberOfNodes() == nodes
+    again = collectConsensusInputs(readers["volume"], readers["a"], readers["b"], "Dr A", "Dr B")
+    assert sameReadings(readers["inputs"], again)
+    assert not sameReadings(readers["inputs"], collectConsensusInputs(readers["volume"], readers["b"], readers["a"],
+                                                                      "Dr A", "Dr B"))
+    with pytest.raises(InputError, match="same segmentation"):
+        collectConsensusInputs(readers["volume"], readers["a"], readers["a"], "Dr A", "Dr B")
+    with pytest.raises(InputError, match="chair"):
+        startSession(readers["inputs"], comparison, "  ")
+
+
+def test_clicking_a_row_shows_both_outlines_in_two_colours(readers):
+    a, b = readers["a"], readers["b"]
+    mtimes = a.GetMTime(), b.GetMTime()
+    idA, idB = segmentIdByName(a, "adrenal_1"), segmentIdByName(b, "adrenal_1")
+    showPairOutlines(((a, idA), (b, idB)))
+    colours = [node.GetDisplayNode().GetSegmentOverrideColor(sid) for node, sid in ((a, idA), (b, idB))]
+    assert colours[0] != colours[1]
+    assert not a.GetDisplayNode().GetVisibility2DFill() and b.GetDisplayNode().GetVisibility2DOutline()
+    assert (a.GetMTime(), b.GetMTime()) == mtimes  # display only
+
+
+def _predict_readings(readers, methods: tuple[str, str, str], model: str, bundle):
+    """Decide (pancreas, adrenal, colon) with ``methods``, then predict under A, B and the consensus on a worker."""
+    from ABCImmunoResponseLib.background import BackgroundTask
+
+    comparison = readers["comparison"]
+    keys = (("pancreas_1", "pancreas_1"), ("adrenal_1", "adrenal_1"), ("colon_1", None))
+    session = decideAll(startSession(readers["inputs"], comparison, "Dr C"), comparison,
+                        {key: ChairChoice(method) for key, method in zip(keys, methods, strict=True)})
+    consensus = buildConsensus(comparison, session)
+    clinical = parse_clinical(["lines=1", "sites=1-2", "visceral=yes", "tnbc=no"])
+    task = BackgroundTask(lambda progress: runReaderPredictions(readers["inputs"], consensus, clinical, model,
+                                                                str(bundle), progress))
+    task.start()
+    for _ in range(1200):
+        if task.wait(0.1):
+            return task.result(), task.progress()
+    raise AssertionError("the predictions did not finish within 120 s")
+
+
+def test_predictions_under_each_reading_run_on_a_worker_thread(readers, bundles):
+    predictions, _ = _predict_readings(readers, ("a", "b", "exclude"), "clinical", bundles["clinical"])
+    assert [side for side, _ in predictions.computed()] == ["a", "b", "consensus"]
+    # The clinical model ignores the outlines: all three readings give the same probability and risk group.
+    assert predictions.a.probability == predictions.b.probability == predictions.consensus.probability
+    assert not any(predictions.risk_group_changes().values())
+    assert "not clinically validated" in predictions.a.provenance.lower()
+
+
+def test_radiomics_predictions_follow_the_outlines_each_reading_has(readers, bundles):
+    predictions, progress = _predict_readings(readers, ("a", "a", "a"), "combined", bundles["combined"])
+    assert len(progress) == 5  # A's three masks and B's two changed ones; the consensus (all A) is not extracted again
+    assert predictions.consensus.probability == predictions.a.probability  # the consensus is reader A's reading
+    assert predictions.b.probability != predictions.a.probability
