@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from .. import __version__
 from ..errors import InputError
 from ..imaging import file_sha256
-from ..records import from_json_dict, to_json_dict
+from ..records import from_json_dict, to_json_dict, write_new_json
 from ..segfile import SITE_TAG, read_seg_nrrd, write_seg_nrrd
 from .agreement import ComparedInputs, InputFile, ReaderComparison
 from .building import TAG_PREFIX, ConsensusSegment, Decision, PairKey, describe
@@ -129,14 +129,7 @@ def write_consensus(folder: str | os.PathLike, session: ConsensusSession, segmen
 
 def save_session(path: str | os.PathLike, session: ConsensusSession) -> Path:
     """Write a session log (JSON); an existing log is never replaced."""
-    path = Path(path)
-    if path.exists():
-        raise InputError(f"Session log '{path}' already exists; it is not overwritten.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{path.name}")
-    temporary.write_text(json.dumps(to_json_dict(session), indent=2) + "\n")
-    os.replace(temporary, path)
-    return path
+    return write_new_json(path, to_json_dict(session), what="Session log")
 
 
 def load_session(path: str | os.PathLike) -> ConsensusSession:
