@@ -28,29 +28,43 @@ def has_suffix(path: Path, suffixes: tuple[str, ...]) -> bool:
     return any(name.endswith(suffix) for suffix in suffixes)
 
 
-def read_image(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:
-    """Read a volume from a DICOM folder or one NRRD/NIfTI/MetaImage file, as stored (no checks)."""
+def read_image_with_warnings(path: str | os.PathLike,
+                             series_uid: str | None = None) -> tuple[sitk.Image, tuple[str, ...]]:
+    """A volume from a DICOM folder or one NRRD/NIfTI/MetaImage file, as stored (no checks), and what the
+    DICOM reader noticed on the way (tilt resampled, anonymised UIDs) for the result to carry."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"CT '{path}': no such file or folder.")
     if path.is_dir():
         from .dicom_series import read_dicom_ct
 
-        return read_dicom_ct(path, series_uid=series_uid).image
+        dicom = read_dicom_ct(path, series_uid=series_uid)
+        return dicom.image, tuple(dicom.warnings)
     if not has_suffix(path, CT_FILE_SUFFIXES):
         raise InputError(f"CT '{path}': unsupported file type; give a DICOM series folder or one "
                          f"{', '.join(CT_FILE_SUFFIXES)} file.")
     try:
-        return sitk.ReadImage(str(path))
+        return sitk.ReadImage(str(path)), ()
     except RuntimeError as error:
         raise InputError(f"CT '{path}': cannot be read ({str(error).strip().splitlines()[-1]}).") from error
 
 
+def read_image(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:
+    """Read a volume from a DICOM folder or one NRRD/NIfTI/MetaImage file, as stored (no checks)."""
+    return read_image_with_warnings(path, series_uid)[0]
+
+
+def read_ct_with_warnings(path: str | os.PathLike,
+                          series_uid: str | None = None) -> tuple[sitk.Image, tuple[str, ...]]:
+    """``read_ct`` plus the reader's warnings."""
+    image, warnings = read_image_with_warnings(path, series_uid)
+    check_ct(image, str(path))
+    return image, warnings
+
+
 def read_ct(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:
     """Read a CT from a DICOM folder or one image file, and check it is a 3D CT in HU."""
-    image = read_image(path, series_uid)
-    check_ct(image, str(path))
-    return image
+    return read_ct_with_warnings(path, series_uid)[0]
 
 
 def check_ct(image: sitk.Image, name: str) -> None:

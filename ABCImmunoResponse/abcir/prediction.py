@@ -21,10 +21,9 @@ from . import __version__
 from .aggregation import aggregate
 from .bundle import LABEL_DEFINITION, WeightBundle, bundled_bundle, load_bundle
 from .clinical import ClinicalFacts, clinical_usage
-from .dicom_series import read_dicom_ct
 from .errors import BundleError, InputError
 from .features import LesionFeatures, ProgressCallback, extract_lesions
-from .imaging import check_ct, read_ct, voxel_hash
+from .imaging import read_ct_with_warnings, voxel_hash
 from .lesions import Lesion, load_lesions
 from .models import MODEL_KINDS, MLPModel, sigmoid
 from .recist import Finding, validate_targets
@@ -317,17 +316,11 @@ def predict_patient(ct_path: str | os.PathLike | None, lesion_paths: Sequence[st
             raise InputError(f"The {bundle.kind} model needs the CT (--ct) and its target lesions (--lesions).")
         return predict_lesions(None, [], clinical, bundle.kind, bundle)
     path = Path(ct_path)
-    reading_warnings: tuple[str, ...] = ()
-    if path.is_dir():  # DICOM: what the reader noticed (tilt resampled, anonymised UIDs) goes with the result
-        dicom = read_dicom_ct(path, series_uid)
-        check_ct(dicom.image, str(path))
-        image, reading_warnings = dicom.image, tuple(f"CT series: {warning}" for warning in dicom.warnings)
-    else:
-        image = read_ct(path, series_uid)
+    image, reading_warnings = read_ct_with_warnings(path, series_uid)
     if not lesion_paths and bundle.kind != "clinical":
         raise InputError(f"The {bundle.kind} model needs the target lesions (--lesions).")
     lesions = load_lesions(lesion_paths, image, sites_csv) if lesion_paths else []
     prediction = predict_lesions(image, lesions, clinical, bundle.kind, bundle, jobs, progress,
                                  patient_id=path.name.split(".")[0])
-    return replace(prediction, warnings=(*prediction.warnings, *reading_warnings))
+    return replace(prediction, warnings=(*prediction.warnings, *(f"CT series: {w}" for w in reading_warnings)))
 
