@@ -1,31 +1,32 @@
-"""One case from the scene to a prediction: inputs copied on the main thread, computed anywhere.
+"""One case from the scene: inputs copied and checked on the main thread, written as a job for the child process.
 
 ``collectCaseInputs`` reads the scene (main thread only) and verifies the
-weights, so every input mistake is reported before any work starts.
-``runCase`` is pure computation on those copies: the panel runs it on a worker
-thread, the headless entry and the tests call it directly.
+weights, so every input mistake is reported before any process starts.
+``writePredictionJob`` turns those copies into the files the child reads
+(``abcir.jobs``): the CT and one mask per target lesion as NRRD, names and
+sites in the job's UTF-8 JSON, so nothing of the scene is needed there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import SimpleITK as sitk
 
 from abcir.clinical import ClinicalFacts
 from abcir.errors import InputError
 
-from .background import ProgressCallback
+from .i18n import tr as _
 from .lesion_table import SizeCache, lesionRows
 from .parameters import CaseParameters, clinicalFacts
-from .segments import LesionInput, lesionFromInput, lesionInputs
+from .segments import LesionInput, lesionInputs
 from .volumes import imageFromVolumeNode
 
 if TYPE_CHECKING:
     from abcir.bundle import WeightBundle
-    from abcir.features import LesionFeatures
-    from abcir.prediction import Prediction
+    from abcir.jobs.spec import JobLesion, PredictJob
 
 
 @dataclass(frozen=True)
@@ -33,22 +34,12 @@ class CaseInputs:
     """Everything a prediction needs, detached from the scene."""
 
     patientId: str
-    ct: sitk.Image  # with the DICOM study and series UIDs in its metadata when known
+    ct: sitk.Image
     lesions: tuple[LesionInput, ...]
     clinical: ClinicalFacts | None
     bundle: WeightBundle
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """The prediction and the per-lesion features it used (none for the clinical model)."""
-
-    prediction: Prediction
-    features: tuple[LesionFeatures, ...]
-
-
-STUDY_INSTANCE_UID_TAG = "0020|000d"  # where abcir.prediction.CTIdentity.from_image looks for the UIDs
-SERIES_INSTANCE_UID_TAG = "0020|000e"
+    studyUid: str = ""  # DICOM identity of the CT, when it was loaded from DICOM
+    seriesUid: str = ""
 
 
 def dicomIdentity(volumeNode) -> tuple[str, str]:
@@ -84,35 +75,48 @@ def collectCaseInputs(parameters: CaseParameters, sizes: SizeCache | None = None
     """Copy the case out of the scene and verify the weights; raises ``InputError`` naming what to fix."""
     ctVolume, segmentation = parameters.ctVolume, parameters.segmentation
     if ctVolume is None:
-        raise InputError("CT volume: none selected; select the CT series under 'Inputs'.")
+        raise InputError(_("CT volume: none selected; select the CT series under 'Inputs'."))
     bundle = resolveBundle(parameters.model, parameters.bundlePath)
     clinical = None if bundle.kind == "radiomics" else clinicalFacts(parameters)
     lesions: tuple[LesionInput, ...] = ()
     if bundle.kind != "clinical" or segmentation is not None:
         if segmentation is None:
-            raise InputError("Segmentation: none selected; create one under 'Inputs' and segment the target lesions.")
+            raise InputError(_("Segmentation: none selected; create one under 'Inputs' and segment the target "
+                               "lesions."))
         refuseBlockingLesions(segmentation, ctVolume, sizes)
         lesions = tuple(lesionInputs(segmentation, ctVolume))
-    ct = imageFromVolumeNode(ctVolume)
-    for tag, uid in zip((STUDY_INSTANCE_UID_TAG, SERIES_INSTANCE_UID_TAG), dicomIdentity(ctVolume), strict=True):
-        if uid:
-            ct.SetMetaData(tag, uid)
-    return CaseInputs(ctVolume.GetName(), ct, lesions, clinical, bundle)
+    studyUid, seriesUid = dicomIdentity(ctVolume)
+    return CaseInputs(ctVolume.GetName(), imageFromVolumeNode(ctVolume), lesions, clinical, bundle, studyUid,
+                      seriesUid)
 
 
-def runCase(inputs: CaseInputs, progress: ProgressCallback | None = None) -> CaseResult:
-    """Check the CT and lesions, extract features and predict (no scene access; any thread)."""
-    from abcir.features import extract_lesions
-    from abcir.imaging import check_ct
-    from abcir.prediction import CTIdentity, predict_features, predict_lesions
+CT_FILE = "ct.nrrd"
 
-    check_ct(inputs.ct, inputs.patientId)
-    lesions = [lesionFromInput(lesion, inputs.ct) for lesion in inputs.lesions]
-    if inputs.bundle.kind == "clinical":
-        prediction = predict_lesions(inputs.ct, lesions, inputs.clinical, "clinical", inputs.bundle,
-                                     patient_id=inputs.patientId)
-        return CaseResult(prediction, ())
-    features = extract_lesions(inputs.ct, lesions, inputs.patientId, jobs=1, progress=progress)
-    prediction = predict_features(features, inputs.clinical, inputs.bundle.kind, inputs.bundle,
-                                  CTIdentity.from_image(inputs.ct))
-    return CaseResult(prediction, tuple(features))
+
+def writeImage(image: sitk.Image, folder: Path, name: str) -> str:
+    """An image as an uncompressed NRRD in ``folder`` (fast to write and read; deleted with the job)."""
+    sitk.WriteImage(image, str(folder / name), False)
+    return name
+
+
+def jobLesions(folder: Path, prefix: str, lesions: Sequence[tuple[str, str | None, sitk.Image]]
+               ) -> tuple[JobLesion, ...]:
+    """(name, site, mask) triples as the job's lesions, each mask in a file of its own (names may be any UTF-8)."""
+    from abcir.jobs.spec import JobLesion
+
+    return tuple(JobLesion(name, site, writeImage(mask, folder, f"{prefix}{index:03d}.nrrd"))
+                 for index, (name, site, mask) in enumerate(lesions))
+
+
+def writePredictionJob(folder: Path, inputs: CaseInputs, jobs: int, cacheFolder: Path | None) -> PredictJob:
+    """The prediction of ``inputs`` as a job folder the child process runs (``python -m abcir.jobs FOLDER``)."""
+    from abcir.jobs.spec import PredictJob, write_job
+
+    job = PredictJob(
+        patient_id=inputs.patientId, ct=writeImage(inputs.ct, folder, CT_FILE),
+        lesions=jobLesions(folder, "lesion", [(item.name, item.site, item.mask) for item in inputs.lesions]),
+        clinical=tuple(inputs.clinical.to_tokens()) if inputs.clinical is not None else None, model=inputs.bundle.kind,
+        bundle=str(inputs.bundle.path), jobs=jobs, cache=str(cacheFolder) if cacheFolder else None,
+        study_uid=inputs.studyUid, series_uid=inputs.seriesUid)
+    write_job(folder, job)
+    return job

@@ -12,16 +12,17 @@ import csv
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from abcir.errors import InputError
 
+from .i18n import tr as _
 from .lesion_table import LesionRow
 
 if TYPE_CHECKING:
-    from abcir.features import LesionFeatures
     from abcir.prediction import Prediction
 
 SEGMENTATION_SUFFIX = ".seg.nrrd"
@@ -60,7 +61,7 @@ def freeBaseName(folder: Path, baseName: str) -> str:
 
 def writeLesionTable(path: Path, rows: Sequence[LesionRow]) -> Path:
     """The panel's lesion table as CSV: every segment, ticked or not, with sizes and RECIST findings."""
-    with open(path, "x", newline="") as handle:
+    with open(path, "x", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(LESION_TABLE_COLUMNS)
         for row in rows:
@@ -80,7 +81,8 @@ def writeSegmentation(path: Path, segmentationNode) -> Path:
     storage.SetFileName(str(temporary))
     try:
         if not storage.WriteData(segmentationNode):
-            raise InputError(f"Segmentation '{segmentationNode.GetName()}': Slicer could not write it to '{path}'.")
+            raise InputError(_("Segmentation '{name}': Slicer could not write it to '{path}'.").format(
+                name=segmentationNode.GetName(), path=path))
         os.replace(temporary, path)
     finally:
         if temporary.exists():
@@ -88,9 +90,20 @@ def writeSegmentation(path: Path, segmentationNode) -> Path:
     return path
 
 
+def copyNew(source: Path, target: Path) -> Path:
+    """Copy ``source`` to ``target``, which must not exist (never overwritten, even if made meanwhile)."""
+    with open(source, "rb") as reading, open(target, "xb") as writing:
+        shutil.copyfileobj(reading, writing)
+    return target
+
+
 def saveCase(folder: str | os.PathLike, caseName: str, segmentationNode, prediction: Prediction | None,
-             features: Sequence[LesionFeatures], lesionRows: Sequence[LesionRow]) -> SavedCase:
-    """Write the case's files to ``folder`` (created if needed) under a base name no file there uses yet."""
+             featuresFile: str | os.PathLike | None, lesionRows: Sequence[LesionRow]) -> SavedCase:
+    """Write the case's files to ``folder`` (created if needed) under a base name no file there uses yet.
+
+    ``featuresFile`` is the prediction's features table (``abcir.feature_table``
+    CSV with its provenance sidecar beside it), copied as it is.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     wanted = safeFileName(caseName)
@@ -100,16 +113,17 @@ def saveCase(folder: str | os.PathLike, caseName: str, segmentationNode, predict
         written.append(writeSegmentation(folder / f"{base}{SEGMENTATION_SUFFIX}", segmentationNode))
     if prediction is not None:
         path = folder / f"{base}{RESULT_SUFFIX}"
-        with open(path, "x") as handle:
-            json.dump(prediction.to_dict(), handle, indent=2)
+        with open(path, "x", encoding="utf-8") as handle:
+            json.dump(prediction.to_dict(), handle, indent=2, ensure_ascii=False)
         written.append(path)
-    if features:
-        from abcir.feature_table import provenance_path, write_features_csv
+    if featuresFile:
+        from abcir.feature_table import provenance_path
 
-        path = write_features_csv(folder / f"{base}{FEATURES_SUFFIX}", features)
-        written += [path, provenance_path(path)]
+        source = Path(featuresFile)
+        written += [copyNew(source, folder / f"{base}{FEATURES_SUFFIX}"),
+                    copyNew(provenance_path(source), folder / f"{base}{FEATURES_PROVENANCE_SUFFIX}")]
     if lesionRows:
         written.append(writeLesionTable(folder / f"{base}{LESIONS_SUFFIX}", lesionRows))
     if not written:
-        raise InputError("Save case: nothing to save yet; select a segmentation or run Predict first.")
+        raise InputError(_("Save case: nothing to save yet; select a segmentation or run Predict first."))
     return SavedCase(base, base != wanted, tuple(written))

@@ -1,22 +1,23 @@
 """Two readers' segmentations in the scene -> the core's consensus; the consensus back as a new segmentation node.
 
-The readers' nodes are only read: their ticked segments are copied onto the
-CT grid (``segments.lesionInputs``) and measured as the prediction measures
-them (``segments.lesionFromInput``). Matching, agreement, the chair's
-decisions, STAPLE and the segment tags are the core's (``abcir.consensus``).
-The consensus is built completely before anything is added to the scene, so a
-refused decision leaves the scene as it was; it becomes a new segmentation
-node, with the session (decisions, reasons, who and when) in a node attribute.
-
-Comparison of a few lesions takes well under a second (main thread); the
-predictions under each reading extract features and belong on a worker thread
-(``runReaderPredictions`` touches no scene object).
+``ConsensusWorkflow`` keeps what a chair's session in the panel needs between
+clicks (the readings as compared, the comparison, the consensus built from it,
+the predictions under each reading), so the Qt widget only shows it. The
+readers' nodes are only read: their ticked segments are copied onto the CT
+grid (``segments.lesionInputs``) and measured as the prediction measures them.
+Matching, agreement, the chair's choices (``abcir.consensus.session.apply_choices``),
+STAPLE, every rule and every message are the core's. The consensus is built
+completely before anything is added to the scene, so a refused decision leaves
+the scene as it was; it becomes a new segmentation node, with the session
+(decisions, reasons, who and when) in a node attribute. The predictions under
+each reading run in the child process (``case_logic``), from a job written here.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
@@ -28,7 +29,7 @@ import slicer
 from abcir.errors import InputError
 from abcir.sites import SITE_TAG, SITES
 
-from .background import ProgressCallback
+from .case import CT_FILE, jobLesions, writeImage
 from .i18n import tr as _
 from .segments import lesionFromInput, lesionInputs, segmentIds, setSegmentSite
 from .volumes import ijkToRasMatrix, imageFromVolumeNode
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
     from abcir.consensus.agreement import ReaderComparison
     from abcir.consensus.building import ConsensusSegment, PairKey
     from abcir.consensus.predictions import ReaderPredictions
-    from abcir.consensus.session import ConsensusSession
+    from abcir.consensus.session import ChairChoice, ConsensusSession
+    from abcir.jobs.spec import ReadersJob
     from abcir.lesions import Lesion
 
 SESSION_ATTRIBUTE = "ABCImmunoResponse.ConsensusSession"  # the session JSON on the consensus node
@@ -56,15 +58,6 @@ class ConsensusInputs:
     lesionsB: tuple[Lesion, ...]
     sourceA: str  # the reader's node name, recorded in the session
     sourceB: str
-
-
-@dataclass(frozen=True)
-class ChairChoice:
-    """The chair's choice for one lesion pair: method, why, and the site when it overrides the readers'."""
-
-    method: str
-    reason: str = ""
-    site: str | None = None
 
 
 def readerLesions(segmentationNode, volumeNode, ct: sitk.Image) -> tuple[Lesion, ...]:
@@ -143,36 +136,6 @@ def startSession(inputs: ConsensusInputs, comparison: ReaderComparison, chair: s
     return new_session(comparison, compared, chair)
 
 
-def decideAll(session: ConsensusSession, comparison: ReaderComparison,
-              choices: Mapping[PairKey, ChairChoice]) -> ConsensusSession:
-    """The session with one decision per lesion pair; every pair needs a choice, and a site where readers differ."""
-    from abcir.consensus.building import Decision, describe
-    from abcir.consensus.session import now_utc
-
-    missing = [describe(match.key) for match in comparison.matches if not choices.get(match.key)
-               or not choices[match.key].method]
-    if missing:
-        raise InputError(_("Consensus: no method chosen for {lesions}; choose one in the agreement table.").format(
-            lesions=", ".join(missing)))
-    decidedAt = now_utc()
-    for index, (row, match) in enumerate(zip(comparison.lesions, comparison.matches, strict=True)):
-        choice = choices[match.key]
-        allowed = methodsFor(comparison, index)
-        if choice.method not in allowed:
-            raise InputError(_("Lesion {lesion}: method '{method}' is not possible here; choose one of "
-                               "{methods}.").format(lesion=describe(match.key), method=choice.method,
-                                                    methods=", ".join(allowed)))
-        needsSite = row.matched and not row.site_agrees and choice.method in ("union", "intersection", "staple")
-        if needsSite and choice.site is None:
-            raise InputError(_("Lesion {lesion}: the readers gave different sites ({siteA} vs {siteB}); choose the "
-                               "site in the agreement table.").format(lesion=describe(match.key), siteA=row.site_a,
-                                                                      siteB=row.site_b))
-        session = session.decide(Decision(a=match.key[0], b=match.key[1], method=choice.method,
-                                          decided_by=session.chair, decided_at=decidedAt,
-                                          reason=choice.reason.strip(), site=choice.site))
-    return session
-
-
 def buildConsensus(comparison: ReaderComparison, session: ConsensusSession) -> list[ConsensusSegment]:
     """The core's consensus segments (masks on the CT grid, tagged with their origin)."""
     from abcir.consensus.building import build_consensus
@@ -230,18 +193,6 @@ def addConsensusSegmentation(scene, volumeNode, segments: list[ConsensusSegment]
     return node
 
 
-def runReaderPredictions(inputs: ConsensusInputs, consensus: list[ConsensusSegment] | None,
-                         clinical: ClinicalFacts | None, model: str, bundlePath: str,
-                         progress: ProgressCallback | None = None) -> ReaderPredictions:
-    """Predict under reader A, reader B and the consensus (None: not built yet); no scene access, any thread."""
-    from abcir.consensus.predictions import predict_readers
-
-    return predict_readers(inputs.ct, inputs.lesionsA, inputs.lesionsB,
-                           None if consensus is None else [item.lesion for item in consensus],
-                           clinical.to_tokens() if clinical is not None else None, model, bundlePath or None,
-                           progress=progress)
-
-
 READER_OUTLINE_COLORS = ((1.0, 0.85, 0.0), (0.0, 0.85, 1.0))  # reader A yellow, reader B cyan
 
 
@@ -272,3 +223,88 @@ def segmentIdByName(segmentationNode, name: str | None) -> str | None:
         if segmentation.GetSegment(segmentId).GetName() == name:
             return segmentId
     return None
+
+
+def writeReadersJob(folder: Path, inputs: ConsensusInputs, consensus: list[ConsensusSegment] | None,
+                    clinical: ClinicalFacts | None, model: str, bundlePath: str, jobs: int,
+                    cacheFolder: Path | None) -> ReadersJob:
+    """Predictions under reader A, reader B and the consensus (None: not built yet) as a job folder for the child."""
+    from abcir.jobs.spec import ReadersJob, write_job
+
+    def triples(lesions):
+        return [(lesion.lesion_id, lesion.site, lesion.mask) for lesion in lesions]
+
+    job = ReadersJob(
+        ct=writeImage(inputs.ct, folder, CT_FILE), reader_a=inputs.readerA, reader_b=inputs.readerB,
+        lesions_a=jobLesions(folder, "a", triples(inputs.lesionsA)),
+        lesions_b=jobLesions(folder, "b", triples(inputs.lesionsB)),
+        consensus=(None if consensus is None else
+                   jobLesions(folder, "consensus", triples(item.lesion for item in consensus))),
+        clinical=tuple(clinical.to_tokens()) if clinical is not None else None, model=model,
+        bundle=bundlePath or None, jobs=jobs, cache=str(cacheFolder) if cacheFolder else None)
+    write_job(folder, job)
+    return job
+
+
+class ConsensusWorkflow:
+    """One chair's session in the panel: compare, decide, build, predict under each reading.
+
+    Each step starts from the one before it; comparing again forgets everything
+    after it, so a failed comparison leaves nothing that later steps could use.
+    """
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Back to the start (after a scene close, or before comparing again)."""
+        self.inputs: ConsensusInputs | None = None
+        self.comparison: ReaderComparison | None = None
+        self.segments: list[ConsensusSegment] | None = None
+        self.predictions: ReaderPredictions | None = None
+
+    @property
+    def compared(self) -> bool:
+        return self.comparison is not None
+
+    def compare(self, volumeNode, segmentationA, segmentationB, readerA: str, readerB: str) -> ReaderComparison:
+        """Copy both readings out of the scene and compare them (under a second for a few lesions)."""
+        self.forget()
+        inputs = collectConsensusInputs(volumeNode, segmentationA, segmentationB, readerA, readerB)
+        comparison = compareReadings(inputs)
+        self.inputs, self.comparison = inputs, comparison
+        return comparison
+
+    def methodsFor(self, row: int) -> tuple[str, ...]:
+        return methodsFor(self._comparison(), row)
+
+    def createConsensus(self, scene, volumeNode, segmentationA, segmentationB, readerA: str, readerB: str,
+                        chair: str, choices: Mapping[PairKey, ChairChoice]):
+        """A new consensus segmentation node from the chair's choices; the readers' nodes are not changed.
+
+        The readers may have been edited since they were compared: the chair
+        decides only on what the agreement table shows, so a changed reading is
+        refused until it is compared again.
+        """
+        from abcir.consensus.session import apply_choices
+
+        comparison = self._comparison()
+        current = collectConsensusInputs(volumeNode, segmentationA, segmentationB, readerA, readerB)
+        if not sameReadings(current, self.inputs):
+            raise InputError(_("Consensus: the readers' segmentations, names or the CT changed since they were "
+                               "compared; press 'Compare the readers' again."))
+        session = apply_choices(startSession(current, comparison, chair), comparison, choices)
+        segments = buildConsensus(comparison, session)
+        node = addConsensusSegmentation(scene, volumeNode, segments, session)
+        self.segments, self.predictions = segments, None
+        return node
+
+    def writeReadersJob(self, folder: Path, clinical: ClinicalFacts | None, model: str, bundlePath: str,
+                        jobs: int, cacheFolder: Path | None) -> ReadersJob:
+        self._comparison()
+        return writeReadersJob(folder, self.inputs, self.segments, clinical, model, bundlePath, jobs, cacheFolder)
+
+    def _comparison(self) -> ReaderComparison:
+        if self.comparison is None:
+            raise InputError(_("Consensus: compare the readers first."))
+        return self.comparison

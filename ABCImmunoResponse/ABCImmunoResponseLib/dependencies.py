@@ -29,6 +29,8 @@ PREDICTION_REQUIREMENTS = (
     "pynrrd>=1.0",
     "pyyaml>=6",
     "safetensors>=0.4",
+    # One BLAS thread per extraction worker: without it, some CPUs change the last bit of eigenvalue features.
+    "threadpoolctl>=3.1",
 )
 RADIOMICS_MODULE = "radiomics"
 RADIOMICS_EXTENSION = "SlicerRadiomics"

@@ -10,7 +10,9 @@ Inside Slicer::
         case.mrb --out result.json
 
 The CT, segmentation, clinical facts, model and weights are those the panel
-saved in the scene's parameter node; options override them. The result JSON is
+saved in the scene's parameter node; options override them. The prediction
+runs as the panel runs it, through ``CaseLogic``: in a child process, with
+progress on stderr. The result JSON is
 ``Prediction.to_dict()``; ``--table`` writes the result table as CSV and
 ``--save-scene`` a new ``.mrb`` holding the result table, as the panel would.
 Existing files are never overwritten. Exit code 0 on success, 2 when an input
@@ -31,12 +33,14 @@ if __package__ in (None, ""):  # run as a script (Slicer --python-script): impor
 import slicer  # noqa: E402
 
 from abcir.errors import InputError  # noqa: E402
+from abcir.files import refuse_existing  # noqa: E402
 
-from ABCImmunoResponseLib.case import collectCaseInputs, runCase  # noqa: E402
+from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime, RunFailed  # noqa: E402
+from ABCImmunoResponseLib.i18n import tr as _  # noqa: E402
 from ABCImmunoResponseLib.parameters import (METASTATIC_SITES_CHOICES, PRIOR_LINES_CHOICES,  # noqa: E402
                                              YES_NO_CHOICES, CaseParameters, findParameterNode,
-                                             readCaseParameters, writeNodeReference)
-from ABCImmunoResponseLib.results import addResultTable, resultLines  # noqa: E402
+                                             getOrCreateParameterNode, readCaseParameters, writeCaseParameters)
+from ABCImmunoResponseLib.results import resultLines, tableFiles, writeTableCsv  # noqa: E402
 
 EXIT_INPUT_ERROR = 2
 
@@ -66,12 +70,12 @@ def _onlyNode(scene, className: str, name: str | None, what: str, option: str):
     if name:
         node = scene.GetFirstNode(name, className)
         if node is None:
-            raise InputError(f"{what} '{name}': no such node in the scene.")
+            raise InputError(_("{what} '{name}': no such node in the scene.").format(what=what, name=name))
         return node
     count = scene.GetNumberOfNodesByClass(className)
     if count != 1:
-        raise InputError(f"{what}: the panel's saved state names none and the scene holds {count}; "
-                         f"name the one to use with {option}.")
+        raise InputError(_("{what}: the panel's saved state names none and the scene holds {count}; name the one "
+                           "to use with {option}.").format(what=what, count=count, option=option))
     return scene.GetNthNodeByClass(0, className)
 
 
@@ -96,44 +100,31 @@ def caseParameters(scene, args: argparse.Namespace) -> CaseParameters:
     return parameters
 
 
-def _refuseExisting(*paths: Path | None) -> None:
-    for path in paths:
-        if path is not None and path.exists():
-            raise InputError(f"Output '{path}' already exists; choose another name (it is not overwritten).")
-
-
-def _stderrProgress(done: int, total: int, what: str) -> None:
-    print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
-
-
-def _writeTable(tableNode, path: Path) -> None:
-    storage = slicer.vtkMRMLTableStorageNode()
-    storage.SetFileName(str(path))
-    if not storage.WriteData(tableNode):
-        raise InputError(f"Output '{path}': the result table could not be written.")
+def _showProgress(update) -> None:
+    for progress in update.progress:
+        print(f"[{progress.done}/{progress.total}] {progress.what}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace, scene, load) -> int:
-    """Load, predict, write; ``load(path)`` reads the scene file into ``scene``."""
-    _refuseExisting(args.out, args.table, args.save_scene)
+    """Load, predict (in a child process, as the panel does), write; ``load(path)`` reads the scene file."""
+    for path in (args.out, *(tableFiles(args.table) if args.table else ()), args.save_scene):
+        if path is not None:
+            refuse_existing(path)
     if not args.scene.is_file():
-        raise InputError(f"Scene '{args.scene}': no such file.")
+        raise InputError(_("Scene '{path}': no such file.").format(path=args.scene))
     load(args.scene)
-    parameters = caseParameters(scene, args)
-    result = runCase(collectCaseInputs(parameters), _stderrProgress)
-    prediction = result.prediction
+    parameterNode = getOrCreateParameterNode(scene)
+    writeCaseParameters(parameterNode, caseParameters(scene, args))  # the options on top of the saved state
+    runtime = ChildRuntime.forThisProcess()
+    applied = CaseLogic(scene, runtime).startPrediction(parameterNode).wait(onUpdate=_showProgress)
+    prediction = applied.prediction
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "x") as handle:
-        json.dump(prediction.to_dict(), handle, indent=2)
-    if args.table or args.save_scene:
-        tableNode = addResultTable(scene, prediction, parameters.ctVolume.GetName())
-        parameterNode = findParameterNode(scene)
-        if parameterNode is not None:
-            writeNodeReference(parameterNode, "resultTable", tableNode)
-        if args.table:
-            _writeTable(tableNode, args.table)
-        if args.save_scene and not scene.WriteToMRB(str(args.save_scene)):
-            raise InputError(f"Output '{args.save_scene}': the scene could not be written.")
+    with open(args.out, "x", encoding="utf-8") as handle:
+        json.dump(prediction.to_dict(), handle, indent=2, ensure_ascii=False)
+    if args.table:
+        writeTableCsv(applied.tableNode, args.table)
+    if args.save_scene and not scene.WriteToMRB(str(args.save_scene)):
+        raise InputError(_("Output '{path}': the scene could not be written.").format(path=args.save_scene))
     print(resultLines(prediction).text())
     return 0
 
@@ -150,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(f"ABCImmunoResponse headless: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except RunFailed as error:
+        print(f"ABCImmunoResponse headless: the prediction failed: {error}\n{error.details}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -154,3 +154,16 @@ def clinicalPrefill(rows: list[LesionRow]) -> ClinicalPrefill:
         return ClinicalPrefill(None, None)
     visceral = "yes" if any(SITES[site].visceral for site in sites) else "no"
     return ClinicalPrefill(visceral, "3+" if len(sites) >= 3 else "1-2")
+
+
+def segmentationChangeEvents() -> tuple[int, ...]:
+    """The segmentation node events after which the lesion table must be rebuilt.
+
+    Painting or erasing in the Segment Editor changes only the source
+    representation (``SourceRepresentationModified``); adding, removing,
+    renaming, re-ordering and tagging segments fire the others.
+    """
+    segmentation = slicer.vtkSegmentation
+    return (segmentation.SegmentAdded, segmentation.SegmentRemoved, segmentation.SegmentModified,
+            segmentation.SourceRepresentationModified, segmentation.RepresentationModified,
+            segmentation.SegmentsOrderModified)

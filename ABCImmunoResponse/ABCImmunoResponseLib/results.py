@@ -8,7 +8,9 @@ Each prediction gets a new table node: an earlier result is never overwritten.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import vtk
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
 
 MM3_PER_ML = 1000.0
 RESULT_ATTRIBUTE = "ABCImmunoResponse.Prediction"  # the table node attribute holding the result JSON
+# The table node attribute naming the features table of the result (in Slicer's temporary folder, so only
+# for predictions made since Slicer started; Save case copies it).
+FEATURES_ATTRIBUTE = "ABCImmunoResponse.FeaturesFile"
 
 
 @dataclass(frozen=True)
@@ -188,3 +193,29 @@ def predictionFromJson(text: str):
     from abcir.prediction import Prediction
 
     return Prediction.from_dict(json.loads(text), "Stored result") if text else None
+
+
+def tableFiles(path: str | os.PathLike) -> tuple[Path, Path]:
+    """The CSV and the schema file Slicer's table storage writes beside it (``x.csv`` -> ``x.schema.csv``)."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        path = path.with_name(path.name + ".csv")
+    return path, path.with_name(f"{path.stem}.schema.csv")
+
+
+def writeTableCsv(tableNode, path: str | os.PathLike) -> tuple[Path, Path]:
+    """The table as Slicer writes it (CSV with units and descriptions in the schema); never overwrites either file."""
+    import slicer
+
+    from abcir.errors import InputError
+
+    files = tableFiles(path)
+    for existing in (file for file in files if file.exists()):
+        raise InputError(_("'{path}' already exists; choose another name (it is not overwritten).").format(
+            path=existing))
+    storage = slicer.vtkMRMLTableStorageNode()  # not added to the scene: exporting changes nothing there
+    storage.SetFileName(str(files[0]))
+    if not storage.WriteData(tableNode):
+        raise InputError(_("Slicer could not write '{path}'; check that the folder is writable.").format(
+            path=files[0]))
+    return files

@@ -21,6 +21,7 @@ from abcir.errors import InputError
 from abcir.sites import SITE_TAG
 from abcir.sites import SITES, normalise_site, site_from_segment_name
 
+from .i18n import tr as _
 from .volumes import imageOnVolumeGrid, ijkToRasMatrix, voxelArray
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ def segmentSite(segment) -> SegmentSite:
 def setSegmentSite(segmentationNode, segmentId: str, site: str) -> None:
     """Store the site in the tag and the terminology entry, and colour the segment as the site."""
     if site not in SITES:
-        raise InputError(f"Site '{site}': not in the site list ({', '.join(SITES)}); choose one from the list.")
+        raise InputError(_("Site '{site}': not in the site list ({sites}); choose one from the list.").format(
+            site=site, sites=", ".join(SITES)))
     segment = segmentationNode.GetSegmentation().GetSegment(segmentId)
     entry = SITES[site]
     wasModifying = segmentationNode.StartModify()
@@ -101,7 +103,8 @@ def segmentMask(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
         segmentationNode.CreateBinaryLabelmapRepresentation()
     labelmap = slicer.vtkOrientedImageData()
     if not segmentationNode.GetBinaryLabelmapRepresentation(segmentId, labelmap):
-        raise InputError(f"Segment '{segmentId}': it has no binary labelmap; draw it in the Segment Editor.")
+        raise InputError(_("Segment '{segment}': it has no binary labelmap; draw it in the Segment Editor.").format(
+            segment=segmentId))
     reference = slicer.vtkOrientedImageData()
     reference.SetExtent(volumeNode.GetImageData().GetExtent())
     reference.SetImageToWorldMatrix(ijkToRasMatrix(volumeNode))
@@ -113,7 +116,7 @@ def segmentMask(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
     resampled = slicer.vtkOrientedImageData()
     if not slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
             labelmap, reference, resampled, False, False, transform):
-        raise InputError(f"Segment '{segmentId}': it could not be resampled onto the CT's grid.")
+        raise InputError(_("Segment '{segment}': it could not be resampled onto the CT's grid.").format(segment=segmentId))
     return imageOnVolumeGrid((voxelArray(resampled) != 0).astype(np.uint8), volumeNode)
 
 
@@ -137,8 +140,8 @@ def lesionInputs(segmentationNode, volumeNode) -> list[LesionInput]:
             inputs.append(LesionInput(segmentId, segment.GetName(), segmentSite(segment).site,
                                       segmentMask(segmentationNode, segmentId, volumeNode)))
     if not inputs:
-        raise InputError(f"Segmentation '{segmentationNode.GetName()}': no target lesion is ticked in the lesion "
-                         "table; segment the target lesions and tick them.")
+        raise InputError(_("Segmentation '{name}': no target lesion is ticked in the lesion table; segment the target "
+                           "lesions and tick them.").format(name=segmentationNode.GetName()))
     return inputs
 
 
@@ -156,6 +159,7 @@ def centreSliceViewsOnSegment(scene, segmentationNode, segmentId: str) -> tuple[
     """Centre every slice view on the segment (its centre in RAS, transforms applied); returns that point."""
     center = segmentationNode.GetSegmentCenterRAS(segmentId)
     if center is None:
-        raise InputError(f"Segment '{segmentId}': it is empty; there is nothing to centre the views on.")
+        raise InputError(_("Segment '{segment}': it is empty; there is nothing to centre the views on.").format(
+            segment=segmentId))
     slicer.vtkMRMLSliceNode.JumpAllSlices(scene, *center, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
     return tuple(center)

@@ -14,6 +14,8 @@ from vtk.util import numpy_support
 
 from abcir.errors import InputError
 
+from .i18n import tr as _
+
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 
 
@@ -49,10 +51,11 @@ def imageFromVolumeNode(volumeNode) -> sitk.Image:
     """
     if volumeNode is None or volumeNode.GetImageData() is None:
         name = volumeNode.GetName() if volumeNode is not None else "none"
-        raise InputError(f"CT volume '{name}': no voxel data; load the CT series before predicting.")
+        raise InputError(_("CT volume '{name}': no voxel data; load the CT series before predicting.").format(name=name))
     imageData = volumeNode.GetImageData()
     components = imageData.GetNumberOfScalarComponents()
     if components != 1:
-        raise InputError(f"CT volume '{volumeNode.GetName()}': {components} components per voxel (a colour or "
-                         "vector image); select the CT series itself, which has one intensity per voxel.")
+        raise InputError(_("CT volume '{name}': {components} components per voxel (a colour or vector image); select "
+                           "the CT series itself, which has one intensity per voxel.").format(
+            name=volumeNode.GetName(), components=components))
     return imageOnVolumeGrid(voxelArray(imageData), volumeNode)

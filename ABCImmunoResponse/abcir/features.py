@@ -23,7 +23,8 @@ How the same values come faster than from ``execute``:
 
 Everything after resampling is pyradiomics' own code with the same inputs.
 Settings outside what this reproduces (see ``fast_path_blocker``) fall back to
-stock ``execute``.
+stock ``execute``. While these functions run, pyradiomics' logger passes
+errors only, and gets its own level back afterwards (``abcir.radiomics_log``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from .errors import InputError
 from .imaging import file_sha256, voxel_hash
 from .lesions import Lesion
 from .parallel import discard_pool, single_threaded_blas, worker_pool
+from .radiomics_log import quiet_radiomics
 from .resampling import (
     mask_bounding_box,
     pyradiomics_grid,
@@ -134,10 +136,8 @@ class LesionFeatures:
 
 @lru_cache(maxsize=1)
 def _extractor() -> RadiomicsFeatureExtractor:
-    radiomics.setVerbosity(logging.ERROR)
-    # pyradiomics logs every step at INFO and propagates to the root logger; keep only errors.
-    logging.getLogger("radiomics").setLevel(logging.ERROR)
-    return RadiomicsFeatureExtractor(str(parameter_file()))
+    with quiet_radiomics():
+        return RadiomicsFeatureExtractor(str(parameter_file()))
 
 
 def _load_extractor() -> None:
@@ -195,6 +195,7 @@ def _check_roi(image: sitk.Image, mask: sitk.Image, bounding_box: np.ndarray) ->
                          f"image size {image.GetSize()}")
 
 
+@quiet_radiomics()
 def prepare_lesion(ct: sitk.Image, mask: sitk.Image, lesion_id: str) -> PreparedLesion:
     """Resample one lesion as ``RadiomicsFeatureExtractor.loadImage`` does and run ``checkMask``.
 
@@ -384,6 +385,7 @@ def feature_inputs(prepared: PreparedLesion) -> Iterator[FeatureInput]:
             yield FeatureInput(prepared.lesion_id, image_type, name, cropped, cropped_mask)
 
 
+@quiet_radiomics()
 def compute_input(piece: FeatureInput) -> dict:
     """The features of one piece (any process; a pure function of its input)."""
     extractor = _extractor()
@@ -413,6 +415,7 @@ def ordered_values(result: dict, lesion_id: str) -> np.ndarray:
     return np.array([float(computed[name]) for name in expected], dtype=np.float64)
 
 
+@quiet_radiomics()
 def lesion_values(prepared: PreparedLesion) -> np.ndarray:
     """All 1130 values of one prepared lesion, in this process (one task per lesion for a cluster)."""
     result: dict = {}
@@ -421,6 +424,7 @@ def lesion_values(prepared: PreparedLesion) -> np.ndarray:
     return ordered_values(result, prepared.lesion_id)
 
 
+@quiet_radiomics()
 def stock_values(ct: sitk.Image, mask: sitk.Image, lesion_id: str) -> np.ndarray:
     """The values from stock ``RadiomicsFeatureExtractor.execute`` (reference, and fallback path)."""
     try:
@@ -428,6 +432,17 @@ def stock_values(ct: sitk.Image, mask: sitk.Image, lesion_id: str) -> np.ndarray
     except ValueError as error:  # pyradiomics' own checks (e.g. ROI too small after resampling)
         raise InputError(f"Lesion '{lesion_id}': pyradiomics refused it ({error}).") from error
     return ordered_values(result, lesion_id)
+
+
+def engine_values(ct: sitk.Image, mask: sitk.Image, lesion_id: str) -> np.ndarray:
+    """One lesion's values in this process, the way ``extract_lesions`` computes them with one worker.
+
+    The fast engine, or stock ``execute`` where ``fast_path_blocker`` says the
+    fast engine does not reproduce the settings or the installed pyradiomics.
+    """
+    if fast_path_blocker():
+        return stock_values(ct, mask, lesion_id)
+    return lesion_values(prepare_lesion(ct, mask, lesion_id))
 
 
 def _provenance_futures(hashing: ThreadPoolExecutor, ct: sitk.Image,
@@ -447,6 +462,7 @@ def lesion_provenances(ct: sitk.Image, lesions: Sequence[Lesion]) -> list[Proven
         return [provenance() for provenance in _provenance_futures(hashing, ct, lesions)]
 
 
+@quiet_radiomics()
 def extract_lesions(ct: sitk.Image, lesions: Sequence[Lesion], patient_id: str, jobs: int = 1,
                     progress: ProgressCallback | None = None, cache: FeatureCache | None = None,
                     backend: str = "process") -> list[LesionFeatures]:
@@ -492,10 +508,8 @@ def extract_lesions(ct: sitk.Image, lesions: Sequence[Lesion], patient_id: str, 
                 cached = cache.get(provenances[index]) if cache is not None else None
                 if cached is not None:
                     done(index, cached, from_cache=True)
-                elif blocker:
-                    done(index, stock_values(ct, lesion.mask, lesion.lesion_id))
-                elif pool is None:
-                    done(index, lesion_values(prepare_lesion(ct, lesion.mask, lesion.lesion_id)))
+                elif pool is None:  # one worker, or settings the fast engine does not reproduce
+                    done(index, engine_values(ct, lesion.mask, lesion.lesion_id))
                 else:
                     pieces = feature_inputs(prepare_lesion(ct, lesion.mask, lesion.lesion_id))
                     pending[index] = [pool.submit(compute_input, piece) for piece in pieces]

@@ -38,7 +38,7 @@ from typing import ContextManager
 
 try:
     from threadpoolctl import threadpool_limits
-except ImportError:  # optional: without it BLAS keeps its own thread count (same values, slower)
+except ImportError:  # Slicer before the first Predict: BLAS keeps its thread count (slower; last bits may differ)
     threadpool_limits = None
 
 BACKENDS = ("process", "thread")
@@ -82,7 +82,19 @@ _worker_blas_limit = None
 
 
 def _start_worker() -> None:
+    """Limit BLAS to one thread in a new worker, as the parent limits its own extraction.
+
+    threadpoolctl limits only the BLAS libraries loaded when it is called, and a
+    spawned worker may not have imported numpy and SciPy yet (it imports the
+    parent's main module, which need not). Loaded here first, so the limit holds:
+    on some CPUs threaded BLAS changes the last bit of eigenvalue-based features
+    (GLCM MCC), and every worker must compute what stock pyradiomics computes on
+    one thread.
+    """
     global _worker_blas_limit
+    import numpy.linalg  # noqa: F401 (loads numpy's BLAS)
+    import scipy.linalg  # noqa: F401 (loads SciPy's BLAS)
+
     _worker_blas_limit = single_threaded_blas()
     _worker_blas_limit.__enter__()
 

@@ -3,8 +3,9 @@
 A probability alone invites more trust than research weights deserve, so every
 ``Prediction`` carries where its weights came from (and that they are not
 clinically validated), the lesions and RECIST findings it used, and warnings
-when the patient lies outside the training data. Inference needs numpy only:
-torch is never imported here.
+when the patient lies outside the training data. Whether the feature values are
+those the weights were trained on is checked on values (``abcir.engine_check``),
+not on version strings. Inference needs numpy only: torch is never imported here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from . import __version__
 from .aggregation import aggregate
 from .bundle import LABEL_DEFINITION, WeightBundle, bundled_bundle, load_bundle
 from .clinical import ClinicalFacts, clinical_usage
+from .engine_check import check_engine
 from .errors import BundleError, InputError
 from .features import LesionFeatures, ProgressCallback, extract_lesions
 from .imaging import read_ct_with_warnings, voxel_hash
@@ -36,6 +38,8 @@ OOD_Z_LIMIT = 5.0
 #: Warn when more than this share of the model's inputs are beyond ``OOD_Z_LIMIT``: one odd feature is
 #: common in radiomics (heavy tails), many mean another scanner, protocol or segmentation style.
 OOD_MAX_FRACTION = 0.10
+#: What the provenance line says when ``Prediction.values_verified``.
+VALUES_VERIFIED = "feature values verified identical to the engine the weights were trained with"
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,16 @@ class DistributionCheck:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Result for one patient. ``score`` is log-odds of response; ``risk_group`` "high" when score <= cutoff."""
+    """Result for one patient. ``score`` is log-odds of response; ``risk_group`` "high" when score <= cutoff.
+
+    ``values_verified`` is True when the features were computed by this
+    process' engine, which reproduced the engine reference, and the weights
+    were trained on features of pyradiomics whose values the reference holds
+    (``abcir.engine_check``); ``values_relative_difference`` is then 0 when the
+    reference came out bit for bit, else its largest relative difference, at
+    most ``engine_check.ROUNDING_LIMIT`` (floating-point rounding of another CPU's BLAS).
+    Results written before these fields existed read as not verified.
+    """
 
     model: str
     probability: float
@@ -129,15 +142,22 @@ class Prediction:
     distribution: DistributionCheck | None
     aggregation: str | None
     abcir_version: str = __version__
+    values_verified: bool = False
+    values_relative_difference: float = 0.0
 
     @property
     def provenance(self) -> str:
-        """The line shown with every probability: whose weights, trained on what, validated or not."""
+        """The line shown with every probability: whose weights, trained on what, verified values, validated or not."""
         weights = self.weights
         status = ("clinically validated" if weights.clinically_validated
                   else "NOT clinically validated: research use only, not for treatment decisions")
+        verified = ""
+        if self.values_verified:
+            rounding = self.values_relative_difference
+            verified = f"; {VALUES_VERIFIED}" + (f" up to floating-point rounding ({rounding:.1e} relative)"
+                                                  if rounding else "")
         return (f"Weights '{weights.name}' ({weights.kind}, sha256 {weights.sha256[:12]}), trained on "
-                f"{weights.trained_on}; {status}.")
+                f"{weights.trained_on}{verified}; {status}.")
 
     def to_dict(self) -> dict:
         """The result JSON: the fields, plus schema and the provenance line."""
@@ -210,18 +230,57 @@ def _distribution(model: MLPModel, vector: np.ndarray) -> DistributionCheck:
                              max_abs_z=float(z[worst]), most_extreme_feature=model.preprocessing.selected[worst])
 
 
-def _extractor_warnings(bundle: WeightBundle, rows: Sequence[LesionFeatures]) -> list[str]:
+def _extractor_check(bundle: WeightBundle, rows: Sequence[LesionFeatures]) -> tuple[float | None, list[str]]:
+    """How closely the rows' values are verified to be the training engine's, and warnings.
+
+    The first item is ``Prediction.values_relative_difference`` when the values
+    are verified (0.0: bit for bit), None when they are not.
+
+    Rows computed here are verified by ``check_engine``, whatever the version
+    string. The training engine is known only by the pyradiomics version its
+    manifest records: verified when the reference holds that version's values,
+    or when it is this installation's and this installation reproduces them.
+    Rows computed by another pyradiomics than this one cannot be checked: for
+    them the version strings are compared, as before. Values from another
+    parameter file are never verified.
+    """
     trained = bundle.manifest.features
-    warnings = []
     versions = sorted({row.provenance.pyradiomics_version for row in rows})
-    if versions != [trained.pyradiomics_version]:
+    same_parameters = {row.provenance.parameter_file_sha256 for row in rows} == {trained.parameter_file_sha256}
+    check = check_engine()
+    reference = check.reference_pyradiomics_version
+    verified_versions = [reference]
+    if check.reproduced and check.pyradiomics_version != reference:
+        verified_versions.append(check.pyradiomics_version)
+    rows_verified = check.reproduced and versions == [check.pyradiomics_version]
+    trained_verified = trained.pyradiomics_version in verified_versions
+    # Weights trained on this very pyradiomics (not the reference's) are as consistent with it as before.
+    trained_here = trained.pyradiomics_version == check.pyradiomics_version != reference
+    warnings = []
+    if not check.reproduced and check.pyradiomics_version in versions and not trained_here:
+        warnings.append(f"Features computed with pyradiomics {check.pyradiomics_version}, which does not reproduce "
+                        f"abcir's engine reference (values of stock pyradiomics {reference}): "
+                        f"largest relative difference {check.largest_relative_difference:.3g}, in "
+                        f"{check.largest_difference_feature}. The weights were trained on features of pyradiomics "
+                        f"{trained.pyradiomics_version}, so the probability may be off. Predict in an environment made "
+                        f"by ./install.sh (pyradiomics=={reference}), or retrain the weights "
+                        "on features extracted with this installation.")
+    elif not (rows_verified and trained_verified) and versions != [trained.pyradiomics_version]:
+        fixes = []
+        if not rows_verified:
+            fixes.append("recompute the features with this installation" if check.reproduced else
+                         f"recompute the features with pyradiomics=={reference} (./install.sh)")
+        if not trained_verified:
+            fixes.append(f"use weights trained on features of pyradiomics {' or '.join(verified_versions)}")
         warnings.append(f"Features computed with pyradiomics {', '.join(versions)}, weights trained on features of "
-                        f"pyradiomics {trained.pyradiomics_version}; values may differ. Install "
-                        f"pyradiomics=={trained.pyradiomics_version}.")
-    if {row.provenance.parameter_file_sha256 for row in rows} != {trained.parameter_file_sha256}:
+                        f"pyradiomics {trained.pyradiomics_version}; values may differ (abcir's engine reference "
+                        f"verifies pyradiomics {', '.join(verified_versions)} only). To be sure, "
+                        f"{' and '.join(fixes)}.")
+    if not same_parameters:
         warnings.append("Features computed with another pyradiomics parameter file than the training features; "
                         "values may differ. Use the parameter file shipped with the weights' abcir version.")
-    return warnings
+    verified = rows_verified and trained_verified and same_parameters
+    return (check.largest_relative_difference or 0.0) if verified else None, warnings
 
 
 def _predict(lesions: Sequence[Lesion], rows: Sequence[LesionFeatures], clinical: ClinicalFacts | None,
@@ -232,6 +291,7 @@ def _predict(lesions: Sequence[Lesion], rows: Sequence[LesionFeatures], clinical
     clinical_vector = None if bundle.kind == "radiomics" else clinical.vector()[None, :]
     warnings: list[str] = []
     distribution = aggregation = vector = None
+    verified_within = None
     if isinstance(model, MLPModel):
         if not rows:
             raise InputError(f"The {bundle.kind} model needs target lesions to extract radiomics features from.")
@@ -244,7 +304,8 @@ def _predict(lesions: Sequence[Lesion], rows: Sequence[LesionFeatures], clinical
                             f"lie more than {OOD_Z_LIMIT:g} SD from the training mean (largest |z| "
                             f"{distribution.max_abs_z:.1f}, {distribution.most_extreme_feature}); this CT or "
                             "segmentation differs from the training data and the probability is less trustworthy.")
-        warnings += _extractor_warnings(bundle, rows)
+        verified_within, extractor_warnings = _extractor_check(bundle, rows)
+        warnings += extractor_warnings
     if bundle.manifest.training_data.label_definition != LABEL_DEFINITION:
         warnings.append(f"The weights were trained on the labels '{bundle.manifest.training_data.label_definition}', "
                         f"not '{LABEL_DEFINITION}'; the probability is of the former.")
@@ -264,7 +325,8 @@ def _predict(lesions: Sequence[Lesion], rows: Sequence[LesionFeatures], clinical
                       clinical=None if bundle.kind == "radiomics" else clinical,
                       lesions=tuple(LesionSummary.from_lesion(lesion) for lesion in lesions),
                       recist=tuple(findings), warnings=tuple(warnings), ct=ct, distribution=distribution,
-                      aggregation=aggregation)
+                      aggregation=aggregation, values_verified=verified_within is not None,
+                      values_relative_difference=verified_within or 0.0)
 
 
 def predict_features(rows: Sequence[LesionFeatures], clinical: ClinicalFacts | None, model: str | None = "combined",

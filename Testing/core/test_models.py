@@ -11,15 +11,20 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import statsmodels.api as sm
-import torch
 from abcir.bundle import load_bundle
 from abcir.errors import InputError
 from abcir.features import feature_names
 from abcir.models import LogisticArchitecture, LogisticModel, MLPArchitecture, MLPModel, sigmoid
 from abcir.stats.delong import delong_auc
-from abcir.training import SelectionSettings, TorchMLP, fit_clinical, fit_mlp, fit_preprocessing, torch_model
-from abcir.training.selection import univariate_auc
-from tiny_bundles import FAST, INFORMATIVE, tiny_bundle, tiny_cohort, tiny_preprocessing
+from tiny_bundles import INFORMATIVE, NO_TORCH, fast_settings, tiny_bundle, tiny_cohort, tiny_preprocessing
+
+torch = pytest.importorskip("torch", reason=NO_TORCH)
+
+from abcir.training import (SelectionSettings, TorchMLP, fit_clinical, fit_mlp, fit_preprocessing,  # noqa: E402
+                            torch_model)
+from abcir.training.selection import univariate_auc  # noqa: E402
+
+FAST = fast_settings()
 
 COMBINED = MLPArchitecture(n_inputs=20, hidden_sizes=(32, 16, 8), activation="relu", dropout=0.2,
                            n_clinical=4, fusion_size=8)

@@ -23,8 +23,7 @@ from abcir.imaging import file_sha256, voxel_hash
 from abcir.lesions import load_lesions
 from abcir.models import sigmoid
 from abcir.prediction import OOD_Z_LIMIT, CTIdentity, Prediction, predict_features, predict_lesions
-from abcir.training import save_bundle
-from tiny_bundles import tiny_bundle, tiny_fit
+from tiny_bundles import tiny_bundle, tiny_fit, training
 
 CLINICAL = ["lines=1", "sites=1-2", "visceral=yes", "tnbc=yes"]
 
@@ -156,7 +155,8 @@ def test_other_pyradiomics_version_in_the_bundle_is_warned_about(patient, bundle
 
 def test_weights_trained_on_another_response_definition_are_warned_about(patient, bundles, tmp_path):
     data = TrainingData("site", "Hospital X", 90, 60, "2019-01", "2021-06", label_definition="CR/PR/SD vs PD")
-    path = save_bundle(tmp_path / "dcr", bundles["fit"], name="dcr", training_data=data, cutoff=Cutoff(0.0, "test"))
+    path = training().save_bundle(tmp_path / "dcr", bundles["fit"], name="dcr", training_data=data,
+                                  cutoff=Cutoff(0.0, "test"))
     result = predict_features(patient["rows"], parse_clinical(CLINICAL), "combined", path)
     assert "trained on the labels 'CR/PR/SD vs PD', not 'responder = CR or PR" in " ".join(result.warnings)
     assert not [w for w in result.warnings if "synthetic" in w]

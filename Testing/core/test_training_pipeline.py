@@ -13,8 +13,11 @@ from abcir.cli import main
 from abcir.clinical import CLINICAL_ENCODING
 from abcir.cohort.generator import make_cohort
 from abcir.errors import InputError
-from abcir.training.cohort_table import read_cohort_table, training_mask
-from abcir.training.pipeline import TrainingSettings, extract_cohort, train_cohort
+
+pytest.importorskip("torch", reason="abcir train needs torch (pip install 'abcir[train]'); not installed here")
+
+from abcir.training.cohort_table import read_cohort_table, training_mask  # noqa: E402
+from abcir.training.pipeline import TrainingSettings, extract_cohort, train_cohort  # noqa: E402
 
 N_PATIENTS = 24
 

@@ -3,22 +3,44 @@
 Not a cohort simulator: just enough signal (a few features shifted in
 responders, lines of therapy tied to response) for the fitting code to have
 something to find, generated in milliseconds.
+
+Training needs torch, which Slicer's Python 3.12 (and CI's venv that stands in for it) does not
+have: ``abcir.training`` is imported only when a bundle is fitted, and a test that needs one is
+skipped there with the reason, while the module's other tests still run.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pytest
 from abcir.bundle import Cutoff, TrainingData
 from abcir.features import feature_names
 from abcir.models import RadiomicsPreprocessing
-from abcir.training import MLPSettings, fit_clinical, fit_mlp, fit_preprocessing, save_bundle
-from abcir.training.export import ModelFit
 
-#: Fewer epochs than the defaults: the tests check mechanics, not model quality.
-FAST = MLPSettings(max_epochs=200, patience=20)
+if TYPE_CHECKING:
+    from abcir.training import MLPSettings
+    from abcir.training.export import ModelFit
+
+NO_TORCH = "training a bundle needs torch (pip install 'abcir[train]'); not installed here, as in Slicer's Python"
+
+
+def training() -> ModuleType:
+    """``abcir.training``, or skip the calling test when torch is not installed."""
+    pytest.importorskip("torch", reason=NO_TORCH)
+    import abcir.training
+
+    return abcir.training
+
+
+def fast_settings() -> MLPSettings:
+    """Fewer epochs than the defaults: the tests check mechanics, not model quality."""
+    return training().MLPSettings(max_epochs=200, patience=20)
+
 INFORMATIVE = (3, 40, 400, 900)  # columns shifted in responders
 FIXED_CUTOFF = Cutoff(0.0, "fixed at 0 for the test")
 
@@ -52,7 +74,7 @@ def tiny_cohort(n: int = 90, seed: int = 0, center: np.ndarray | None = None
 def tiny_preprocessing() -> RadiomicsPreprocessing:
     """Preprocessing selecting 20 features, for networks with hand-made weights."""
     radiomics, _, labels = tiny_cohort()
-    return fit_preprocessing(radiomics, labels, feature_names(), "volume_weighted_mean")
+    return training().fit_preprocessing(radiomics, labels, feature_names(), "volume_weighted_mean")
 
 
 def tiny_fit(kind: str, seed: int = 0, center: np.ndarray | None = None) -> ModelFit:
@@ -70,8 +92,9 @@ def _cached_fit(kind: str, seed: int) -> ModelFit:
 def _fit(kind: str, seed: int, center: np.ndarray | None) -> ModelFit:
     radiomics, clinical, labels = tiny_cohort(seed=seed, center=center)
     if kind == "clinical":
-        return fit_clinical(clinical, labels)
-    return fit_mlp(kind, radiomics, labels, clinical=clinical if kind == "combined" else None, settings=FAST)
+        return training().fit_clinical(clinical, labels)
+    return training().fit_mlp(kind, radiomics, labels, clinical=clinical if kind == "combined" else None,
+                              settings=fast_settings())
 
 
 def tiny_training_data(seed: int = 0) -> TrainingData:
@@ -83,4 +106,5 @@ def tiny_bundle(path: Path, kind: str, seed: int = 0, center: np.ndarray | None 
                 cutoff: Cutoff = FIXED_CUTOFF, fit: ModelFit | None = None, **kwargs) -> Path:
     """Train (unless ``fit`` is given) and save a bundle of ``kind`` at ``path``."""
     fit = fit or tiny_fit(kind, seed, center)
-    return save_bundle(path, fit, name=f"tiny-{kind}", training_data=tiny_training_data(seed), cutoff=cutoff, **kwargs)
+    return training().save_bundle(path, fit, name=f"tiny-{kind}", training_data=tiny_training_data(seed),
+                                  cutoff=cutoff, **kwargs)

@@ -18,8 +18,8 @@ _REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(_REPO / "ABCImmunoResponse"))
 sys.path.insert(0, str(_REPO / "Testing" / "core"))  # tiny_bundles: small trained weight bundles
 
-from mrml_scene import (LESION_LABELS, SLICER_CORE_MISSING, case_parameters, load_segmentation,  # noqa: E402
-                        load_volume, two_lesion_scene)
+from mrml_scene import (LESION_LABELS, SLICER_CORE_MISSING, case_logic, case_parameter_node,  # noqa: E402
+                        case_parameters, load_segmentation, load_volume, two_lesion_scene)
 
 
 @pytest.fixture(scope="session")
@@ -89,16 +89,29 @@ def bundles(real_ct, core_seg_file, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def predicted(real_ct, core_seg_file, bundles):
-    """One real prediction through the bridge on a worker thread (tests that change the scene restore it)."""
-    from ABCImmunoResponseLib.background import BackgroundTask
-    from ABCImmunoResponseLib.case import collectCaseInputs, runCase
+def predicted(real_ct, core_seg_file, bundles, tmp_path_factory):
+    """One real prediction through the Logic, in a child process, polled every 100 ms as the panel's timer does.
+
+    Each poll is timed as the timer's call (``Run.poll``, which also applies the finished result to the scene).
+    """
+    import time
+
+    from ABCImmunoResponseLib.case import collectCaseInputs
 
     nodes = two_lesion_scene(real_ct, core_seg_file)
-    inputs = collectCaseInputs(case_parameters(nodes, bundles["combined"]))
-    task = BackgroundTask(lambda progress: runCase(inputs, progress))
-    task.start()
-    for _ in range(1200):
-        if task.wait(0.1):
-            return {**nodes, "inputs": inputs, "task": task, "result": task.result()}
-    raise AssertionError("prediction did not finish within 120 s")
+    logic = case_logic(nodes, tmp_path_factory.mktemp("work"))
+    parameter_node = case_parameter_node(nodes, bundles["combined"])
+    run = logic.startPrediction(parameter_node)
+    updates, poll_seconds = [], []
+    deadline = time.monotonic() + 300
+    while not updates or updates[-1].outcome is None:
+        assert time.monotonic() < deadline, "the prediction did not finish within 300 s"
+        time.sleep(0.1)
+        started = time.perf_counter()
+        updates.append(run.poll())
+        poll_seconds.append(time.perf_counter() - started)
+    outcome = updates[-1].outcome
+    assert outcome.status == "succeeded", (outcome.message, outcome.details)
+    return {**nodes, "logic": logic, "parameterNode": parameter_node, "applied": updates[-1].value,
+            "progress": [progress for update in updates for progress in update.progress],
+            "pollSeconds": poll_seconds, "inputs": collectCaseInputs(case_parameters(nodes, bundles["combined"]))}

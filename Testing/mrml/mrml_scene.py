@@ -51,6 +51,22 @@ def case_parameters(scene_nodes: dict, bundle_path: Path, **changes):
     return parameters
 
 
+def case_parameter_node(scene_nodes: dict, bundle_path: Path, **changes):
+    """The module's parameter node in the scene, holding ``case_parameters`` as the panel would store them."""
+    from ABCImmunoResponseLib.parameters import getOrCreateParameterNode, writeCaseParameters
+
+    node = getOrCreateParameterNode(scene_nodes["scene"])
+    writeCaseParameters(node, case_parameters(scene_nodes, bundle_path, **changes))
+    return node
+
+
+def case_logic(scene_nodes: dict, work_folder: Path, jobs: int = 1):
+    """The module's Logic on the test scene, with children started from this interpreter."""
+    from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime
+
+    return CaseLogic(scene_nodes["scene"], ChildRuntime.forThisProcess(work_folder, jobs=jobs))
+
+
 def two_lesion_scene(real_ct: dict, core_seg_file: Path) -> dict:
     """A new scene with the CT and the core-written segmentation, the colon unticked (keeps tests short)."""
     from ABCImmunoResponseLib.segments import setSegmentIncluded

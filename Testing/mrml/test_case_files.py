@@ -21,9 +21,9 @@ from ABCImmunoResponseLib.segments import setSegmentIncluded  # noqa: E402
 
 def test_save_case_writes_every_file_and_a_second_save_gets_a_new_name(predicted, tmp_path):
     segmentation, volume = predicted["segmentation"], predicted["volume"]
-    result = predicted["result"]
+    result = predicted["applied"]
     rows = lesionRows(segmentation, volume)
-    saved = saveCase(tmp_path, "CT: patient/1", segmentation, result.prediction, result.features, rows)
+    saved = saveCase(tmp_path, "CT: patient/1", segmentation, result.prediction, result.featuresFile, rows)
     assert saved.baseName == "CT_ patient_1" and not saved.renamed
     names = sorted(path.name for path in saved.files)
     assert names == sorted(f"CT_ patient_1{suffix}" for suffix in
@@ -36,20 +36,24 @@ def test_save_case_writes_every_file_and_a_second_save_gets_a_new_name(predicted
     assert Prediction.from_dict(stored) == result.prediction
     features = read_features_csv(tmp_path / "CT_ patient_1.features.csv")
     assert list(features["lesion_id"]) == ["pancreas_1", "adrenal_1"]
+    # the child's table and its provenance, copied byte for byte
+    assert (tmp_path / "CT_ patient_1.features.csv").read_bytes() == result.featuresFile.read_bytes()
+    assert (tmp_path / "CT_ patient_1.features.provenance.json").read_bytes() == \
+        provenance_path(result.featuresFile).read_bytes()
     with open(tmp_path / "CT_ patient_1.lesions.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
     assert [(row["lesion"], row["included"]) for row in table] == [("pancreas_1", "1"), ("adrenal_1", "1"),
                                                                    ("colon_1", "0")]
 
     before = {path: path.read_bytes() for path in saved.files}
-    again = saveCase(tmp_path, "CT: patient/1", segmentation, result.prediction, result.features, rows)
+    again = saveCase(tmp_path, "CT: patient/1", segmentation, result.prediction, result.featuresFile, rows)
     assert again.baseName == "CT_ patient_1_2" and again.renamed
     assert all(path.read_bytes() == content for path, content in before.items())  # nothing overwritten
 
 
 def test_a_file_of_the_case_already_there_moves_the_whole_set_to_a_new_name(predicted, tmp_path):
     (tmp_path / "case.lesions.csv").write_text("someone else's file")
-    saved = saveCase(tmp_path, "case", None, predicted["result"].prediction, (), [])
+    saved = saveCase(tmp_path, "case", None, predicted["applied"].prediction, None, [])
     assert saved.baseName == "case_2" and [path.name for path in saved.files] == ["case_2.result.json"]
     assert (tmp_path / "case.lesions.csv").read_text() == "someone else's file"
 
@@ -60,7 +64,7 @@ def test_features_sidecar_name_is_the_core_s(tmp_path):
 
 def test_nothing_to_save_is_said(tmp_path):
     with pytest.raises(InputError, match="nothing to save yet"):
-        saveCase(tmp_path, "case", None, None, (), [])
+        saveCase(tmp_path, "case", None, None, None, [])
 
 
 def test_unticked_lesions_are_in_the_lesion_table_but_not_in_the_features(predicted, tmp_path):
@@ -68,7 +72,7 @@ def test_unticked_lesions_are_in_the_lesion_table_but_not_in_the_features(predic
     setSegmentIncluded(segmentation, "Segment_8", False)
     try:
         rows = lesionRows(segmentation, volume)
-        saveCase(tmp_path, "case", None, None, (), rows)
+        saveCase(tmp_path, "case", None, None, None, rows)
         with open(tmp_path / "case.lesions.csv", newline="") as handle:
             included = [row["included"] for row in csv.DictReader(handle)]
         assert included == ["1", "0", "0"]

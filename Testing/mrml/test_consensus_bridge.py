@@ -19,13 +19,13 @@ from mrml_scene import SLICER_CORE_MISSING, load_segmentation, load_volume
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
-from abcir.clinical import parse_clinical  # noqa: E402
+from abcir.consensus.session import ChairChoice  # noqa: E402
 from abcir.errors import InputError  # noqa: E402
 from abcir.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd  # noqa: E402
-from ABCImmunoResponseLib.consensus import (SESSION_ATTRIBUTE, ChairChoice, addConsensusSegmentation,  # noqa: E402
-                                            buildConsensus, collectConsensusInputs, compareReadings, decideAll,
-                                            methodsFor, runReaderPredictions, sameReadings, segmentIdByName,
-                                            showPairOutlines, startSession)
+from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime  # noqa: E402
+from ABCImmunoResponseLib.consensus import (SESSION_ATTRIBUTE, collectConsensusInputs, methodsFor,  # noqa: E402
+                                            sameReadings, segmentIdByName, showPairOutlines, startSession)
+from ABCImmunoResponseLib.parameters import CaseParameters, getOrCreateParameterNode, writeCaseParameters  # noqa: E402
 from ABCImmunoResponseLib.segments import segmentIds, segmentMask, segmentTag  # noqa: E402
 
 TAG = "ABCImmunoResponse.Consensus."
@@ -47,17 +47,22 @@ def reader_b_file(core_seg_file, tmp_path_factory):
 
 
 @pytest.fixture
-def readers(standalone, real_ct, core_seg_file, reader_b_file):
+def readers(standalone, real_ct, core_seg_file, reader_b_file, tmp_path):
+    """Both readers in a scene, the panel's state naming them, and the Logic after 'Compare the readers'."""
     scene = standalone.scene
     volume = load_volume(scene, real_ct["path"])
     a = load_segmentation(scene, core_seg_file, "Reader A")
     b = load_segmentation(scene, reader_b_file[0], "Reader B")
     for node in (a, b):
         node.CreateDefaultDisplayNodes()
-    inputs = collectConsensusInputs(volume, a, b, "Dr A", "Dr B")
-    comparison = compareReadings(inputs)
-    return {"scene": scene, "volume": volume, "a": a, "b": b, "inputs": inputs, "comparison": comparison,
-            "masks_b": reader_b_file[1]}
+    parameter_node = getOrCreateParameterNode(scene)
+    writeCaseParameters(parameter_node, CaseParameters(
+        ctVolume=volume, readerA=a, readerB=b, readerAName="Dr A", readerBName="Dr B", chairName="Dr C",
+        priorLines="1", metastaticSites="1-2", visceral="yes", tnbc="no"))
+    logic = CaseLogic(scene, ChildRuntime.forThisProcess(tmp_path / "work"))
+    comparison = logic.compareReaders(parameter_node)
+    return {"scene": scene, "volume": volume, "a": a, "b": b, "inputs": logic.consensus.inputs,
+            "comparison": comparison, "masks_b": reader_b_file[1], "logic": logic, "parameterNode": parameter_node}
 
 
 def _voxels(node, volume) -> dict[str, np.ndarray]:
@@ -90,12 +95,11 @@ def test_consensus_is_a_new_tagged_node_and_the_readers_are_unchanged(readers):
     scene, volume, a, b, comparison = (readers[k] for k in ("scene", "volume", "a", "b", "comparison"))
     before = {"mtime": (a.GetMTime(), b.GetMTime()), "voxels": (_voxels(a, volume), _voxels(b, volume)),
               "segmentations": scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")}
-    session = startSession(readers["inputs"], comparison, "Dr C")
-    session = decideAll(session, comparison, {
+    node = readers["logic"].createConsensus(readers["parameterNode"], {
         ("pancreas_1", "pancreas_1"): ChairChoice("union", "B is one slice lower", site="other"),
         ("adrenal_1", "adrenal_1"): ChairChoice("a", "B includes fat"),
         ("colon_1", None): ChairChoice("exclude", "not a target")})
-    node = addConsensusSegmentation(scene, volume, buildConsensus(comparison, session), session)
+    assert readers["parameterNode"].GetNodeReference("consensusSegmentation") is node
 
     assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == before["segmentations"] + 1
     assert node not in (a, b) and node.GetScene() is scene and node.GetDisplayNode() is not None
@@ -126,21 +130,24 @@ def test_consensus_is_a_new_tagged_node_and_the_readers_are_unchanged(readers):
 
 
 def test_refused_decisions_leave_the_scene_as_it_was(readers):
-    scene, comparison = readers["scene"], readers["comparison"]
+    """The core's rules and messages, once: the panel's choices go through ``apply_choices`` and ``build_consensus``."""
+    scene, logic, node = readers["scene"], readers["logic"], readers["parameterNode"]
     nodes = scene.GetNumberOfNodes()
-    session = startSession(readers["inputs"], comparison, "Dr C")
     choices = {("pancreas_1", "pancreas_1"): ChairChoice("staple", site="other"),
                ("adrenal_1", "adrenal_1"): ChairChoice("b")}
-    with pytest.raises(InputError, match="no method chosen for A colon_1"):
-        decideAll(session, comparison, choices)
+    with pytest.raises(InputError, match=r"no decision yet for A colon_1 \(only A\)"):
+        logic.createConsensus(node, choices)
     choices[("colon_1", None)] = ChairChoice("union")
-    with pytest.raises(InputError, match="'union' is not possible here"):
-        decideAll(session, comparison, choices)
+    with pytest.raises(InputError, match="'union' needs both readers' outlines"):
+        logic.createConsensus(node, choices)
     choices[("colon_1", None)] = ChairChoice("a")
     choices[("pancreas_1", "pancreas_1")] = ChairChoice("staple")
-    with pytest.raises(InputError, match=r"different sites \(other vs liver\)"):
-        decideAll(session, comparison, choices)
-    assert scene.GetNumberOfNodes() == nodes
+    with pytest.raises(InputError, match=r"different sites \(liver vs other\)"):
+        logic.createConsensus(node, choices)
+    choices[("pancreas_1", "pancreas_1")] = ChairChoice(reason="a reason without a method")
+    with pytest.raises(InputError, match="a site or reason without a method"):
+        logic.createConsensus(node, choices)
+    assert scene.GetNumberOfNodes() == nodes and logic.consensus.segments is None
     again = collectConsensusInputs(readers["volume"], readers["a"], readers["b"], "Dr A", "Dr B")
     assert sameReadings(readers["inputs"], again)
     assert not sameReadings(readers["inputs"], collectConsensusInputs(readers["volume"], readers["b"], readers["a"],
@@ -148,7 +155,19 @@ def test_refused_decisions_leave_the_scene_as_it_was(readers):
     with pytest.raises(InputError, match="same segmentation"):
         collectConsensusInputs(readers["volume"], readers["a"], readers["a"], "Dr A", "Dr B")
     with pytest.raises(InputError, match="chair"):
-        startSession(readers["inputs"], comparison, "  ")
+        startSession(readers["inputs"], readers["comparison"], "  ")
+
+
+def test_a_failed_comparison_forgets_the_earlier_one(readers):
+    """After comparing again fails, nothing of the earlier session can be used (no stale 'Predict under A, B')."""
+    logic, node = readers["logic"], readers["parameterNode"]
+    assert logic.consensus.compared
+    node.SetNodeReferenceID("readerB", readers["a"].GetID())
+    with pytest.raises(InputError, match="same segmentation"):
+        logic.compareReaders(node)
+    assert not logic.consensus.compared and logic.consensus.inputs is None
+    with pytest.raises(InputError, match="compare the readers first"):
+        logic.startReaderPredictions(node)
 
 
 def test_clicking_a_row_shows_both_outlines_in_two_colours(readers):
@@ -163,25 +182,19 @@ def test_clicking_a_row_shows_both_outlines_in_two_colours(readers):
 
 
 def _predict_readings(readers, methods: tuple[str, str, str], model: str, bundle):
-    """Decide (pancreas, adrenal, colon) with ``methods``, then predict under A, B and the consensus on a worker."""
-    from ABCImmunoResponseLib.background import BackgroundTask
-
-    comparison = readers["comparison"]
+    """Decide (pancreas, adrenal, colon) with ``methods``, then predict under A, B and the consensus in the child."""
+    logic, node = readers["logic"], readers["parameterNode"]
     keys = (("pancreas_1", "pancreas_1"), ("adrenal_1", "adrenal_1"), ("colon_1", None))
-    session = decideAll(startSession(readers["inputs"], comparison, "Dr C"), comparison,
-                        {key: ChairChoice(method) for key, method in zip(keys, methods, strict=True)})
-    consensus = buildConsensus(comparison, session)
-    clinical = parse_clinical(["lines=1", "sites=1-2", "visceral=yes", "tnbc=no"])
-    task = BackgroundTask(lambda progress: runReaderPredictions(readers["inputs"], consensus, clinical, model,
-                                                                str(bundle), progress))
-    task.start()
-    for _ in range(1200):
-        if task.wait(0.1):
-            return task.result(), task.progress()
-    raise AssertionError("the predictions did not finish within 120 s")
+    logic.createConsensus(node, {key: ChairChoice(method) for key, method in zip(keys, methods, strict=True)})
+    node.SetParameter("model", model)
+    node.SetParameter("bundlePath", str(bundle))
+    updates = []
+    predictions = logic.startReaderPredictions(node).wait(timeoutSeconds=300, onUpdate=updates.append)
+    assert logic.consensus.predictions is predictions
+    return predictions, [step for update in updates for step in update.progress]
 
 
-def test_predictions_under_each_reading_run_on_a_worker_thread(readers, bundles):
+def test_predictions_under_each_reading_run_in_a_child_process(readers, bundles):
     predictions, _ = _predict_readings(readers, ("a", "b", "exclude"), "clinical", bundles["clinical"])
     assert [side for side, _ in predictions.computed()] == ["a", "b", "consensus"]
     # The clinical model ignores the outlines: all three readings give the same probability and risk group.

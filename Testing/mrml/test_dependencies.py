@@ -16,8 +16,14 @@ from ABCImmunoResponseLib.dependencies import PREDICTION_REQUIREMENTS, Requireme
 REPO = Path(__file__).resolve().parents[2]
 #: Not in Slicer's own Python: the prediction needs them, the panel must not (checked on first Predict).
 NOT_IN_SLICER = ("pandas", "nrrd", "yaml", "radiomics", "safetensors", "torch")
-PANEL_MODULES = ("volumes", "segments", "lesion_table", "parameters", "background", "results", "case",
-                 "case_files", "dependencies", "i18n")
+#: What the module file and its widgets import when Slicer loads them (the widgets import Qt, so they are
+#: read here for their imports: a test below keeps this list complete).
+PANEL_MODULES = ("ABCImmunoResponseLib.volumes", "ABCImmunoResponseLib.segments", "ABCImmunoResponseLib.lesion_table",
+                 "ABCImmunoResponseLib.parameters", "ABCImmunoResponseLib.process", "ABCImmunoResponseLib.results",
+                 "ABCImmunoResponseLib.case", "ABCImmunoResponseLib.case_logic", "ABCImmunoResponseLib.case_files",
+                 "ABCImmunoResponseLib.consensus", "ABCImmunoResponseLib.dependencies",
+                 "ABCImmunoResponseLib.dicom_export", "ABCImmunoResponseLib.i18n",
+                 "abcir.errors", "abcir.models", "abcir.resources", "abcir.sites")
 
 
 def test_minimum_versions_are_those_of_pyproject():
@@ -48,7 +54,21 @@ def test_the_panel_s_bridge_imports_without_the_prediction_s_packages():
         "sys.meta_path.insert(0, Block())\n"
         f"sys.path.insert(0, {str(REPO / 'ABCImmunoResponse')!r})\n"
         f"for module in {PANEL_MODULES!r}:\n"
-        "    __import__('ABCImmunoResponseLib.' + module)\n"
+        "    __import__(module)\n"
     )
     done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr.strip().splitlines()[-1]
+
+
+def test_the_list_holds_every_project_module_the_gui_layer_imports_at_load_time():
+    import ast
+
+    gui = [REPO / "ABCImmunoResponse" / "ABCImmunoResponse.py",
+           *sorted((REPO / "ABCImmunoResponse" / "ABCImmunoResponseWidgets").glob("*.py"))]
+    imported = set()
+    for path in gui:
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:  # top level only: what loading runs
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in (
+                    "abcir", "ABCImmunoResponseLib"):
+                imported.add(node.module)
+    assert imported <= set(PANEL_MODULES), sorted(imported - set(PANEL_MODULES))

@@ -38,7 +38,7 @@ def dicom_files(shared_data, tmp_path_factory):
 
 
 def test_the_exporter_gets_exactly_the_results_lesions(predicted, dicom_files, tmp_path):
-    prediction = predicted["result"].prediction
+    prediction = predicted["applied"].prediction
     ct = read_dicom_ct(seriesFolder(dicom_files, tmp_path))
     lesions = resultLesions(prediction, predicted["segmentation"], predicted["volume"], ct.image)
     assert [lesion.lesion_id for lesion in lesions] == ["pancreas_1", "adrenal_1"]  # colon_1 is not in the result
@@ -57,7 +57,7 @@ def test_the_exporter_gets_exactly_the_results_lesions(predicted, dicom_files, t
 
 
 def test_export_writes_seg_and_sr_of_the_result_and_never_overwrites(predicted, dicom_files, tmp_path):
-    prediction = predicted["result"].prediction
+    prediction = predicted["applied"].prediction
     mtime = predicted["segmentation"].GetMTime()
     written = exportResultToDicom(prediction, predicted["segmentation"], predicted["volume"], dicom_files,
                                   tmp_path / "out", tmp_path, "CT response prediction")

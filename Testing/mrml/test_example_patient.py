@@ -1,4 +1,4 @@
-"""The generated example patient (what Sample Data offers) through the bridge with the bundled weights.
+"""The generated example patient (what Sample Data offers) through the Logic with the bundled weights.
 
 The same steps as the module's ScriptedLoadableModuleTest, minus the widgets, so they are
 checked on every machine and not only where a Slicer executable is available.
@@ -15,11 +15,10 @@ pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
 from abcir.bundle import BundleError, bundled_bundle  # noqa: E402
 from abcir.cohort import make_example_patient  # noqa: E402
-from ABCImmunoResponseLib.background import BackgroundTask, Progress  # noqa: E402
-from ABCImmunoResponseLib.case import collectCaseInputs, runCase  # noqa: E402
+from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime  # noqa: E402
 from ABCImmunoResponseLib.lesion_table import clinicalPrefill, lesionRows  # noqa: E402
-from ABCImmunoResponseLib.parameters import CaseParameters  # noqa: E402
-from ABCImmunoResponseLib.results import addResultTable  # noqa: E402
+from ABCImmunoResponseLib.parameters import CaseParameters, getOrCreateParameterNode, writeCaseParameters  # noqa: E402
+from ABCImmunoResponseLib.process import Progress  # noqa: E402
 
 
 def test_example_patient_from_sample_data_to_result_table(standalone, tmp_path):
@@ -43,16 +42,15 @@ def test_example_patient_from_sample_data_to_result_table(standalone, tmp_path):
 
     parameters = CaseParameters(ctVolume=volume, segmentation=segmentation, priorLines=facts["lines"],
                                 metastaticSites=prefill.metastaticSites, visceral=prefill.visceral, tnbc=facts["tnbc"])
-    inputs = collectCaseInputs(parameters)
-    task = BackgroundTask(lambda progress: runCase(inputs, progress))
-    task.start()
-    for _ in range(1200):
-        if task.wait(0.1):
-            break
-    result = task.result()
-    assert task.progress() == [Progress(1, 3, "liver_1"), Progress(2, 3, "lung_1"), Progress(3, 3, "lymph_node_1")]
-    prediction = result.prediction
+    parameterNode = getOrCreateParameterNode(standalone.scene)
+    writeCaseParameters(parameterNode, parameters)
+    logic = CaseLogic(standalone.scene, ChildRuntime.forThisProcess(tmp_path / "work", jobs=2))
+    updates = []
+    applied = logic.startPrediction(parameterNode).wait(timeoutSeconds=300, onUpdate=updates.append)
+    progress = [step for update in updates for step in update.progress]
+    assert progress == [Progress(1, 3, "liver_1"), Progress(2, 3, "lung_1"), Progress(3, 3, "lymph_node_1")]
+    prediction = applied.prediction
     assert prediction.weights.path == str(bundled_bundle("combined").path)
     assert not prediction.weights.clinically_validated and "NOT clinically validated" in prediction.provenance
-    table = addResultTable(standalone.scene, prediction, volume.GetName())
-    assert table.GetNumberOfRows() == 4
+    assert applied.tableNode.GetNumberOfRows() == 4
+    assert parameterNode.GetNodeReference("resultTable") is applied.tableNode

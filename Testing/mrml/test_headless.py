@@ -58,7 +58,7 @@ def test_headless_prediction_on_a_saved_scene_matches_the_panel_s(saved_scene, p
     assert "[1/2] pancreas_1" in done.stderr and "[2/2] adrenal_1" in done.stderr
     assert "Response probability" in done.stdout and "NOT clinically validated" in done.stdout
     result = json.loads((tmp_path / "result.json").read_text())
-    panel = predicted["result"].prediction
+    panel = predicted["applied"].prediction
     assert result["model"] == "combined" and result["risk_group"] == panel.risk_group
     assert result["probability"] == pytest.approx(panel.probability, rel=1e-9)
     with open(tmp_path / "result.csv", newline="") as handle:

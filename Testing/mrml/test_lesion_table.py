@@ -95,3 +95,31 @@ def test_clicking_a_row_centres_the_slice_views_on_the_lesion(case_scene):
     assert center == pytest.approx(segmentation.GetSegmentCenterRAS("Segment_8"))
     slice_to_ras = slice_node.GetSliceToRAS()
     assert [slice_to_ras.GetElement(i, 3) for i in range(3)] == pytest.approx(center)
+
+
+def test_painting_fires_an_event_the_table_refreshes_on(case_scene):
+    """The Segment Editor's paint changes only the source labelmap: the table must listen to that too."""
+    import numpy as np
+
+    import slicer
+    from ABCImmunoResponseLib.consensus import _orientedMask
+    from ABCImmunoResponseLib.lesion_table import segmentationChangeEvents
+    from ABCImmunoResponseLib.segments import segmentMask
+
+    segmentation, volume = case_scene["segmentation"], case_scene["volume"]
+    mask = segmentMask(segmentation, "Segment_8", volume)
+    painted = sitk.BinaryDilate(mask, (1, 1, 0))  # one stroke around the adrenal
+    heard = []
+    # VTK names custom events 'NoEvent' in Python callbacks: each observer records its own event id.
+    tags = [segmentation.AddObserver(event, lambda caller, name, event=event: heard.append(event))
+            for event in segmentationChangeEvents()]
+    try:
+        assert slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+            _orientedMask(painted, volume), segmentation, "Segment_8",
+            slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+    finally:
+        for tag in tags:
+            segmentation.RemoveObserver(tag)
+    assert slicer.vtkSegmentation.SourceRepresentationModified in heard
+    rows = {row.segmentId: row for row in lesionRows(segmentation, volume)}
+    assert rows["Segment_8"].size.voxel_count == int(np.count_nonzero(sitk.GetArrayViewFromImage(painted)))

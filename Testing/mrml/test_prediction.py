@@ -1,52 +1,84 @@
-"""The whole path through the bridge on the real CT: scene -> inputs -> worker thread -> result table.
+"""The whole path through the Logic on the real CT: scene -> job folder -> child process -> result table.
 
 Two organs stand in for target lesions (pancreas as site 'other', right adrenal);
-the weights are small bundles trained on synthetic data for the tests.
+the weights are small bundles trained on synthetic data for the tests. The
+child is the real ``python -m abcir.jobs``, polled as the panel polls it.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import time
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from mrml_scene import SLICER_CORE_MISSING, case_parameters, two_lesion_scene
+from mrml_scene import (SLICER_CORE_MISSING, case_logic, case_parameter_node, case_parameters, load_volume,
+                        two_lesion_scene)
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
 from abcir.errors import BundleError, InputError  # noqa: E402
 from abcir.imaging import read_ct  # noqa: E402
 from abcir.lesions import load_lesions  # noqa: E402
-from ABCImmunoResponseLib.background import BackgroundTask, Progress, TaskCancelled  # noqa: E402
-from ABCImmunoResponseLib.case import collectCaseInputs, runCase  # noqa: E402
-from ABCImmunoResponseLib.results import RESULT_ATTRIBUTE, addResultTable, predictionFromJson  # noqa: E402
+from ABCImmunoResponseLib.case import collectCaseInputs  # noqa: E402
+from ABCImmunoResponseLib.case_logic import RunCancelled  # noqa: E402
+from ABCImmunoResponseLib.process import Progress  # noqa: E402
+from ABCImmunoResponseLib.results import (FEATURES_ATTRIBUTE, RESULT_ATTRIBUTE, addResultTable,  # noqa: E402
+                                          predictionFromJson)
 
 
-def test_prediction_runs_on_a_worker_thread_with_progress_per_lesion(predicted):
-    assert predicted["task"].progress() == [Progress(1, 2, "pancreas_1"), Progress(2, 2, "adrenal_1")]
-    prediction = predicted["result"].prediction
+def scene_state(scene) -> tuple[str, list]:
+    """The scene as Slicer would save it (its MRML text) and every node's ID, for byte-for-byte comparison."""
+    scene.SetSaveToXMLString(1)
+    scene.Commit()
+    text = scene.GetSceneXMLString()
+    scene.SetSaveToXMLString(0)
+    return text, [scene.GetNthNode(index).GetID() for index in range(scene.GetNumberOfNodes())]
+
+
+def test_prediction_runs_in_a_child_process_with_progress_per_lesion(predicted):
+    assert predicted["progress"] == [Progress(1, 2, "pancreas_1"), Progress(2, 2, "adrenal_1")]
+    prediction = predicted["applied"].prediction
     assert prediction.model == "combined"
     assert [lesion.lesion_id for lesion in prediction.lesions] == ["pancreas_1", "adrenal_1"]
     assert 0 < prediction.probability < 1
     assert prediction.risk_group in ("high", "low")
     assert "NOT clinically validated" in prediction.provenance
     assert any("synthetic data" in warning for warning in prediction.warnings)
-    assert len(predicted["result"].features) == 2
+    table = predicted["applied"].tableNode
+    assert predicted["parameterNode"].GetNodeReference("resultTable") is table
+    assert predictionFromJson(table.GetAttribute(RESULT_ATTRIBUTE)) == prediction
+    with open(table.GetAttribute(FEATURES_ATTRIBUTE), newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["lesion_id"] for row in rows] == ["pancreas_1", "adrenal_1"]
+    assert len(rows[0]) == 8 + 1130
 
 
-def test_the_bridge_hands_the_core_the_same_voxels_the_command_line_reads(predicted, real_ct, core_seg_file):
+def test_the_panel_s_poll_never_blocks_while_the_prediction_runs(predicted):
+    """The timer's call (read the child's new lines; at the end, put the result in the scene) returns at once."""
+    durations = predicted["pollSeconds"]
+    assert len(durations) >= 10  # the run spanned many ticks, progress included
+    assert max(durations) < 0.020, f"slowest poll {max(durations) * 1000:.1f} ms"
+
+
+def test_the_child_gets_the_same_voxels_the_command_line_reads(predicted, real_ct, core_seg_file):
     # Files -> core (what `abcir predict --ct ct.nrrd --lesions lesions.seg.nrrd` loads) ...
     ct = read_ct(real_ct["path"])
     from_files = {lesion.lesion_id: lesion for lesion in load_lesions([core_seg_file], ct)}
-    # ... and scene -> bridge -> core must be the same CT and masks, voxel for voxel. (Geometry is compared
+    # ... and scene -> bridge -> job files must be the same CT and masks, voxel for voxel. (Geometry is compared
     # to 1e-9 mm: Slicer's reader derives spacing from the direction vectors, 0.9765625000000001 here.)
     inputs = predicted["inputs"]
     assert_same_grid_and_voxels(inputs.ct, ct)
-    for row in predicted["result"].features:
-        assert_same_grid_and_voxels(row.lesion.mask, from_files[row.lesion.lesion_id].mask)
-        assert row.lesion.size.voxel_count == from_files[row.lesion.lesion_id].size.voxel_count
+    for lesion in inputs.lesions:
+        assert_same_grid_and_voxels(lesion.mask, from_files[lesion.name].mask)
+    # and the child measured them as the command line does
+    for lesion in predicted["applied"].prediction.lesions:
+        expected = from_files[lesion.lesion_id].size
+        # (to 1e-12: the voxel volume is Slicer's spacing, cubed)
+        assert (lesion.volume_mm3, lesion.longest_axial_diameter_mm) == pytest.approx(
+            (expected.volume_mm3, expected.longest_axial_diameter_mm), rel=1e-12)
 
 
 def assert_same_grid_and_voxels(actual, expected) -> None:
@@ -58,9 +90,10 @@ def assert_same_grid_and_voxels(actual, expected) -> None:
 
 
 def test_result_table_has_a_row_per_lesion_and_the_patient_with_units(predicted, tmp_path):
-    prediction = predicted["result"].prediction
+    prediction = predicted["applied"].prediction
     table = addResultTable(predicted["scene"], prediction, "CT")
-    assert table.GetName() == "CT response prediction"
+    assert predicted["applied"].tableNode.GetName() == "CT response prediction"
+    assert table.GetName() == "CT response prediction_1"
     assert table.GetNumberOfRows() == 3
     assert table.GetCellText(2, table.GetColumnIndex("row")) == "patient"
     assert table.GetTable().GetValueByName(2, "probability").ToDouble() == prediction.probability
@@ -85,22 +118,62 @@ def test_result_table_has_a_row_per_lesion_and_the_patient_with_units(predicted,
     assert float(rows[2]["probability"]) == pytest.approx(prediction.probability, rel=1e-5)
 
 
-def test_cancel_leaves_the_scene_as_it_was(real_ct, core_seg_file, bundles):
+def test_cancel_mid_extraction_leaves_the_scene_byte_for_byte_and_no_process(real_ct, core_seg_file, bundles,
+                                                                             tmp_path):
+    psutil = pytest.importorskip("psutil")
     nodes = two_lesion_scene(real_ct, core_seg_file)
-    scene = nodes["scene"]
-    before = [scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())]
-    segmentation_mtime = nodes["segmentation"].GetMTime()
-    inputs = collectCaseInputs(case_parameters(nodes, bundles["combined"]))
-    task = BackgroundTask(lambda progress: runCase(inputs, progress))
-    task.start()
-    task.cancel()
-    for _ in range(600):
-        if task.wait(0.1):
+    parameter_node = case_parameter_node(nodes, bundles["combined"])
+    before = scene_state(nodes["scene"])
+    voxels = sitk.GetArrayFromImage(collectCaseInputs(case_parameters(nodes, bundles["combined"])).lesions[0].mask)
+    logic = case_logic(nodes, tmp_path, jobs=2)
+    run = logic.startPrediction(parameter_node)
+    processes = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until the child says extraction has started
+        update = run.poll()
+        assert update.outcome is None, update.outcome
+        parent = psutil.Process(run.task.pid)
+        processes = [parent, *parent.children(recursive=True)]
+        if any("Extracting" in text for text in update.statuses) or update.progress:
             break
-    with pytest.raises(TaskCancelled):
-        task.result()
-    assert [scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())] == before
-    assert nodes["segmentation"].GetMTime() == segmentation_mtime
+        time.sleep(0.05)
+    run.cancel()
+    gone, alive = psutil.wait_procs(processes, timeout=1.0)
+    running = []  # a zombie has exited: only its parent (or init, for orphans) can still reap it
+    for process in alive:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                running.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    assert not running, f"still running after cancel: {running}"
+    with pytest.raises(RunCancelled):
+        run.wait(timeoutSeconds=5)
+    assert not run.task.folder.exists()
+    assert scene_state(nodes["scene"]) == before
+    after = collectCaseInputs(case_parameters(nodes, bundles["combined"])).lesions[0].mask
+    assert np.array_equal(sitk.GetArrayFromImage(after), voxels)
+    assert list(tmp_path.iterdir()) == []  # no job folder, no result kept
+
+
+def test_a_child_refusing_its_input_reports_one_line_and_changes_nothing(real_ct, core_seg_file, bundles, tmp_path):
+    # A volume of 0..255 (a screenshot or a rescaled export, not HU) passes the scene checks; the child's CT
+    # check refuses it.
+    nodes = two_lesion_scene(real_ct, core_seg_file)
+    rescaled = sitk.Cast(sitk.RescaleIntensity(sitk.ReadImage(str(real_ct["path"])), 0, 255), sitk.sitkUInt8)
+    sitk.WriteImage(rescaled, str(tmp_path / "rescaled.nrrd"))
+    nodes["volume"] = load_volume(nodes["scene"], tmp_path / "rescaled.nrrd", "rescaled")
+    parameter_node = case_parameter_node(nodes, bundles["combined"])
+    before = scene_state(nodes["scene"])
+    work = tmp_path / "work"
+    run = case_logic(nodes, work).startPrediction(parameter_node)
+    with pytest.raises(InputError) as refused:
+        run.wait(timeoutSeconds=120)
+    message = str(refused.value)
+    assert "does not look like CT in Hounsfield units" in message and "\n" not in message
+    assert run.task.returncode == 2
+    assert scene_state(nodes["scene"]) == before
+    assert list(work.iterdir()) == []
 
 
 @pytest.mark.parametrize("change, message", [
@@ -108,9 +181,11 @@ def test_cancel_leaves_the_scene_as_it_was(real_ct, core_seg_file, bundles):
     ({"visceralPrefilled": True}, "visceral metastasis pre-filled from the target lesions only"),
     ({"ctVolume": None}, "CT volume: none selected"),
 ])
-def test_input_mistakes_are_refused_before_any_work(predicted, bundles, change, message):
+def test_input_mistakes_are_refused_before_any_process_starts(predicted, bundles, change, message, tmp_path):
+    node = case_parameter_node(predicted, bundles["combined"], **change)
     with pytest.raises(InputError, match=message):
-        collectCaseInputs(case_parameters(predicted, bundles["combined"], **change))
+        case_logic(predicted, tmp_path).startPrediction(node)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_weights_of_another_model_are_refused(predicted, bundles):
@@ -118,21 +193,23 @@ def test_weights_of_another_model_are_refused(predicted, bundles):
         collectCaseInputs(case_parameters(predicted, bundles["combined"], model="clinical"))
 
 
-def test_the_clinical_model_lists_the_lesions_without_extracting(predicted, bundles):
-    inputs = collectCaseInputs(case_parameters(predicted, bundles["clinical"], model="clinical"))
-    progress = []
-    result = runCase(inputs, lambda *report: progress.append(report))
-    assert result.features == () and progress == []
-    assert result.prediction.model == "clinical"
-    assert [lesion.lesion_id for lesion in result.prediction.lesions] == ["pancreas_1", "adrenal_1"]
-    assert json.loads(json.dumps(result.prediction.to_dict()))["clinical"]["tnbc"] is False
+def test_the_clinical_model_lists_the_lesions_without_extracting(predicted, bundles, tmp_path):
+    node = case_parameter_node(predicted, bundles["clinical"], model="clinical")
+    updates = []
+    applied = case_logic(predicted, tmp_path).startPrediction(node).wait(timeoutSeconds=120,
+                                                                        onUpdate=updates.append)
+    assert applied.featuresFile is None and not any(update.progress for update in updates)
+    assert applied.tableNode.GetAttribute(FEATURES_ATTRIBUTE) is None
+    assert applied.prediction.model == "clinical"
+    assert [lesion.lesion_id for lesion in applied.prediction.lesions] == ["pancreas_1", "adrenal_1"]
+    assert json.loads(json.dumps(applied.prediction.to_dict()))["clinical"]["tnbc"] is False
 
 
 def test_display_lines_say_probability_risk_cutoff_and_that_the_weights_are_not_validated(predicted, bundles):
     from abcir.bundle import load_bundle
     from ABCImmunoResponseLib.results import annotationText, bundleDescription, resultLines
 
-    prediction = predicted["result"].prediction
+    prediction = predicted["applied"].prediction
     lines = resultLines(prediction)
     assert lines.probability.startswith(f"Response probability {prediction.probability:.2f} (combined model")
     assert f"cut-off {prediction.cutoff:+.2f}" in lines.riskGroup
@@ -143,3 +220,21 @@ def test_display_lines_say_probability_risk_cutoff_and_that_the_weights_are_not_
     description = bundleDescription(load_bundle(bundles["combined"]))
     assert description.startswith("'tiny-combined' (combined model), trained on synthetic data 'tiny test set'")
     assert description.endswith("NOT clinically validated: research use only, not for treatment decisions.")
+
+
+def test_exporting_the_table_never_overwrites_the_csv_or_its_schema(predicted, tmp_path):
+    import slicer
+    from ABCImmunoResponseLib.results import tableFiles, writeTableCsv
+
+    table = predicted["applied"].tableNode
+    csv_file, schema_file = writeTableCsv(table, tmp_path / "result.csv")
+    assert csv_file.is_file() and schema_file.is_file()
+    storage = slicer.vtkMRMLTableStorageNode()  # Slicer's own idea of where the schema goes
+    storage.SetFileName(str(tmp_path / "check.csv"))
+    assert storage.WriteData(table)
+    assert storage.GetSchemaFileName() == str(tableFiles(tmp_path / "check.csv")[1])
+    schema_only = tmp_path / "other.schema.csv"
+    schema_only.write_text("someone else's schema")
+    with pytest.raises(InputError, match="other.schema.csv' already exists"):
+        writeTableCsv(table, tmp_path / "other.csv")
+    assert schema_only.read_text() == "someone else's schema" and not (tmp_path / "other.csv").exists()

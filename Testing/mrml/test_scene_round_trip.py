@@ -11,7 +11,7 @@ from abcir.clinical import ClinicalFacts  # noqa: E402
 from abcir.errors import InputError  # noqa: E402
 from ABCImmunoResponseLib.parameters import (MODULE_NAME, CaseParameters, clinicalFacts,  # noqa: E402
                                              findParameterNode, readCaseParameters, writeNodeReference)
-from ABCImmunoResponseLib.results import RESULT_ATTRIBUTE, addResultTable, predictionFromJson  # noqa: E402
+from ABCImmunoResponseLib.results import RESULT_ATTRIBUTE, predictionFromJson  # noqa: E402
 from ABCImmunoResponseLib.segments import (INCLUDE_TAG, isSegmentIncluded, segmentSite,  # noqa: E402
                                            setSegmentIncluded, setSegmentSite)
 from ABCImmunoResponseLib.standalone import newStandaloneScene  # noqa: E402
@@ -57,7 +57,8 @@ def test_clinical_facts_need_all_four_and_confirmed_prefills():
 
 
 def test_mrb_round_trip_keeps_panel_state_site_tags_ticks_and_the_result(real_ct, core_seg_file, bundles, tmp_path):
-    from ABCImmunoResponseLib.case import collectCaseInputs, runCase
+    from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime
+    from ABCImmunoResponseLib.parameters import writeCaseParameters
 
     first = newStandaloneScene()
     scene = first.scene
@@ -71,12 +72,11 @@ def test_mrb_round_trip_keeps_panel_state_site_tags_ticks_and_the_result(real_ct
         setSegmentIncluded(segmentation, segmentId, False)
     parameters = CaseParameters(ctVolume=volume, segmentation=segmentation, model="clinical", priorLines="1",
                                 metastaticSites="1-2", visceral="yes", tnbc="no", bundlePath=str(bundles["clinical"]))
-    prediction = runCase(collectCaseInputs(parameters)).prediction
-    table = addResultTable(scene, prediction, volume.GetName())
-    table.AddDefaultStorageNode()
     node = panel_node(scene)
-    for name, value in (("ctVolume", volume), ("segmentation", segmentation), ("resultTable", table)):
-        writeNodeReference(node, name, value)
+    writeCaseParameters(node, parameters)
+    applied = CaseLogic(scene, ChildRuntime.forThisProcess(tmp_path / "work")).predict(node, timeoutSeconds=120)
+    prediction, table = applied.prediction, applied.tableNode
+    table.AddDefaultStorageNode()
     scene.SetRootDirectory(str(tmp_path))
     assert scene.WriteToMRB(str(tmp_path / "case.mrb"))
 
@@ -102,3 +102,22 @@ def test_the_parameter_node_is_found_or_made_as_slicer_s_logic_does(standalone):
     assert node.GetSingletonTag() == MODULE_NAME and node.GetAttribute("ModuleName") == MODULE_NAME
     assert getOrCreateParameterNode(scene) is node
     assert scene.GetNumberOfNodesByClass("vtkMRMLScriptedModuleNode") == 1
+
+
+def test_a_new_parameter_node_is_complete_when_the_scene_announces_it(standalone):
+    """Observers of NodeAddedEvent (node selectors filter on ModuleName) must see the tag and the attribute."""
+    from ABCImmunoResponseLib.parameters import getOrCreateParameterNode
+
+    scene = standalone.scene
+    seen = []
+
+    def added(caller, event, node=None):
+        added_node = caller.GetNthNode(caller.GetNumberOfNodes() - 1)
+        seen.append((added_node.GetSingletonTag(), added_node.GetAttribute("ModuleName")))
+
+    tag = scene.AddObserver(scene.NodeAddedEvent, added)
+    try:
+        getOrCreateParameterNode(scene)
+    finally:
+        scene.RemoveObserver(tag)
+    assert seen == [(MODULE_NAME, MODULE_NAME)]

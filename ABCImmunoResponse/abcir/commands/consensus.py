@@ -20,7 +20,6 @@ from ..consensus.agreement import (
 from ..consensus.building import (
     METHODS,
     PAIR_METHODS,
-    Decision,
     PairKey,
     build_consensus,
     describe,
@@ -28,9 +27,10 @@ from ..consensus.building import (
 from ..consensus.matching import DEFAULT_MAX_CENTROID_DISTANCE_MM
 from ..consensus.predictions import predict_readers
 from ..consensus.session import (
+    ChairChoice,
     ConsensusSession,
+    apply_choices,
     new_session,
-    now_utc,
     reopen,
     session_paths,
     write_consensus,
@@ -161,29 +161,17 @@ def _decide(args: argparse.Namespace, comparison: ReaderComparison, session: Con
         key = _resolve("--edited", lid, comparison)
         edited[key], sources[key] = _read_edited(path, lid, ct)
         chosen.setdefault(key, "edited")
-    decided_at = now_utc()
-    for match in comparison.matches:
-        key = match.key
-        earlier = session.decision_for(key)
-        method = chosen.get(key)
-        if method is None and earlier is None:
-            paired = match.a is not None and match.b is not None
-            if paired and args.method:
-                method = args.method
-            elif not paired and args.unmatched:
-                method = "exclude" if args.unmatched == "exclude" else ("a" if match.a is not None else "b")
-        if method is None and key not in sites and key not in reasons:
-            continue  # nothing new for this lesion: an earlier decision stands, or build_consensus reports it
-        if method is None:
-            if earlier is None:
-                raise InputError(f"Lesion {describe(key)}: a site or reason without a method; add --choose.")
-            method = earlier.method
-        session = session.decide(Decision(
-            a=key[0], b=key[1], method=method, decided_by=session.chair, decided_at=decided_at,
-            reason=reasons.get(key, earlier.reason if earlier and method == earlier.method else ""),
-            site=sites.get(key, earlier.site if earlier else None),
-            edited_source=sources.get(key, earlier.edited_source if earlier and method == "edited" else "")))
-    return session
+    for match in comparison.matches:  # --method / --unmatched decide what nobody decided yet
+        if match.key in chosen or session.decision_for(match.key) is not None:
+            continue
+        paired = match.a is not None and match.b is not None
+        if paired and args.method:
+            chosen[match.key] = args.method
+        elif not paired and args.unmatched:
+            chosen[match.key] = "exclude" if args.unmatched == "exclude" else ("a" if match.a is not None else "b")
+    choices = {key: ChairChoice(chosen.get(key), reasons.get(key), sites.get(key), sources.get(key))
+               for key in {*chosen, *sites, *reasons, *sources}}
+    return apply_choices(session, comparison, choices)
 
 
 def run(args: argparse.Namespace) -> int:

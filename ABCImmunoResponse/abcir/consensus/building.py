@@ -169,7 +169,8 @@ def _site(match: LesionMatch, decision: Decision) -> str | None:
     sites = {lesion.site for lesion in (match.a, match.b) if lesion is not None and lesion.site is not None}
     if len(sites) > 1:
         raise InputError(f"Lesion {describe(match.key)}: the readers gave different sites "
-                         f"({' vs '.join(sorted(sites))}); the chair must state the site (--site ID=SITE).")
+                         f"({' vs '.join(sorted(sites))}); the chair must state the site (--site ID=SITE, or the site "
+                         "column of the agreement table).")
     return next(iter(sites), None)
 
 
@@ -197,7 +198,8 @@ def build_consensus(matches: Sequence[LesionMatch], decisions: Sequence[Decision
     missing = [describe(match.key) for match in matches if match.key not in by_key]
     if missing:
         raise InputError(f"Consensus: no decision yet for {', '.join(missing)}; decide every lesion "
-                         "(--method for all pairs, --unmatched for lesions only one reader has, --choose ID=METHOD).")
+                         "(--method for all pairs, --unmatched for lesions only one reader has, --choose ID=METHOD; in "
+                         "Slicer, the method column of the agreement table).")
     built: list[ConsensusSegment] = []
     names: set[str] = set()
     for match in matches:

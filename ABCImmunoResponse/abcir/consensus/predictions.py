@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import SimpleITK as sitk
 
@@ -23,6 +23,9 @@ from ..features import LesionFeatures, ProgressCallback, extract_lesions
 from ..imaging import voxel_hash
 from ..lesions import Lesion
 from ..prediction import CTIdentity, Prediction, predict_features, resolve_bundle
+
+if TYPE_CHECKING:
+    from ..feature_cache import FeatureCache
 
 SIDES = ("a", "b", "consensus")
 
@@ -52,6 +55,20 @@ class ReaderPredictions:
         content["note"] = self.note
         return content
 
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "Reader predictions") -> ReaderPredictions:
+        """Read ``to_dict``'s output back (the risk group changes are recomputed, not trusted)."""
+        if not isinstance(data, dict):
+            raise InputError(f"{where}: must be an object, not {type(data).__name__}.")
+        missing = [key for key in (*SIDES, "note") if key not in data]
+        if missing:
+            raise InputError(f"{where}: field '{missing[0]}' is missing.")
+        if not isinstance(data["note"], str):
+            raise InputError(f"{where}: field 'note' must be str, not {type(data['note']).__name__}.")
+        sides = {side: None if data[side] is None else Prediction.from_dict(data[side], f"{where}, field '{side}'")
+                 for side in SIDES}
+        return cls(**sides, note=data["note"])
+
     def summary_lines(self) -> list[str]:
         computed = self.computed()
         if not computed:
@@ -68,14 +85,15 @@ class ReaderPredictions:
 
 
 def _features(ct: sitk.Image, readings: dict[str, Sequence[Lesion]], progress: ProgressCallback | None,
-              jobs: int) -> dict[str, list[LesionFeatures]]:
+              jobs: int, cache: FeatureCache | None) -> dict[str, list[LesionFeatures]]:
     """Feature rows per reading, extracting each distinct mask once."""
     unique: dict[str, Lesion] = {}
     for lesions in readings.values():
         for lesion in lesions:
             unique.setdefault(voxel_hash(lesion.mask), lesion)
     hashes = list(unique)
-    extracted = extract_lesions(ct, [unique[h] for h in hashes], "patient", jobs=jobs, progress=progress)
+    extracted = extract_lesions(ct, [unique[h] for h in hashes], "patient", jobs=jobs, progress=progress,
+                               cache=cache)
     by_hash = dict(zip(hashes, extracted))
     rows: dict[str, list[LesionFeatures]] = {}
     for side, lesions in readings.items():
@@ -89,12 +107,14 @@ def _features(ct: sitk.Image, readings: dict[str, Sequence[Lesion]], progress: P
 def predict_readers(ct: sitk.Image, lesions_a: Sequence[Lesion], lesions_b: Sequence[Lesion],
                     consensus: Sequence[Lesion] | None, clinical_tokens: Sequence[str] | None,
                     model: str | None = None, weights: str | os.PathLike | None = None, jobs: int = 1,
-                    progress: ProgressCallback | None = None) -> ReaderPredictions:
+                    progress: ProgressCallback | None = None, cache: FeatureCache | None = None
+                    ) -> ReaderPredictions:
     """Predict under each reading (``consensus`` None when there is none yet).
 
     ``model`` None takes the kind of ``weights`` (combined when none are given).
     Explicitly given weights that fail their checks are an error; the absence
-    of bundled weights is not (the agreement is useful without them).
+    of bundled weights is not (the agreement is useful without them). ``cache``
+    as for ``extract_lesions`` (None: $ABCIR_FEATURE_CACHE when set).
     """
     clinical = parse_clinical(clinical_tokens) if clinical_tokens else None
     try:
@@ -112,7 +132,7 @@ def predict_readers(ct: sitk.Image, lesions_a: Sequence[Lesion], lesions_b: Sequ
     if bundle.kind == "clinical":
         rows: dict[str, list[LesionFeatures]] = {side: [] for side in readings}
     else:
-        rows = _features(ct, readings, progress, jobs)
+        rows = _features(ct, readings, progress, jobs, cache)
     identity = CTIdentity(voxel_hash(ct))
     result = ReaderPredictions(note="" if consensus is not None else "no consensus yet (give --chair to build one)")
     problems = []

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Mapping
 
 import SimpleITK as sitk
 
@@ -93,6 +94,55 @@ def new_session(comparison: ReaderComparison, inputs: ComparedInputs, chair: str
         raise InputError("Consensus: the chair's name is empty; say who decides (--chair NAME).")
     return ConsensusSession(inputs, comparison.reader_a, comparison.reader_b, comparison.max_centroid_distance_mm,
                             chair.strip(), now_utc())
+
+
+@dataclass(frozen=True)
+class ChairChoice:
+    """What the chair says about one lesion pair; None leaves that part of an earlier decision as it was.
+
+    The command line (``--choose``, ``--site``, ``--reason``, ``--edited``) and the
+    Slicer panel's agreement table both speak through this, so the session is
+    updated by one rule and ``build_consensus`` checks every decision once.
+    """
+
+    method: str | None = None
+    reason: str | None = None
+    site: str | None = None
+    edited_source: str | None = None
+
+
+def apply_choices(session: ConsensusSession, comparison: ReaderComparison,
+                  choices: Mapping[PairKey, ChairChoice], decided_at: str | None = None) -> ConsensusSession:
+    """The session with the chair's choices on top of its earlier decisions.
+
+    A pair without a choice keeps its earlier decision (or stays undecided, which
+    ``build_consensus`` reports). A reason, site or edited outline without a
+    method amends the earlier decision; without one it is refused. A new method
+    drops the earlier reason and edited outline, which belonged to the old method.
+    """
+    known = {match.key for match in comparison.matches}
+    stray = [describe(key) for key in choices if key not in known]
+    if stray:
+        raise InputError(f"Consensus: choices for lesions that are not in this comparison: {', '.join(stray)}; "
+                         "compare the readers again.")
+    decided_at = decided_at or now_utc()
+    for match in comparison.matches:
+        choice = choices.get(match.key)
+        if choice is None or choice == ChairChoice():
+            continue
+        earlier = session.decision_for(match.key)
+        method = choice.method or (earlier.method if earlier else None)
+        if method is None:
+            raise InputError(f"Lesion {describe(match.key)}: a site or reason without a method; choose the method "
+                             "(--choose ID=METHOD, or the method column of the agreement table).")
+        same_method = earlier is not None and method == earlier.method
+        session = session.decide(Decision(
+            a=match.key[0], b=match.key[1], method=method, decided_by=session.chair, decided_at=decided_at,
+            reason=choice.reason if choice.reason is not None else (earlier.reason if same_method else ""),
+            site=choice.site if choice.site is not None else (earlier.site if earlier else None),
+            edited_source=(choice.edited_source if choice.edited_source is not None
+                           else (earlier.edited_source if same_method and method == "edited" else ""))))
+    return session
 
 
 def session_paths(folder: str | os.PathLike, name: str = DEFAULT_NAME) -> tuple[Path, Path]:

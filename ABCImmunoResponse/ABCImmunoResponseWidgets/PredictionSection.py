@@ -1,0 +1,218 @@
+"""Model and weights, Predict/Cancel, the result with its provenance, and what can be done with it.
+
+Predict asks the Logic to start the prediction in its own process and hands
+the run to the panel's ``TaskRunner``; the result appears only when the child
+has finished, as a new table node, with the weights' provenance beside the
+probability everywhere it is shown.
+"""
+
+from __future__ import annotations
+
+import vtk
+
+import qt
+
+import slicer
+from slicer.i18n import tr as _
+
+from abcir.errors import InputError
+from abcir.models import MODEL_KINDS
+from ABCImmunoResponseLib.case import resolveBundle
+from ABCImmunoResponseLib.case_files import saveCase
+from ABCImmunoResponseLib.dependencies import radiomicsAvailable, unmetRequirements
+from ABCImmunoResponseLib.dicom_export import exportResultToDicom, sourceInstanceUids
+from ABCImmunoResponseLib.results import (FEATURES_ATTRIBUTE, RESULT_ATTRIBUTE, annotationText, bundleDescription,
+                                          predictionFromJson, resultLines, writeTableCsv)
+
+from .Dependencies import ensurePredictionDependencies
+
+
+class PredictionSection:
+    """The 'Model', 'Result' sections and the Predict button."""
+
+    def __init__(self, ui, logic, runner, lesions) -> None:
+        """``lesions`` is the panel's ``LesionSection`` (its size cache and rows are used by Predict and Save)."""
+        self.ui, self.logic, self.runner, self.lesions = ui, logic, runner, lesions
+        self.parameterNode = None
+        self._descriptions = {}
+        labels = {"combined": _("Combined (radiomics + clinical)"), "radiomics": _("Radiomics"),
+                  "clinical": _("Clinical")}
+        for kind in MODEL_KINDS:
+            ui.modelComboBox.addItem(labels[kind], kind)
+        ui.modelComboBox.connect("activated(int)", self.onModelSelected)
+        ui.loadWeightsButton.connect("clicked(bool)", self.onLoadWeights)
+        ui.bundledWeightsButton.connect("clicked(bool)", lambda checked: setattr(self.parameterNode, "bundlePath", ""))
+        ui.predictButton.connect("clicked(bool)", self.onPredictButton)
+        ui.showTableButton.connect("clicked(bool)", self.onShowResultTable)
+        ui.exportTableButton.connect("clicked(bool)", self.onExportResultTable)
+        ui.saveCaseButton.connect("clicked(bool)", self.onSaveCase)
+        ui.exportDicomButton.connect("clicked(bool)", self.onExportDicom)
+
+    def update(self, node) -> None:
+        self.parameterNode = node
+        wasBlocked = self.ui.modelComboBox.blockSignals(True)
+        self.ui.modelComboBox.currentIndex = self.ui.modelComboBox.findData(node.model)
+        self.ui.modelComboBox.blockSignals(wasBlocked)
+        self.ui.weightsLabel.text = self._weightsText(node.model, node.bundlePath)
+        text, enabled = self.runner.buttonState(self, _("Predict"))
+        self.ui.predictButton.text = text
+        self.ui.predictButton.enabled = enabled and bool(node.ctVolume)
+        self.ui.modelCollapsibleButton.enabled = self.ui.saveCaseButton.enabled = not self.runner.busy
+        hasResult = bool(node.resultTable)
+        self.ui.showTableButton.enabled = self.ui.exportTableButton.enabled = hasResult
+        self.ui.exportDicomButton.enabled = hasResult and bool(node.ctVolume and sourceInstanceUids(node.ctVolume))
+        self._showResult(node.resultTable)
+
+    # Model and weights
+
+    def _weightsText(self, model: str, bundlePath: str) -> str:
+        key = (model, bundlePath)
+        if key not in self._descriptions:
+            if unmetRequirements() or not radiomicsAvailable():
+                return _("Bundled demonstration weights for the {model} model; they are verified when Predict is "
+                         "first pressed. Not clinically validated.").format(model=model)
+            try:
+                self._descriptions[key] = bundleDescription(resolveBundle(model, bundlePath))
+            except (InputError, TypeError, ValueError) as error:  # the panel must come up whatever the weights
+                return _("Not usable: {error}").format(error=error)
+        return self._descriptions[key]
+
+    def onModelSelected(self, index: int) -> None:
+        with slicer.util.NodeModify(self.parameterNode):
+            self.parameterNode.model = self.ui.modelComboBox.currentData
+            self.parameterNode.bundlePath = ""  # a site's bundle holds one model; the others use the bundled ones
+
+    def onLoadWeights(self) -> None:
+        if not ensurePredictionDependencies():
+            return
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Weight bundle folder"))
+        if not folder:
+            return
+        from abcir.bundle import load_bundle
+
+        with slicer.util.tryWithErrorDisplay(_("These weights cannot be used."), waitCursor=True):
+            bundle = load_bundle(folder)  # verified: hashes, schema, tensors, feature list
+            self._descriptions[(bundle.kind, folder)] = bundleDescription(bundle)
+            with slicer.util.NodeModify(self.parameterNode):
+                self.parameterNode.model = bundle.kind
+                self.parameterNode.bundlePath = folder
+
+    # Predict
+
+    def onPredictButton(self) -> None:
+        if self.runner.busy:
+            self.runner.cancel()
+            return
+        if not ensurePredictionDependencies():
+            return
+        with slicer.util.tryWithErrorDisplay(_("The prediction cannot start."), waitCursor=True):
+            run = self.logic.startPrediction(self.parameterNode.parameterNode, self.lesions.sizes)
+            startText = _("Extracting the features of {count} lesion(s) in a separate process...").format(count=run.steps)
+            self.runner.start(run, self, startText, _("Done."), self._onPredicted)
+
+    def _onPredicted(self, applied) -> None:
+        self.ui.statusLabel.text = _("Done. Result table: '{table}'.").format(table=applied.tableNode.GetName())
+
+    # Result
+
+    def _showResult(self, tableNode) -> None:
+        prediction = None
+        if tableNode is not None and tableNode.GetAttribute(RESULT_ATTRIBUTE):
+            try:
+                prediction = predictionFromJson(tableNode.GetAttribute(RESULT_ATTRIBUTE))
+            except ImportError:
+                self.ui.probabilityLabel.text = _("The result is in table '{table}'; install the prediction's "
+                                                  "packages (press Predict) to show it here.").format(
+                    table=tableNode.GetName())
+                return
+        if prediction is None:
+            self.ui.probabilityLabel.text = _("No prediction yet.")
+            for label in (self.ui.riskLabel, self.ui.provenanceLabel, self.ui.warningsLabel):
+                label.text = ""
+            self._setSliceAnnotation("")
+            return
+        lines = resultLines(prediction)
+        self.ui.probabilityLabel.text = f"<b>{lines.probability}</b>"
+        self.ui.riskLabel.text = lines.riskGroup
+        self.ui.provenanceLabel.text = lines.provenance
+        colour = "#1b5e20" if prediction.weights.clinically_validated else "#c62828"
+        self.ui.provenanceLabel.setStyleSheet(f"color: {colour}")
+        self.ui.warningsLabel.text = "\n".join(lines.warnings)
+        self._setSliceAnnotation(annotationText(prediction))
+
+    @staticmethod
+    def _setSliceAnnotation(text: str) -> None:
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is None:  # no main window
+            return
+        for viewName in layoutManager.sliceViewNames():
+            view = layoutManager.sliceWidget(viewName).sliceView()
+            # The upper edge: Slice View Annotations rewrite the four corners on every update.
+            view.cornerAnnotation().SetText(vtk.vtkCornerAnnotation.UpperEdge, text)
+            view.scheduleRender()
+
+    def onShowResultTable(self) -> None:
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is not None:
+            layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+        selection = slicer.app.applicationLogic().GetSelectionNode()
+        selection.SetActiveTableID(self.parameterNode.resultTable.GetID())
+        slicer.app.applicationLogic().PropagateTableSelection()
+
+    def onExportResultTable(self) -> None:
+        tableNode = self.parameterNode.resultTable
+        path = qt.QFileDialog.getSaveFileName(slicer.util.mainWindow(), _("Export the result table"),
+                                              f"{tableNode.GetName()}.csv", _("CSV files (*.csv)"))
+        if not path:
+            return
+        with slicer.util.tryWithErrorDisplay(_("The table could not be exported.")):
+            csvFile, schemaFile = writeTableCsv(tableNode, path)
+            self.ui.statusLabel.text = _("Exported to {csv} (units and descriptions in {schema}).").format(
+                csv=csvFile, schema=schemaFile.name)
+
+    def onExportDicom(self) -> None:
+        node = self.parameterNode
+        if not ensurePredictionDependencies():
+            return
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(),
+                                                     _("Folder for the DICOM Segmentation and Structured Report"))
+        if not folder:
+            return
+        with slicer.util.tryWithErrorDisplay(_("The result could not be exported to DICOM."), waitCursor=True):
+            database = getattr(slicer, "dicomDatabase", None)
+            if database is None or not database.isOpen:
+                raise InputError(_("Slicer's DICOM database is not open; open it in the DICOM module and try "
+                                   "again."))
+            files = [path for path in (database.fileForInstance(uid) for uid in sourceInstanceUids(node.ctVolume))
+                     if path]
+            prediction = predictionFromJson(node.resultTable.GetAttribute(RESULT_ATTRIBUTE))
+            written = exportResultToDicom(prediction, node.segmentation, node.ctVolume, files, folder,
+                                          slicer.app.temporaryPath, node.resultTable.GetName())
+            message = _("Written (nothing was overwritten):") + f"\n{written.seg_path}\n{written.sr_path}"
+            if written.warnings:
+                message += "\n\n" + _("Warnings:") + "\n" + "\n".join(written.warnings)
+            self.ui.statusLabel.text = _("Exported to DICOM in {folder}.").format(folder=folder)
+            slicer.util.infoDisplay(message)
+
+    def onSaveCase(self) -> None:
+        node = self.parameterNode
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Folder for the case files"))
+        if not folder:
+            return
+        with slicer.util.tryWithErrorDisplay(_("The case could not be saved."), waitCursor=True):
+            table = node.resultTable
+            prediction = predictionFromJson(table.GetAttribute(RESULT_ATTRIBUTE) or "") if table else None
+            featuresFile = table.GetAttribute(FEATURES_ATTRIBUTE) if table else None
+            if featuresFile and not qt.QFileInfo(featuresFile).exists():
+                featuresFile = None
+            caseName = node.ctVolume.GetName() if node.ctVolume else _("case")
+            saved = saveCase(folder, caseName, node.segmentation, prediction, featuresFile, self.lesions.rows)
+            message = _("Saved {count} files in {folder}:").format(count=len(saved.files), folder=folder)
+            message += "\n" + "\n".join(path.name for path in saved.files)
+            if saved.renamed:
+                message += "\n\n" + _("Files named '{base}' because files of an earlier save are in the folder "
+                                      "(nothing was overwritten).").format(base=saved.baseName)
+            if prediction is not None and not featuresFile:
+                message += "\n\n" + _("The features are kept only for predictions made since Slicer started; press "
+                                      "Predict again to save them.")
+            slicer.util.infoDisplay(message)

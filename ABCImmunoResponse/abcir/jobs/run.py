@@ -1,0 +1,145 @@
+"""Run one job folder: ``python -m abcir.jobs FOLDER``, the child process the Slicer panel starts.
+
+The child computes exactly what the panel would compute in its own process
+(``ABCImmunoResponseLib/case.runCase``, ``consensus.runReaderPredictions``),
+from the files of the job folder (``abcir.jobs.spec``), and reports through
+``FOLDER/events.jsonl`` (``abcir.jobs.events``). Its result is
+``FOLDER/result.json``, written whole before the ``done`` event:
+
+* a prediction job: ``{"prediction": Prediction.to_dict(), "features_csv": "features.csv" or null}``,
+  the CSV (with its provenance sidecar) beside it;
+* a readers job: ``{"readers": ReaderPredictions.to_dict()}``.
+
+Exit codes: 0 done; 2 bad input (``InputError``, the one-line message in an
+``error`` event of kind "input"); 1 anything else (kind "bug", the traceback
+on stderr, which the parent keeps in the job's log).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, Sequence
+
+import SimpleITK as sitk
+
+from ..clinical import clinical_usage, parse_clinical
+from ..consensus.predictions import predict_readers
+from ..errors import InputError
+from ..feature_cache import FeatureCache
+from ..feature_table import write_features_csv
+from ..features import ProgressCallback, extract_lesions
+from ..imaging import check_ct, read_image
+from ..lesions import Lesion, align_to_ct
+from ..measurements import measure_lesion
+from ..prediction import CTIdentity, predict_features, predict_lesions, resolve_bundle
+from ..records import write_new_json
+from .events import EVENTS_FILE, DoneEvent, ErrorEvent, Event, ProgressEvent, StatusEvent, one_line, write_event
+from .spec import FEATURES_FILE, RESULT_FILE, JobLesion, PredictJob, ReadersJob, read_job
+
+# Where abcir.prediction.CTIdentity.from_image finds the DICOM study and series UIDs.
+STUDY_INSTANCE_UID_TAG = "0020|000d"
+SERIES_INSTANCE_UID_TAG = "0020|000e"
+
+USAGE = "usage: python -m abcir.jobs FOLDER (a folder holding job.json, written by abcir.jobs.write_job)"
+
+Report = Callable[[Event], None]
+
+
+def _lesions(folder: Path, lesions: Sequence[JobLesion], ct: sitk.Image) -> list[Lesion]:
+    """The core's lesions: each mask read, checked on the CT grid and measured (RECIST sizes in mm)."""
+    result = []
+    for lesion in lesions:
+        path = folder / lesion.mask
+        try:
+            mask = sitk.ReadImage(str(path))
+        except RuntimeError as error:
+            raise InputError(f"Lesion '{lesion.name}': its mask '{path}' cannot be read "
+                             f"({str(error).strip().splitlines()[-1]}); start the prediction again.") from error
+        aligned = align_to_ct(lesion.name, mask, ct)
+        result.append(Lesion(lesion.name, lesion.site, aligned, measure_lesion(aligned)))
+    return result
+
+
+def _cache(folder: str | None) -> FeatureCache | None:
+    return FeatureCache(folder) if folder else None
+
+
+def _progress(report: Report) -> ProgressCallback:
+    return lambda done, total, what: report(ProgressEvent(done, total, what))
+
+
+def _predict(folder: Path, job: PredictJob, report: Report) -> dict:
+    # Weights and facts first: a mistake there is reported before the CT is read.
+    bundle = resolve_bundle(job.model, job.bundle)
+    clinical = None if job.clinical is None else parse_clinical(job.clinical)
+    if bundle.kind != "radiomics" and clinical is None:
+        raise InputError(f"Clinical facts: none given, but the {bundle.kind} model needs all four "
+                         f"({clinical_usage()}); enter them, or choose the radiomics model.")
+    report(StatusEvent("Reading the CT and the lesion masks"))
+    ct = read_image(folder / job.ct)
+    for tag, uid in ((STUDY_INSTANCE_UID_TAG, job.study_uid), (SERIES_INSTANCE_UID_TAG, job.series_uid)):
+        if uid:
+            ct.SetMetaData(tag, uid)
+    check_ct(ct, job.patient_id)
+    lesions = _lesions(folder, job.lesions, ct)
+    if bundle.kind == "clinical":
+        prediction = predict_lesions(ct, lesions, clinical, "clinical", bundle, patient_id=job.patient_id)
+        return {"prediction": prediction.to_dict(), "features_csv": None}
+    report(StatusEvent(f"Extracting radiomics features of {len(lesions)} lesions"))
+    rows = extract_lesions(ct, lesions, job.patient_id, jobs=job.jobs, progress=_progress(report),
+                           cache=_cache(job.cache))
+    report(StatusEvent("Predicting"))
+    prediction = predict_features(rows, clinical, bundle.kind, bundle, CTIdentity.from_image(ct))
+    write_features_csv(folder / FEATURES_FILE, rows)
+    return {"prediction": prediction.to_dict(), "features_csv": FEATURES_FILE}
+
+
+def _readers(folder: Path, job: ReadersJob, report: Report) -> dict:
+    report(StatusEvent("Reading the CT and both readers' lesion masks"))
+    ct = read_image(folder / job.ct)
+    check_ct(ct, "CT")
+    lesions_a = _lesions(folder, job.lesions_a, ct)
+    lesions_b = _lesions(folder, job.lesions_b, ct)
+    consensus = None if job.consensus is None else _lesions(folder, job.consensus, ct)
+    report(StatusEvent(f"Predicting under {job.reader_a}, {job.reader_b}"
+                       + (" and the consensus" if consensus is not None else "")))
+    readers = predict_readers(ct, lesions_a, lesions_b, consensus, job.clinical, job.model, job.bundle,
+                              jobs=job.jobs, progress=_progress(report), cache=_cache(job.cache))
+    return {"readers": readers.to_dict()}
+
+
+def run_job(folder: str | Path, report: Report) -> None:
+    """Compute the job in ``folder`` and write its result; ``report(event)`` receives status and progress."""
+    folder = Path(folder)
+    job = read_job(folder)
+    result = _predict(folder, job, report) if isinstance(job, PredictJob) else _readers(folder, job, report)
+    write_new_json(folder / RESULT_FILE, result, "Job result")
+    report(DoneEvent())
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the job folder ``argv[0]``; returns the exit code (0 done, 2 bad input, 1 bug)."""
+    if len(argv) != 1 or not Path(argv[0]).is_dir():
+        print(USAGE, file=sys.stderr)
+        return 2
+    folder = Path(argv[0])
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    # newline="\n": one line per event on every platform, whatever the parent's reader expects.
+    with open(folder / EVENTS_FILE, "a", encoding="utf-8", newline="\n") as stream:
+        def report(event: Event) -> None:
+            write_event(stream, event)
+
+        try:
+            run_job(folder, report)
+        except InputError as error:  # BundleError included
+            print(f"abcir.jobs: error: {error}", file=sys.stderr)
+            report(ErrorEvent("input", one_line(str(error))))
+            return 2
+        except Exception as error:
+            traceback.print_exc()
+            report(ErrorEvent("bug", one_line(f"{type(error).__name__}: {error}")))
+            return 1
+    return 0

@@ -1,0 +1,64 @@
+"""The Slicer side's shape, read from the source (the module file needs a real Slicer to import).
+
+Three layers, dependencies pointing down: only the module file and the widget
+folder import Qt, CTK or ``slicer.ScriptedLoadableModule``; the bridge imports
+no Qt and the core no ``slicer`` at all. The module file stays thin, holds the
+four classes Slicer looks for, and its widget keeps the Logic where
+``slicer.util.getModuleLogic`` finds it (``widget.logic``).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+MODULE_DIR = Path(__file__).resolve().parents[2] / "ABCImmunoResponse"
+MODULE_FILE = MODULE_DIR / "ABCImmunoResponse.py"
+GUI_ONLY = ("qt", "ctk", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper", "slicer.util")
+MAX_MODULE_LINES = 350
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_the_module_file_is_thin_and_holds_the_four_classes():
+    source = MODULE_FILE.read_text(encoding="utf-8")
+    assert len(source.splitlines()) <= MAX_MODULE_LINES
+    classes = {node.name: [ast.unparse(base) for base in node.bases]
+               for node in ast.parse(source).body if isinstance(node, ast.ClassDef)}
+    assert classes["ABCImmunoResponse"] == ["ScriptedLoadableModule"]
+    assert classes["ABCImmunoResponseWidget"][0] == "ScriptedLoadableModuleWidget"
+    assert classes["ABCImmunoResponseLogic"][0] == "ScriptedLoadableModuleLogic"
+    assert classes["ABCImmunoResponseTest"] == ["ScriptedLoadableModuleTest"]
+
+
+def test_the_widget_keeps_the_logic_where_get_module_logic_looks():
+    tree = ast.parse(MODULE_FILE.read_text(encoding="utf-8"))
+    widget = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name.endswith("Widget"))
+    setup = next(node for node in widget.body if isinstance(node, ast.FunctionDef) and node.name == "setup")
+    assigned = [ast.unparse(target) for node in ast.walk(setup) if isinstance(node, ast.Assign)
+                for target in node.targets]
+    assert "self.logic" in assigned
+
+
+def test_dependencies_point_down():
+    gui = [MODULE_FILE, *(MODULE_DIR / "ABCImmunoResponseWidgets").glob("*.py")]
+    bridge = list((MODULE_DIR / "ABCImmunoResponseLib").glob("*.py"))
+    core = list((MODULE_DIR / "abcir").rglob("*.py"))
+    for path in bridge:
+        bad = {name for name in imported_modules(path) if name.split(".")[0] in ("qt", "ctk")
+               or name in GUI_ONLY or name.startswith("ABCImmunoResponseWidgets")}
+        assert not bad, f"{path.name} (bridge) imports {bad}"
+    for path in core:
+        bad = {name for name in imported_modules(path)
+               if name.split(".")[0] in ("slicer", "qt", "ctk", "ABCImmunoResponseLib", "ABCImmunoResponseWidgets")}
+        assert not bad, f"{path.relative_to(MODULE_DIR)} (core) imports {bad}"
+    for path in gui:
+        assert "ABCImmunoResponseLib" in " ".join(imported_modules(path)) or path.name == "__init__.py"
