@@ -63,7 +63,7 @@ class ChildRuntime:
     """How child processes are started: interpreter, import path, folders and worker count."""
 
     python: str  # PythonSlicer inside Slicer (its launcher sets up Slicer's Python), else this interpreter
-    pythonPath: tuple[str, ...]  # this process's sys.path: the child imports the same abcir and pyradiomics
+    pythonPath: tuple[str, ...]  # what this process imports from beyond its interpreter's own folders
     workFolder: Path  # job folders are made here and removed when their run ends
     cacheFolder: Path | None  # feature cache shared by runs: re-predicting recomputes only edited lesions
     jobs: int  # extraction workers in the child
@@ -77,9 +77,34 @@ class ChildRuntime:
         import slicer
 
         python = shutil.which("PythonSlicer") if hasattr(slicer, "app") else None
-        return cls(python or sys.executable, tuple(entry for entry in sys.path if entry),
-                   Path(workFolder or tempfile.gettempdir()), Path(cacheFolder) if cacheFolder else None,
-                   jobs or available_cores())
+        return cls(python or sys.executable, addedImportPaths(), Path(workFolder or tempfile.gettempdir()),
+                   Path(cacheFolder) if cacheFolder else None, jobs or available_cores())
+
+
+def addedImportPaths() -> tuple[str, ...]:
+    """This process's import path less the interpreter's own standard library and site-packages.
+
+    The child is the same interpreter, so it has those already; what Slicer adds
+    at run time (the module folders holding ``abcir`` and the bridge, the
+    extensions' site-packages such as SlicerRadiomics' pyradiomics) it has not,
+    and gets through ``PYTHONPATH``. Passing the whole path would put
+    site-packages before the standard library, where a stray backport (e.g.
+    ``dataclasses`` 0.6) would shadow it.
+    """
+    import site
+    import sysconfig
+
+    own = {os.path.normcase(os.path.realpath(path)) for path in (
+        *(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")),
+        *site.getsitepackages(), site.getusersitepackages())}
+
+    def isOwn(entry: str) -> bool:
+        real = os.path.normcase(os.path.realpath(entry))
+        return real in own or any(real.startswith(folder + os.sep) for folder in own)
+
+    # Absolute: the child runs in its job folder. Missing entries (python3X.zip) are left out.
+    return tuple(dict.fromkeys(os.path.abspath(entry) for entry in sys.path
+                               if entry and os.path.exists(entry) and not isOwn(entry)))
 
 
 @dataclass(frozen=True)

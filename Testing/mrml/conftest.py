@@ -1,7 +1,8 @@
 """Fixtures for the MRML bridge tests: a real ``vtkMRMLScene`` from the ``slicer-core`` wheel and the real CT.
 
 The bridge (``ABCImmunoResponse/ABCImmunoResponseLib``) sits beside the module
-file, not in the pip package, so its folder goes on ``sys.path`` here. Every
+file, not in the pip package; pytest puts its folder on ``sys.path``
+(``pythonpath`` in pyproject.toml). Every
 test module starts with ``pytest.importorskip("slicer_core", ...)`` so that
 without the wheel the tests are skipped with the reason, not failed.
 """
@@ -15,7 +16,6 @@ import pytest
 import SimpleITK as sitk
 
 _REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(_REPO / "ABCImmunoResponse"))
 sys.path.insert(0, str(_REPO / "Testing" / "core"))  # tiny_bundles: small trained weight bundles
 
 from mrml_scene import (LESION_LABELS, SLICER_CORE_MISSING, case_logic, case_parameter_node,  # noqa: E402

@@ -238,3 +238,30 @@ def test_exporting_the_table_never_overwrites_the_csv_or_its_schema(predicted, t
     with pytest.raises(InputError, match="other.schema.csv' already exists"):
         writeTableCsv(table, tmp_path / "other.csv")
     assert schema_only.read_text() == "someone else's schema" and not (tmp_path / "other.csv").exists()
+
+
+def test_predicting_again_after_editing_one_lesion_recomputes_only_that_lesion(real_ct, core_seg_file, bundles,
+                                                                              tmp_path):
+    """The child keeps the feature cache in the folder the Logic gives it (Slicer's cache folder in Slicer)."""
+    from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime
+    from ABCImmunoResponseLib.consensus import _orientedMask
+    from ABCImmunoResponseLib.segments import segmentMask
+
+    import slicer
+
+    nodes = two_lesion_scene(real_ct, core_seg_file)
+    cache = tmp_path / "cache"
+    logic = CaseLogic(nodes["scene"], ChildRuntime.forThisProcess(tmp_path / "work", cacheFolder=cache, jobs=1))
+    node = case_parameter_node(nodes, bundles["combined"])
+    first = logic.predict(node, timeoutSeconds=300)
+    entries = set(cache.rglob("*.*"))
+    assert len([path for path in entries if path.is_file()]) >= 2
+    segmentation, volume = nodes["segmentation"], nodes["volume"]
+    edited = sitk.BinaryDilate(segmentMask(segmentation, "Segment_8", volume), (1, 1, 0))
+    assert slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        _orientedMask(edited, volume), segmentation, "Segment_8", slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+    second = logic.predict(node, timeoutSeconds=300)
+    added = {path for path in cache.rglob("*.*") if path.is_file()} - entries
+    assert len(added) == 1  # the adrenal's new outline; the pancreas came from the cache
+    assert second.prediction.lesions[0] == first.prediction.lesions[0]
+    assert second.prediction.lesions[1] != first.prediction.lesions[1]
