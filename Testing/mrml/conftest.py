@@ -90,28 +90,14 @@ def bundles(real_ct, core_seg_file, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def predicted(real_ct, core_seg_file, bundles, tmp_path_factory):
-    """One real prediction through the Logic, in a child process, polled every 100 ms as the panel's timer does.
-
-    Each poll is timed as the timer's call (``Run.poll``, which also applies the finished result to the scene).
-    """
-    import time
-
+    """One real prediction through the Logic, in a child process, polled until it ends (as the panel polls it)."""
     from ABCImmunoResponseLib.case import collectCaseInputs
 
     nodes = two_lesion_scene(real_ct, core_seg_file)
     logic = case_logic(nodes, tmp_path_factory.mktemp("work"))
     parameter_node = case_parameter_node(nodes, bundles["combined"])
-    run = logic.startPrediction(parameter_node)
-    updates, poll_seconds = [], []
-    deadline = time.monotonic() + 300
-    while not updates or updates[-1].outcome is None:
-        assert time.monotonic() < deadline, "the prediction did not finish within 300 s"
-        time.sleep(0.1)
-        started = time.perf_counter()
-        updates.append(run.poll())
-        poll_seconds.append(time.perf_counter() - started)
-    outcome = updates[-1].outcome
-    assert outcome.status == "succeeded", (outcome.message, outcome.details)
-    return {**nodes, "logic": logic, "parameterNode": parameter_node, "applied": updates[-1].value,
+    updates = []
+    applied = logic.startPrediction(parameter_node).wait(timeoutSeconds=300, onUpdate=updates.append)
+    return {**nodes, "logic": logic, "parameterNode": parameter_node, "applied": applied,
             "progress": [progress for update in updates for progress in update.progress],
-            "pollSeconds": poll_seconds, "inputs": collectCaseInputs(case_parameters(nodes, bundles["combined"]))}
+            "inputs": collectCaseInputs(case_parameters(nodes, bundles["combined"]))}

@@ -1,0 +1,147 @@
+"""The panel's process path with the bundled weights (no torch needed: this runs on Slicer's Python 3.12 too).
+
+The real child (``python -m abcir.jobs``) on the real CT, polled as the panel's
+timer polls it: each poll returns at once, Cancel stops every process and
+leaves the scene byte for byte as it was, a refused input comes back as one
+line, and the feature cache spares unchanged lesions.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from mrml_scene import (SLICER_CORE_MISSING, case_logic, case_parameter_node, case_parameters, load_volume,
+                        two_lesion_scene)
+
+pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
+
+from abcir.bundle import BundleError, bundled_bundle  # noqa: E402
+from abcir.errors import InputError  # noqa: E402
+from ABCImmunoResponseLib.case import collectCaseInputs  # noqa: E402
+from ABCImmunoResponseLib.case_logic import RunCancelled  # noqa: E402
+
+POLL_LIMIT_S = 0.020  # the issue's bound for the timer's call; a poll reads a few lines of a file
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    """The shipped combined weights (numpy inference, no torch)."""
+    try:
+        return {"combined": bundled_bundle("combined").path}
+    except BundleError as error:
+        pytest.skip(f"no bundled combined weights in this checkout: {error}")
+
+
+def scene_state(scene) -> tuple[str, list]:
+    """The scene as Slicer would save it (its MRML text) and every node's ID, for byte-for-byte comparison."""
+    scene.SetSaveToXMLString(1)
+    scene.Commit()
+    text = scene.GetSceneXMLString()
+    scene.SetSaveToXMLString(0)
+    return text, [scene.GetNthNode(index).GetID() for index in range(scene.GetNumberOfNodes())]
+
+
+def test_the_panel_s_poll_never_blocks_while_the_prediction_runs(real_ct, core_seg_file, bundled, tmp_path):
+    """The timer's call (read the child's new lines; at the end, put the result in the scene) returns at once."""
+    nodes = two_lesion_scene(real_ct, core_seg_file)
+    run = case_logic(nodes, tmp_path, jobs=2).startPrediction(case_parameter_node(nodes, bundled["combined"]))
+    durations, update = [], None
+    deadline = time.monotonic() + 300
+    while update is None or update.outcome is None:
+        assert time.monotonic() < deadline, "the prediction did not finish within 300 s"
+        time.sleep(0.1)
+        started = time.perf_counter()
+        update = run.poll()
+        durations.append(time.perf_counter() - started)
+    assert update.outcome.status == "succeeded", (update.outcome.message, update.outcome.details)
+    assert update.value.tableNode.GetScene() is nodes["scene"]
+    assert len(durations) >= 10  # the run spanned many ticks, progress and the final apply included
+    assert max(durations) < POLL_LIMIT_S, f"slowest poll {max(durations) * 1000:.1f} ms"
+
+
+def test_cancel_mid_extraction_leaves_the_scene_byte_for_byte_and_no_process(real_ct, core_seg_file, bundled,
+                                                                             tmp_path):
+    psutil = pytest.importorskip("psutil")
+    nodes = two_lesion_scene(real_ct, core_seg_file)
+    parameter_node = case_parameter_node(nodes, bundled["combined"])
+    before = scene_state(nodes["scene"])
+    voxels = sitk.GetArrayFromImage(collectCaseInputs(case_parameters(nodes, bundled["combined"])).lesions[0].mask)
+    logic = case_logic(nodes, tmp_path, jobs=2)
+    run = logic.startPrediction(parameter_node)
+    processes = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until the child says extraction has started
+        update = run.poll()
+        assert update.outcome is None, update.outcome
+        parent = psutil.Process(run.task.pid)
+        processes = [parent, *parent.children(recursive=True)]
+        if any("Extracting" in text for text in update.statuses) or update.progress:
+            break
+        time.sleep(0.05)
+    run.cancel()
+    gone, alive = psutil.wait_procs(processes, timeout=1.0)
+    running = []  # a zombie has exited: only its parent (or init, for orphans) can still reap it
+    for process in alive:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                running.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    assert not running, f"still running after cancel: {running}"
+    with pytest.raises(RunCancelled):
+        run.wait(timeoutSeconds=5)
+    assert not run.task.folder.exists()
+    assert scene_state(nodes["scene"]) == before
+    after = collectCaseInputs(case_parameters(nodes, bundled["combined"])).lesions[0].mask
+    assert np.array_equal(sitk.GetArrayFromImage(after), voxels)
+    assert list(tmp_path.iterdir()) == []  # no job folder, no result kept
+
+
+def test_a_child_refusing_its_input_reports_one_line_and_changes_nothing(real_ct, core_seg_file, bundled, tmp_path):
+    # A volume of 0..255 (a screenshot or a rescaled export, not HU) passes the scene checks; the child's CT
+    # check refuses it.
+    nodes = two_lesion_scene(real_ct, core_seg_file)
+    rescaled = sitk.Cast(sitk.RescaleIntensity(sitk.ReadImage(str(real_ct["path"])), 0, 255), sitk.sitkUInt8)
+    sitk.WriteImage(rescaled, str(tmp_path / "rescaled.nrrd"))
+    nodes["volume"] = load_volume(nodes["scene"], tmp_path / "rescaled.nrrd", "rescaled")
+    parameter_node = case_parameter_node(nodes, bundled["combined"])
+    before = scene_state(nodes["scene"])
+    work = tmp_path / "work"
+    run = case_logic(nodes, work).startPrediction(parameter_node)
+    with pytest.raises(InputError) as refused:
+        run.wait(timeoutSeconds=120)
+    message = str(refused.value)
+    assert "does not look like CT in Hounsfield units" in message and "\n" not in message
+    assert run.task.returncode == 2
+    assert scene_state(nodes["scene"]) == before
+    assert list(work.iterdir()) == []
+
+
+def test_predicting_again_after_editing_one_lesion_recomputes_only_that_lesion(real_ct, core_seg_file, bundled,
+                                                                              tmp_path):
+    """The child keeps the feature cache in the folder the Logic gives it (Slicer's cache folder in Slicer)."""
+    from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime
+    from ABCImmunoResponseLib.consensus import _orientedMask
+    from ABCImmunoResponseLib.segments import segmentMask
+
+    import slicer
+
+    nodes = two_lesion_scene(real_ct, core_seg_file)
+    cache = tmp_path / "cache"
+    logic = CaseLogic(nodes["scene"], ChildRuntime.forThisProcess(tmp_path / "work", cacheFolder=cache, jobs=1))
+    node = case_parameter_node(nodes, bundled["combined"])
+    first = logic.predict(node, timeoutSeconds=300)
+    entries = set(cache.rglob("*.*"))
+    assert len([path for path in entries if path.is_file()]) >= 2
+    segmentation, volume = nodes["segmentation"], nodes["volume"]
+    edited = sitk.BinaryDilate(segmentMask(segmentation, "Segment_8", volume), (1, 1, 0))
+    assert slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        _orientedMask(edited, volume), segmentation, "Segment_8", slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+    second = logic.predict(node, timeoutSeconds=300)
+    added = {path for path in cache.rglob("*.*") if path.is_file()} - entries
+    assert len(added) == 1  # the adrenal's new outline; the pancreas came from the cache
+    assert second.prediction.lesions[0] == first.prediction.lesions[0]
+    assert second.prediction.lesions[1] != first.prediction.lesions[1]
