@@ -204,7 +204,7 @@ class CaseLogic:
             from abcir.prediction import Prediction
 
             prediction = Prediction.from_dict(result["prediction"], "Result of the prediction process")
-            featuresFile = self._keepFeatures(folder, result.get("features_csv"))
+            featuresFile = self._keepFeatures(folder, result["features_files"])
             tableNode = addResultTable(self.scene, prediction, caseName)
             if featuresFile is not None:
                 tableNode.SetAttribute(FEATURES_ATTRIBUTE, str(featuresFile))
@@ -219,18 +219,18 @@ class CaseLogic:
         """Predict and wait for the result (scripts, tests, CI); the panel polls ``startPrediction`` instead."""
         return self.startPrediction(parameterNode).wait(timeoutSeconds, tick)
 
-    def _keepFeatures(self, folder: Path, name: str | None) -> Path | None:
-        """Move the child's features table (and its provenance) out of the job folder before it is removed."""
-        from abcir.feature_table import provenance_path
+    def _keepFeatures(self, folder: Path, names: list[str]) -> Path | None:
+        """Move the child's features table and its provenance out of the job folder before it is removed.
 
-        if not name:
+        Only moves: the main thread imports nothing heavy here (the table code needs pandas).
+        """
+        if not names:
             return None
         kept = self.runtime.workFolder / RESULTS_FOLDER / uuid.uuid4().hex
         kept.mkdir(parents=True)
-        source = folder / name
-        for path in (source, provenance_path(source)):
-            os.replace(path, kept / path.name)
-        return kept / source.name
+        for name in names:
+            os.replace(folder / name, kept / name)
+        return kept / names[0]
 
     # Two readers
 

@@ -44,20 +44,49 @@ def scene_state(scene) -> tuple[str, list]:
     return text, [scene.GetNthNode(index).GetID() for index in range(scene.GetNumberOfNodes())]
 
 
+POLL_SCRIPT = """
+import json, sys, time
+sys.path[:0] = sys.argv[1:3]
+from mrml_scene import case_logic, case_parameter_node, load_segmentation, load_volume
+from ABCImmunoResponseLib.segments import setSegmentIncluded
+from ABCImmunoResponseLib.standalone import newStandaloneScene
+
+standalone = newStandaloneScene()
+nodes = {"scene": standalone.scene, "volume": load_volume(standalone.scene, sys.argv[3]),
+         "segmentation": load_segmentation(standalone.scene, sys.argv[4])}
+setSegmentIncluded(nodes["segmentation"], "Segment_20", False)
+run = case_logic(nodes, sys.argv[6], jobs=2).startPrediction(case_parameter_node(nodes, sys.argv[5]))
+durations, update = [], None
+while update is None or update.outcome is None:
+    time.sleep(0.1)
+    started = time.perf_counter()
+    update = run.poll()
+    durations.append(time.perf_counter() - started)
+print(json.dumps({"status": update.outcome.status, "message": update.outcome.message, "durations": durations,
+                  "inScene": update.value is not None and update.value.tableNode.GetScene() is nodes["scene"]}))
+"""
+
+
 def test_the_panel_s_poll_never_blocks_while_the_prediction_runs(real_ct, core_seg_file, bundled, tmp_path):
-    """The timer's call (read the child's new lines; at the end, put the result in the scene) returns at once."""
-    nodes = two_lesion_scene(real_ct, core_seg_file)
-    run = case_logic(nodes, tmp_path, jobs=2).startPrediction(case_parameter_node(nodes, bundled["combined"]))
-    durations, update = [], None
-    deadline = time.monotonic() + 300
-    while update is None or update.outcome is None:
-        assert time.monotonic() < deadline, "the prediction did not finish within 300 s"
-        time.sleep(0.1)
-        started = time.perf_counter()
-        update = run.poll()
-        durations.append(time.perf_counter() - started)
-    assert update.outcome.status == "succeeded", (update.outcome.message, update.outcome.details)
-    assert update.value.tableNode.GetScene() is nodes["scene"]
+    """The timer's call (read the child's new lines; at the end, put the result in the scene) returns at once.
+
+    Measured in a fresh interpreter, as in Slicer at the first Predict: a result that needed a heavy import to
+    be applied (pandas took 0.55 s) would show here.
+    """
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    testing = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", POLL_SCRIPT, str(testing.parent / "ABCImmunoResponse"),
+                           str(testing / "mrml"), str(real_ct["path"]), str(core_seg_file), str(bundled["combined"]),
+                           str(tmp_path / "work")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    assert measured["status"] == "succeeded", measured["message"]
+    assert measured["inScene"]
+    durations = measured["durations"]
     assert len(durations) >= 10  # the run spanned many ticks, progress and the final apply included
     assert max(durations) < POLL_LIMIT_S, f"slowest poll {max(durations) * 1000:.1f} ms"
 

@@ -136,7 +136,7 @@ def test_child_prediction_equals_the_in_process_prediction(finished, example):
     assert prediction == expected  # and everything else: lesions, warnings, weights, CT identity with the UIDs
     assert (prediction.ct.study_instance_uid, prediction.ct.series_instance_uid) == (STUDY_UID, SERIES_UID)
 
-    assert outcome.result["features_csv"] == FEATURES_FILE
+    assert outcome.result["features_files"] == [FEATURES_FILE, provenance_path(FEATURES_FILE).name]
     features = outcome.folder / FEATURES_FILE
     assert features.is_file() and provenance_path(features).is_file()
     table = read_features_csv(features)

@@ -6,7 +6,8 @@ from the files of the job folder (``abcir.jobs.spec``), and reports through
 ``FOLDER/events.jsonl`` (``abcir.jobs.events``). Its result is
 ``FOLDER/result.json``, written whole before the ``done`` event:
 
-* a prediction job: ``{"prediction": Prediction.to_dict(), "features_csv": "features.csv" or null}``,
+* a prediction job: ``{"prediction": Prediction.to_dict(), "features_files": ["features.csv",
+  "features.provenance.json"]}`` (empty for the clinical model: no features), the files the parent keeps,
   the CSV (with its provenance sidecar) beside it;
 * a readers job: ``{"readers": ReaderPredictions.to_dict()}``.
 
@@ -29,7 +30,7 @@ from ..clinical import clinical_usage, parse_clinical
 from ..consensus.predictions import predict_readers
 from ..errors import InputError
 from ..feature_cache import FeatureCache
-from ..feature_table import write_features_csv
+from ..feature_table import provenance_path, write_features_csv
 from ..features import ProgressCallback, extract_lesions
 from ..imaging import check_ct, read_image
 from ..lesions import Lesion, align_to_ct
@@ -87,14 +88,16 @@ def _predict(folder: Path, job: PredictJob, report: Report) -> dict:
     lesions = _lesions(folder, job.lesions, ct)
     if bundle.kind == "clinical":
         prediction = predict_lesions(ct, lesions, clinical, "clinical", bundle, patient_id=job.patient_id)
-        return {"prediction": prediction.to_dict(), "features_csv": None}
+        return {"prediction": prediction.to_dict(), "features_files": []}
     report(StatusEvent(f"Extracting radiomics features of {len(lesions)} lesions"))
     rows = extract_lesions(ct, lesions, job.patient_id, jobs=job.jobs, progress=_progress(report),
                            cache=_cache(job.cache))
     report(StatusEvent("Predicting"))
     prediction = predict_features(rows, clinical, bundle.kind, bundle, CTIdentity.from_image(ct))
-    write_features_csv(folder / FEATURES_FILE, rows)
-    return {"prediction": prediction.to_dict(), "features_csv": FEATURES_FILE}
+    table = write_features_csv(folder / FEATURES_FILE, rows)
+    # Named here, so the parent (Slicer's main thread) need not import the table code (pandas) to find them.
+    return {"prediction": prediction.to_dict(),
+            "features_files": [table.name, provenance_path(table).name]}
 
 
 def _readers(folder: Path, job: ReadersJob, report: Report) -> dict:
