@@ -9,14 +9,17 @@ Matching, agreement, the chair's choices (``abcir.consensus.session.apply_choice
 STAPLE, every rule and every message are the core's. The consensus is built
 completely before anything is added to the scene, so a refused decision leaves
 the scene as it was; it becomes a new segmentation node, with the session
-(decisions, reasons, who and when) in a node attribute. The predictions under
-each reading run in the child process (``case_logic``), from a job written here.
+(decisions, reasons, who and when) in a node attribute. Each consensus segment
+keeps the colour and terminology entry of the reader's segment it was taken from
+(``abcir.consensus.building``); only a segment without one gets its site's. The
+predictions under each reading run in the child process (``case_logic``), from a
+job written here.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
@@ -31,13 +34,13 @@ from abcir.sites import SITE_TAG, SITES
 
 from .case import CT_FILE, jobLesions, writeImage
 from .i18n import tr as _
-from .segments import lesionFromInput, lesionInputs, segmentIds, setSegmentSite
+from .segments import lesionFromInput, lesionInputs, segmentIds, segmentTag, setSegmentSite
 from .volumes import ijkToRasMatrix, imageFromVolumeNode
 
 if TYPE_CHECKING:
     from abcir.clinical import ClinicalFacts
     from abcir.consensus.agreement import ReaderComparison
-    from abcir.consensus.building import ConsensusSegment, PairKey
+    from abcir.consensus.building import ConsensusSegment, PairKey, SegmentLook
     from abcir.consensus.predictions import ReaderPredictions
     from abcir.consensus.session import ChairChoice, ConsensusSession
     from abcir.jobs.spec import ReadersJob
@@ -58,11 +61,30 @@ class ConsensusInputs:
     lesionsB: tuple[Lesion, ...]
     sourceA: str  # the reader's node name, recorded in the session
     sourceB: str
+    looksA: Mapping[str, SegmentLook] = field(default_factory=dict)  # colour and terminology by lesion id
+    looksB: Mapping[str, SegmentLook] = field(default_factory=dict)
 
 
 def readerLesions(segmentationNode, volumeNode, ct: sitk.Image) -> tuple[Lesion, ...]:
     """The ticked segments of one reader as the core's lesions on the CT grid (the node is only read)."""
     return tuple(lesionFromInput(lesionInput, ct) for lesionInput in lesionInputs(segmentationNode, volumeNode))
+
+
+def readerLooks(segmentationNode) -> dict[str, SegmentLook]:
+    """Colour and terminology entry of each segment, by name (the lesion id), for the consensus to keep.
+
+    Only the terminology tag is read: Slicer's Python cannot list a segment's other tags.
+    """
+    from abcir.consensus.building import TERMINOLOGY_TAG, SegmentLook
+
+    segmentation = segmentationNode.GetSegmentation()
+    looks = {}
+    for segmentId in segmentIds(segmentationNode):
+        segment = segmentation.GetSegment(segmentId)
+        terminology = segmentTag(segment, TERMINOLOGY_TAG)
+        looks[segment.GetName()] = SegmentLook(tuple(segment.GetColor()),
+                                               {TERMINOLOGY_TAG: terminology} if terminology else {})
+    return looks
 
 
 def collectConsensusInputs(volumeNode, segmentationA, segmentationB, readerA: str, readerB: str) -> ConsensusInputs:
@@ -81,7 +103,7 @@ def collectConsensusInputs(volumeNode, segmentationA, segmentationB, readerA: st
     ct = imageFromVolumeNode(volumeNode)
     return ConsensusInputs(ct, names[0], names[1], readerLesions(segmentationA, volumeNode, ct),
                            readerLesions(segmentationB, volumeNode, ct), segmentationA.GetName(),
-                           segmentationB.GetName())
+                           segmentationB.GetName(), readerLooks(segmentationA), readerLooks(segmentationB))
 
 
 def compareReadings(inputs: ConsensusInputs) -> ReaderComparison:
@@ -136,11 +158,13 @@ def startSession(inputs: ConsensusInputs, comparison: ReaderComparison, chair: s
     return new_session(comparison, compared, chair)
 
 
-def buildConsensus(comparison: ReaderComparison, session: ConsensusSession) -> list[ConsensusSegment]:
-    """The core's consensus segments (masks on the CT grid, tagged with their origin)."""
+def buildConsensus(comparison: ReaderComparison, session: ConsensusSession,
+                   inputs: ConsensusInputs | None = None) -> list[ConsensusSegment]:
+    """The core's consensus segments (masks on the CT grid, tagged with their origin, coloured as ``inputs``)."""
     from abcir.consensus.building import build_consensus
 
-    return build_consensus(comparison.matches, session.decisions, session.reader_a, session.reader_b)
+    return build_consensus(comparison.matches, session.decisions, session.reader_a, session.reader_b,
+                           looks_a=inputs.looksA if inputs else None, looks_b=inputs.looksB if inputs else None)
 
 
 def _orientedMask(mask: sitk.Image, volumeNode) -> slicer.vtkOrientedImageData:
@@ -184,8 +208,8 @@ def addConsensusSegmentation(scene, volumeNode, segments: list[ConsensusSegment]
         stored = node.GetSegmentation().GetSegment(segmentId)
         for tag, value in segment.tags.items():
             stored.SetTag(tag, value)
-        if segment.tags.get(SITE_TAG) in SITES:  # terminology entry and colour, as the lesion table sets them
-            setSegmentSite(node, segmentId, segment.tags[SITE_TAG])
+        if segment.tags.get(SITE_TAG) in SITES and not stored.HasTag(stored.GetTerminologyEntryTagName()):
+            setSegmentSite(node, segmentId, segment.tags[SITE_TAG])  # the site's terminology and colour
     node.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
     node.SetAttribute(SESSION_ATTRIBUTE, json.dumps(to_json_dict(session)))
     scene.AddNode(node)
@@ -294,7 +318,7 @@ class ConsensusWorkflow:
             raise InputError(_("Consensus: the readers' segmentations, names or the CT changed since they were "
                                "compared; press 'Compare the readers' again."))
         session = apply_choices(startSession(current, comparison, chair), comparison, choices)
-        segments = buildConsensus(comparison, session)
+        segments = buildConsensus(comparison, session, current)
         node = addConsensusSegmentation(scene, volumeNode, segments, session)
         self.segments, self.predictions = segments, None
         return node

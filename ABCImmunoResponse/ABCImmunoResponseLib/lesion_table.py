@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import slicer
 from abcir.measurements import LesionSize, measure_lesion
 from abcir.recist import Finding, validate_targets
-from abcir.sites import SITES, is_visceral
+from abcir.sites import SITE_FROM_NAME, SITES, is_visceral
 
 from .segments import isSegmentIncluded, segmentIds, segmentMask, segmentSite
 
@@ -29,7 +29,7 @@ class LesionRow:
     segmentId: str
     name: str
     site: str | None
-    siteFromName: bool  # the site is a guess from the name; no site tag yet
+    siteSource: str | None  # where the site came from (abcir.sites.SITE_SOURCES); None without a site
     included: bool
     size: LesionSize
     findings: tuple[Finding, ...]
@@ -50,6 +50,11 @@ class LesionRow:
     @property
     def visceral(self) -> bool | None:
         return is_visceral(self.site)
+
+    @property
+    def siteFromName(self) -> bool:
+        """The site is a guess from the name; no site tag or terminology entry gave it."""
+        return self.siteSource == SITE_FROM_NAME
 
     @property
     def isLymphNode(self) -> bool:
@@ -103,7 +108,7 @@ def lesionRows(segmentationNode, volumeNode, sizes: SizeCache | None = None) -> 
         segment = segmentation.GetSegment(segmentId)
         site = segmentSite(segment)
         size = sizes.size(segmentationNode, segmentId, volumeNode)
-        measured.append(LesionRow(segmentId, segment.GetName(), site.site, site.fromName,
+        measured.append(LesionRow(segmentId, segment.GetName(), site.site, site.source,
                                   isSegmentIncluded(segment), size, ()))
     return _withFindings(measured)
 
@@ -129,7 +134,7 @@ def _withFindings(rows: list[LesionRow]) -> list[LesionRow]:
         findings = list(extra.get(row.segmentId, []))
         if row.included and row.size.voxel_count > 0:
             findings += [finding for finding in recist if finding.lesion_id == row.name]
-        result.append(LesionRow(row.segmentId, row.name, row.site, row.siteFromName, row.included, row.size,
+        result.append(LesionRow(row.segmentId, row.name, row.site, row.siteSource, row.included, row.size,
                                 tuple(findings)))
     return result
 

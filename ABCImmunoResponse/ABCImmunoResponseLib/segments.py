@@ -4,7 +4,9 @@ Facts about a segment live where Slicer keeps them, so they survive saving the
 ``.seg.nrrd`` and the scene: the site in the tag ``abcir.segfile.SITE_TAG`` (the
 tag the command line reads), whether the reader counts the segment as a target
 in ``INCLUDE_TAG``, and the site again as the segment's terminology entry
-(anatomic region with its SNOMED CT code), which DICOM SEG export carries.
+(anatomic region with its SNOMED CT code), which DICOM SEG export carries. A
+segment without a site tag takes its site from its name, else from the SNOMED code
+of its terminology entry, by the command line's rule (``abcir.sites.choose_site``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ import vtk
 
 import slicer
 from abcir.errors import InputError
-from abcir.sites import SITE_TAG
-from abcir.sites import SITES, normalise_site, site_from_segment_name
+from abcir.sites import SITE_FROM_NAME, SITE_TAG, SITES, choose_site
 
 from .i18n import tr as _
 from .volumes import imageOnVolumeGrid, ijkToRasMatrix, voxelArray
@@ -39,10 +40,15 @@ LESION_TYPE = ("14799000", "SCT", "Neoplasm, Secondary")
 
 @dataclass(frozen=True)
 class SegmentSite:
-    """A segment's site key (None if unknown) and whether it was only guessed from the name."""
+    """A segment's site key and where it came from (``abcir.sites.SITE_SOURCES``); both None if unknown."""
 
     site: str | None
-    fromName: bool
+    source: str | None
+
+    @property
+    def fromName(self) -> bool:
+        """The site is only a guess from the segment's name (no tag, no terminology entry gave it)."""
+        return self.source == SITE_FROM_NAME
 
 
 def segmentTag(segment, tag: str) -> str | None:
@@ -52,12 +58,11 @@ def segmentTag(segment, tag: str) -> str | None:
 
 
 def segmentSite(segment) -> SegmentSite:
-    """The site in the segment's tag; without a tag, a guess from a name such as ``liver_1``."""
-    tagged = segmentTag(segment, SITE_TAG)
-    if tagged:
-        return SegmentSite(normalise_site(tagged), False)
-    guessed = site_from_segment_name(segment.GetName())
-    return SegmentSite(guessed, guessed is not None)
+    """The site in the segment's tag; without one, from a name such as ``liver_1``, else from the SNOMED code
+    of the segment's terminology entry (anatomic region or type), as the command line decides."""
+    choice = choose_site(segment.GetName(), tag=segmentTag(segment, SITE_TAG),
+                         terminology=segmentTag(segment, segment.GetTerminologyEntryTagName()))
+    return SegmentSite(choice.site, choice.source)
 
 
 def setSegmentSite(segmentationNode, segmentId: str, site: str) -> None:

@@ -14,7 +14,7 @@ import slicer
 from slicer.i18n import tr as _
 
 from abcir.errors import InputError
-from abcir.sites import SITES
+from abcir.sites import SITE_FROM_NAME, SITE_FROM_TERMINOLOGY, SITES
 from ABCImmunoResponseLib.lesion_table import SizeCache, clinicalPrefill, lesionRows, segmentationChangeEvents
 from ABCImmunoResponseLib.parameters import MODULE_NAME
 from ABCImmunoResponseLib.segments import centreSliceViewsOnSegment, setSegmentIncluded, setSegmentSite
@@ -174,8 +174,9 @@ class LesionSection:
         for key in ("", *SITES):
             combo.addItem(SITES[key].label if key else _("(choose a site)"), key)
         combo.currentIndex = combo.findData(row.site or "")
-        if row.siteFromName:
-            combo.toolTip = _("Guessed from the segment name; choose it to confirm.")
+        guessedFrom = {SITE_FROM_NAME: _("the segment name"), SITE_FROM_TERMINOLOGY: _("the segment's terminology")}
+        if row.siteSource in guessedFrom:
+            combo.toolTip = _("Taken from {source}; choose it to confirm.").format(source=guessedFrom[row.siteSource])
         combo.connect("activated(int)", lambda index, segmentId=row.segmentId: self.onSiteChosen(segmentId, combo))
         return combo
 

@@ -71,6 +71,7 @@ from .features import (
     LesionFeatures,
     PreparedLesion,
     Provenance,
+    check_filter_coverage,
     fast_path_blocker,
     feature_names,
     lesion_provenances,
@@ -79,11 +80,12 @@ from .features import (
     software_versions,
     stock_values,
 )
-from .files import atomic_write
+from .files import atomic_write, atomic_write_text
 from .imaging import read_ct
 from .lesions import Lesion, load_lesions
 from .models import MODEL_KINDS
 from .parallel import single_threaded_blas, worker_pool
+from .patient_ids import refuse_duplicate_ids
 from .prediction import CTIdentity, predict_features
 
 RECORD_SCHEMA = "abcir.batch_patient"
@@ -240,9 +242,7 @@ def read_cohort(path: str | os.PathLike) -> list[PatientSpec]:
     if missing:
         raise InputError(f"Cohort '{path}': columns {', '.join(missing)} are missing; a cohort table needs "
                          f"{', '.join(REQUIRED_COLUMNS)} (paths relative to the table's folder).")
-    duplicates = sorted(set(frame["patient_id"][frame["patient_id"].duplicated()]))
-    if duplicates:
-        raise InputError(f"Cohort '{path}': patient ids {', '.join(duplicates[:5])} occur more than once.")
+    refuse_duplicate_ids(f"Cohort '{path}'", list(frame["patient_id"]))
     has_clinical = all(column in frame.columns for column in CLINICAL_ENCODING)
     folder = path.parent
     patients = []
@@ -357,6 +357,7 @@ def plan_patient(spec: PatientSpec, fingerprint: str, cache_folder: str | os.Pat
         lesions = load_lesions(spec.lesions, ct, spec.sites)
         if not lesions:
             raise InputError(f"Patient '{spec.patient_id}': no target lesions in {spec.lesions}.")
+        check_filter_coverage(ct, lesions)
         provenances = lesion_provenances(ct, lesions)
         cache = FeatureCache(cache_folder)
         values: dict[int, np.ndarray] = {}
@@ -429,15 +430,6 @@ def compute_patient(spec: PatientSpec, fingerprint: str, cache_folder: str | os.
 
 # --- Files ----------------------------------------------------------------------------------------
 
-def _write_text(path: Path, text: str) -> Path:
-    def write(name: str) -> None:
-        with open(name, "w", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    return atomic_write(path, write)
-
-
 def _remove_temporaries(out: Path) -> None:
     """Delete what a killed run left half-written (never read: only renamed files count)."""
     for folder in (out, out / PATIENTS_FOLDER):
@@ -453,7 +445,7 @@ def _record_path(out: Path, spec: PatientSpec) -> Path:
 def read_record(path: Path) -> PatientRecord | None:
     """A patient record, or None when the file is absent or not a whole, valid record."""
     try:
-        return PatientRecord.from_json(json.loads(path.read_text()))
+        return PatientRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -659,7 +651,7 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
             for lesion in record.lesions:  # lesions computed on a cluster enter the cache here
                 if not feature_cache.path(cache_key(lesion.provenance)).exists():
                     feature_cache.put(lesion.provenance, lesion.values)
-            _write_text(_record_path(out, spec), json.dumps(record.to_json()))
+            atomic_write_text(_record_path(out, spec), json.dumps(record.to_json()))
             records[spec.patient_id] = record
         if progress:
             progress(done, len(todo), spec.patient_id, "failed" if record is None else "done")
@@ -675,13 +667,13 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
                      for message in record.prediction_errors.values()]
     table = features_table(ordered)
     parquet = atomic_write(out / FEATURES_PARQUET, lambda name: table.to_parquet(name, index=False))
-    features_csv = _write_text(out / FEATURES_CSV, _csv_text(table))
+    features_csv = atomic_write_text(out / FEATURES_CSV, _csv_text(table))
     kinds = [choice.kind for choice in choices]
-    predictions_csv = _write_text(out / PREDICTIONS_CSV, _csv_text(predictions_table(specs, records, kinds))) \
+    predictions_csv = atomic_write_text(out / PREDICTIONS_CSV, _csv_text(predictions_table(specs, records, kinds))) \
         if kinds else None
-    failures_csv = _write_text(out / FAILURES_CSV, _failures_text(failures))
+    failures_csv = atomic_write_text(out / FAILURES_CSV, _failures_text(failures))
     seconds = time.monotonic() - start
-    _write_text(out / MANIFEST, json.dumps({
+    atomic_write_text(out / MANIFEST, json.dumps({
         "cohort": str(Path(cohort).resolve()), "abcir_version": __version__, "software": software_versions(),
         "models": [{"kind": choice.kind, "bundle": str(choice.bundle)} for choice in choices], "notes": notes,
         "patients": len(specs), "finished": len(ordered), "computed_this_run": len(todo) - sum(

@@ -355,7 +355,7 @@ def write_bundle(path: str | os.PathLike, manifest: WeightsManifest, tensors: di
         save_file(arrays, str(staging / WEIGHTS), metadata={"format": f"{SCHEMA}:{manifest.model}"})
         final = replace(manifest, files={WEIGHTS: file_sha256(staging / WEIGHTS)})
         text = json.dumps(to_json_dict(final), indent=2, allow_nan=False)
-        (staging / MANIFEST).write_text(text + "\n")
+        (staging / MANIFEST).write_text(text + "\n", encoding="utf-8")
         os.rename(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import shlex
 import sys
 from typing import Sequence
@@ -45,16 +46,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def as_typed(value: str, errors: str = "replace") -> str:
+    """``value`` (an argument, or a name taken from a path) with undecodable bytes decoded as UTF-8.
+
+    See ``text_argument``; bytes that are not UTF-8 either become U+FFFD unless ``errors`` says otherwise.
+    """
+    if not any("\udc80" <= char <= "\udcff" for char in value):
+        return value
+    return os.fsencode(value).decode("utf-8", errors)
+
+
+def text_argument(value: str) -> str:
+    """A name or free text given on the command line (a reader, a chair, a reason), as the user typed it.
+
+    Under an ASCII locale (C or POSIX without Python's UTF-8 mode) Python keeps the
+    bytes of 'Müller' as lone surrogates, which no UTF-8 file can hold. Terminals
+    send UTF-8, so those bytes are decoded as UTF-8. File paths are not passed
+    through this: the file system wants their bytes back as they came.
+    """
+    try:
+        return as_typed(value, "strict")
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError(f"{ascii(value)} is neither text in this locale's encoding nor UTF-8; "
+                                         "run abcir under a UTF-8 locale (e.g. LANG=C.UTF-8).") from None
+
+
 def stderr_progress(done: int, total: int, what: str) -> None:
     """Progress for long runs, on stderr so stdout stays machine-readable."""
     print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        # A console that cannot show a name (a reader 'Dr Łukasz' on a Latin-1 terminal) shows it
+        # escaped instead of failing after the files were written; files are always UTF-8.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     # How the command was given, for records such as a bundle's training provenance.
-    args.command_line = "abcir " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    given = sys.argv[1:] if argv is None else list(argv)
+    args.command_line = "abcir " + shlex.join(as_typed(arg) for arg in given)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:

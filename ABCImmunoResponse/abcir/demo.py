@@ -83,7 +83,7 @@ software works and mean nothing about any patient. Not clinically validated.</p>
 <p><img src="{figure}" alt="axial slices through the target lesions" style="max-width:100%"></p>
 </body></html>"""
     path = folder / "report.html"
-    path.write_text(page)
+    path.write_text(page, encoding="utf-8")
     return path
 
 

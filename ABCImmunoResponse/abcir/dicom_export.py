@@ -39,6 +39,8 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 from highdicom.sr.utils import find_content_items
+from pydicom.charset import python_encoding
+from pydicom.multival import MultiValue
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
@@ -79,6 +81,10 @@ RISK_GROUPS = {"high": codes.SCT.HighRisk, "low": codes.SCT.LowRisk}
 # Patient and study attributes of type 2: present, possibly empty (PS3.3 C.7.1.1, C.7.2.1).
 PATIENT_IDENTIFIERS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
 STUDY_TYPE2 = ("StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+# Unicode in UTF-8 (PS3.3 C.12.1.1.2): declared when the CT's character set cannot encode a name, lesion id or site.
+UTF8_CHARACTER_SET = "ISO_IR 192"
+# The value representations that hold text in a Specific Character Set (PS3.5 6.1.2.3).
+TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 
 
 @dataclass(frozen=True)
@@ -359,6 +365,42 @@ def _matching_lesions(reported: ReportedPrediction, lesions: Sequence[Lesion], n
     return chosen
 
 
+def _texts(dataset: pydicom.Dataset) -> list[str]:
+    """Every text value of ``dataset`` and its sequences (names, labels, descriptions, SR text)."""
+    texts = []
+    for element in dataset.iterall():
+        if element.VR in TEXT_VRS and element.value is not None:
+            values = element.value if isinstance(element.value, MultiValue) else [element.value]
+            texts += [str(value) for value in values]
+    return texts
+
+
+def declare_character_set(dataset: pydicom.Dataset) -> None:
+    """Declare a Specific Character Set that encodes every text of ``dataset``: the CT's if it does, else UTF-8.
+
+    highdicom copies the CT's Specific Character Set: none (ASCII) or e.g. Latin-1
+    (ISO_IR 100). A non-ASCII lesion id, site or person name that it cannot encode
+    would be written as invalid bytes or as '?'. Keeping the CT's set when it can
+    encode everything keeps the patient and study attributes byte for byte those of
+    the CT (what PACS and dicom3tools' dcentvfy compare); otherwise the object is
+    declared ISO_IR 192 (UTF-8, which encodes every character) and pydicom
+    re-encodes the names copied from the CT.
+    """
+    texts = _texts(dataset)
+    if all(text.isascii() for text in texts):
+        return
+    declared = dataset.get("SpecificCharacterSet")
+    codec = python_encoding.get(declared) if isinstance(declared, str) else None
+    if codec is not None and declared not in ("", "ISO_IR 6", "ISO 2022 IR 6"):  # not the default repertoire
+        try:
+            for text in texts:
+                text.encode(codec)
+            return
+        except UnicodeEncodeError:
+            pass
+    dataset.SpecificCharacterSet = UTF8_CHARACTER_SET
+
+
 def _write_new(dataset: pydicom.Dataset, path: Path) -> None:
     """Write ``dataset`` to a file that must not exist yet, atomically (no half-written file on failure)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -396,6 +438,8 @@ def export_dicom(prediction: Prediction, ct: DicomCT, lesions: Sequence[Lesion],
         warnings.append(f"lesion(s) {', '.join(unknown_site)} have no site; their segments carry no anatomic region.")
     seg = build_lesion_seg(ct, targets, sources, reported.clinically_validated)
     sr = build_prediction_sr(reported, seg, ct, targets, sources)
+    for dataset in (seg, sr):
+        declare_character_set(dataset)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_new(seg, seg_path)
     try:

@@ -75,7 +75,7 @@ _HEADER_TAGS = [
     "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
     "Modality", "SeriesDescription", "SeriesNumber", "InstanceNumber", "AcquisitionNumber", "ImageType",
     "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns", "SliceThickness",
-    "ConvolutionKernel", "GantryDetectorTilt", "NumberOfFrames",
+    "ConvolutionKernel", "GantryDetectorTilt", "NumberOfFrames", "PatientID", "SpecificCharacterSet",
 ]
 
 
@@ -132,6 +132,7 @@ class SeriesInfo:
     image_type: tuple[str, ...]
     problem: str | None
     geometry: StackGeometry | None = field(default=None, repr=False, compare=False)
+    patient_id: str = ""  # PatientID (0010,0020) of the series' first image; empty when anonymised away
 
     @property
     def usable(self) -> bool:
@@ -164,6 +165,7 @@ class DicomCT:
     series_description: str = ""
     gantry_tilt_degrees: float = 0.0  # non-zero: the sheared stack was resampled onto a regular grid
     warnings: list[str] = field(default_factory=list)
+    patient_id: str = ""  # PatientID (0010,0020); empty when the series has none
 
 
 def _text(dataset: pydicom.Dataset, keyword: str) -> str:
@@ -436,6 +438,7 @@ def _describe_series(group: list[tuple[pydicom.Dataset, str]]) -> SeriesInfo:
         image_type=image_type,
         problem=problem,
         geometry=geometry,
+        patient_id=_text(first, "PatientID"),
     )
 
 
@@ -545,7 +548,8 @@ def read_dicom_ct(folder: str | os.PathLike, series_uid: str | None = None) -> D
     """The CT series in ``folder`` (chosen by the module's rule, or ``series_uid``) as a volume in HU.
 
     The image carries the series' identity in its metadata (DICOM tags 0020|000d StudyInstanceUID,
-    0020|000e SeriesInstanceUID, 0020|0052 FrameOfReferenceUID), so results can record it.
+    0020|000e SeriesInstanceUID, 0020|0052 FrameOfReferenceUID, 0010|0020 PatientID), so results can
+    record it.
     """
     folder = Path(folder)
     chosen = choose_series(list_series(folder), series_uid, str(folder))
@@ -569,7 +573,8 @@ def read_dicom_ct(folder: str | os.PathLike, series_uid: str | None = None) -> D
     image.SetDirection(tuple(float(v) for v in geometry.direction.ravel()))
     frame_of_reference = chosen.frame_of_reference_uid
     for tag, value in (("0020|000d", chosen.study_instance_uid), ("0020|000e", chosen.series_instance_uid),
-                       ("0020|0052", frame_of_reference), ("0008|0060", chosen.modality)):
+                       ("0020|0052", frame_of_reference), ("0008|0060", chosen.modality),
+                       ("0010|0020", chosen.patient_id)):
         image.SetMetaData(tag, value)
     for message in warnings:
         log.warning("CT series %s: %s", chosen.label, message)
@@ -583,4 +588,5 @@ def read_dicom_ct(folder: str | os.PathLike, series_uid: str | None = None) -> D
         series_description=chosen.description,
         gantry_tilt_degrees=geometry.tilt_degrees,
         warnings=warnings,
+        patient_id=chosen.patient_id,
     )

@@ -114,7 +114,7 @@ def load_reference(folder: Path | None = None) -> EngineReference:
     path = folder / VALUES_FILE
     damaged = "the installation is damaged, reinstall abcir"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise RuntimeError(f"{path}: cannot read the engine reference ({error}); {damaged}.") from error
     reference = from_json_dict(EngineReference, data, str(path), RuntimeError)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 from .feature_cache import FeatureCache
 from .features import LesionFeatures, ProgressCallback, extract_lesions
 from .imaging import read_ct
 from .lesions import load_lesions
+from .patient_ids import default_patient_id
 
 
 def extract_patient(ct_path: str | os.PathLike, lesion_paths: Sequence[str | os.PathLike],
@@ -18,9 +18,10 @@ def extract_patient(ct_path: str | os.PathLike, lesion_paths: Sequence[str | os.
                     series_uid: str | None = None, cache: FeatureCache | None = None) -> list[LesionFeatures]:
     """Features of every lesion of one patient, from a CT path and lesion file(s).
 
-    The patient id defaults to the CT's file or folder name.
+    The patient id defaults to the DICOM series' PatientID, or the CT file's name
+    (``patient_ids.default_patient_id``).
     """
     ct = read_ct(ct_path, series_uid=series_uid)
     lesions = load_lesions(lesion_paths, ct, sites_csv)
-    patient = patient_id or Path(ct_path).name.split(".")[0]
+    patient = patient_id or default_patient_id(ct_path, ct)
     return extract_lesions(ct, lesions, patient, jobs=jobs, progress=progress, cache=cache)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .features import N_FEATURES, Provenance, feature_names_sha256, software_versions
-from .files import atomic_write
+from .files import atomic_write_text
 
 CACHE_ENVIRONMENT_VARIABLE = "ABCIR_FEATURE_CACHE"
 ENTRY_SCHEMA = "abcir.lesion_features"
@@ -76,7 +76,7 @@ class FeatureCache:
         key = cache_key(provenance)
         path = self.path(key)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except OSError as error:
@@ -115,11 +115,5 @@ class FeatureCache:
                  "inputs": _request(provenance), "values_sha256": _values_sha256(values),
                  "values": [float(v).hex() for v in values]}
 
-        def write(name: str) -> None:
-            with open(name, "w") as stream:
-                json.dump(entry, stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-
-        atomic_write(path, write)
+        atomic_write_text(path, json.dumps(entry))
         return path

@@ -16,10 +16,13 @@ import pandas as pd
 
 from .errors import InputError
 from .features import LesionFeatures, feature_names
-from .files import atomic_write, refuse_existing
+from .files import atomic_write, atomic_write_text, refuse_existing
 
-LESION_COLUMNS = ("patient_id", "lesion_id", "site", "visceral", "voxel_count", "volume_mm3",
+LESION_COLUMNS = ("patient_id", "lesion_id", "site", "site_source", "visceral", "voxel_count", "volume_mm3",
                   "longest_axial_diameter_mm", "short_axis_mm")
+# Where each site came from (abcir.sites.SITE_SOURCES). Tables written before this column existed, and sites'
+# own tables, lack it; reading does not require it.
+OPTIONAL_LESION_COLUMNS = ("site_source",)
 
 
 def features_frame(rows: Sequence[LesionFeatures]) -> pd.DataFrame:
@@ -28,6 +31,7 @@ def features_frame(rows: Sequence[LesionFeatures]) -> pd.DataFrame:
         "patient_id": row.patient_id,
         "lesion_id": row.lesion.lesion_id,
         "site": row.lesion.site or "",
+        "site_source": row.lesion.site_source or "",
         "visceral": "" if row.lesion.visceral is None else int(row.lesion.visceral),
         "voxel_count": row.lesion.size.voxel_count,
         "volume_mm3": row.lesion.size.volume_mm3,
@@ -52,8 +56,8 @@ def write_features_csv(path: str | os.PathLike, rows: Sequence[LesionFeatures]) 
         "feature_order": "Resources/Parameters/feature_names.txt",
         "lesions": [{"patient_id": row.patient_id, "lesion_id": row.lesion.lesion_id, **row.provenance.to_dict()}
                     for row in rows],
-    }, indent=2)
-    atomic_write(sidecar, lambda name: Path(name).write_text(provenance))
+    }, indent=2, ensure_ascii=False)
+    atomic_write_text(sidecar, provenance)
     return atomic_write(path, lambda name: features_frame(rows).to_csv(name, index=False, float_format="%.17g"))
 
 
@@ -62,11 +66,12 @@ def read_features_csv(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     try:
         # round_trip: pandas' default float parser can differ from the written value in the last bit.
-        frame = pd.read_csv(path, dtype={"patient_id": str, "lesion_id": str, "site": str},
+        frame = pd.read_csv(path, dtype={"patient_id": str, "lesion_id": str, "site": str, "site_source": str},
                             float_precision="round_trip")
     except (OSError, pd.errors.ParserError) as error:
         raise InputError(f"Features '{path}': cannot be read ({error}).") from error
-    missing = [name for name in (*LESION_COLUMNS, *feature_names()) if name not in frame.columns]
+    required = [name for name in LESION_COLUMNS if name not in OPTIONAL_LESION_COLUMNS]
+    missing = [name for name in (*required, *feature_names()) if name not in frame.columns]
     if missing:
         raise InputError(f"Features '{path}': {len(missing)} expected columns are missing (first: {missing[:3]}); "
                          "extract with 'abcir extract' so the columns match the paper's 1130 features.")

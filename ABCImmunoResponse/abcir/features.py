@@ -69,6 +69,10 @@ N_FEATURES = 1130  # paper, Table S2
 # Raised whenever a change to this engine could change a value (part of every cache key).
 ENGINE_VERSION = "2"
 
+# pyradiomics 3.0.1 getLoGImage: no LoG image at all when the filtered image has fewer voxels along an axis.
+LOG_MIN_SIZE = 4
+AXIS_NAMES = ("x", "y", "z")
+
 # progress(lesion number from 1, number of lesions, lesion id)
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -79,7 +83,8 @@ log = logging.getLogger(__name__)
 def feature_names() -> tuple[str, ...]:
     """The 1130 feature names in the fixed column order (Resources/Parameters/feature_names.txt)."""
     path = resources_dir() / "Parameters" / "feature_names.txt"
-    names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#"))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    names = tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
     if len(names) != N_FEATURES:
         raise RuntimeError(f"{path} lists {len(names)} features, not {N_FEATURES}; the installation is damaged.")
     return names
@@ -98,7 +103,7 @@ def pyradiomics_version() -> str:
 @lru_cache(maxsize=None)
 def resampled_spacing_mm() -> tuple[float, ...]:
     """The isotropic spacing the parameter file resamples to (mm)."""
-    settings = yaml.safe_load(parameter_file().read_text())["setting"]
+    settings = yaml.safe_load(parameter_file().read_text(encoding="utf-8"))["setting"]
     return tuple(float(s) for s in settings["resampledPixelSpacing"])
 
 
@@ -219,6 +224,64 @@ def prepare_lesion(ct: sitk.Image, mask: sitk.Image, lesion_id: str) -> Prepared
     except ValueError as error:  # pyradiomics' own checks (e.g. ROI too small after resampling)
         raise InputError(f"Lesion '{lesion_id}': pyradiomics refused it ({error}).") from error
     return PreparedLesion(lesion_id, image, resampled_mask if corrected is None else corrected, bounding_box)
+
+
+def _filtered_region(ct: sitk.Image, mask: sitk.Image, box: np.ndarray,
+                     settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Size (voxels, x y z) and spacing (mm) of the image pyradiomics filters for one lesion.
+
+    That image is the lesion's bounding box resampled and padded by ``padDistance``
+    voxels (``pyradiomics_grid``), or, when the CT has the resampled spacing already,
+    the CT cropped to the box plus the padding (``imageoperations.cropToTumorMask``);
+    both are clipped to the CT.
+    """
+    grid = pyradiomics_grid(ct, mask, box, settings)
+    if grid is not None:
+        return np.array(grid.size), np.array(grid.spacing)
+    pad = settings.get("padDistance", 5)
+    nd = mask.GetDimension()
+    lower = np.maximum(box[:nd] - pad, 0)
+    upper = np.minimum(box[:nd] + box[nd:] - 1 + pad, np.array(mask.GetSize()) - 1)
+    return upper - lower + 1, np.array(ct.GetSpacing())
+
+
+def check_filter_coverage(ct: sitk.Image, lesions: Sequence[Lesion]) -> None:
+    """Refuse, before anything is extracted, a lesion whose CT is too thin for the LoG filters.
+
+    pyradiomics 3.0.1 (``imageoperations.getLoGImage``) filters the image of
+    ``_filtered_region`` and skips every LoG sigma when it has fewer than
+    ``LOG_MIN_SIZE`` voxels along an axis, and a sigma when it has fewer than
+    ceil(sigma / spacing) + 1: 851 features instead of 1130, with no error. With the
+    paper's settings (1 mm, padding 5 voxels, sigma up to 3 mm) the padding alone
+    exceeds what LoG needs, so only a CT that is itself at most 3 mm thick along an
+    axis (three 1 mm slices; a slab) is refused. The sizes are computed with
+    pyradiomics' own arithmetic, so the check agrees with it exactly; it costs one
+    bounding box per lesion.
+    """
+    extractor = _extractor()
+    sigmas = (extractor.enabledImagetypes.get("LoG") or {}).get("sigma", [])
+    if not sigmas:
+        return
+    settings = extractor.settings
+    for lesion in lesions:
+        box = mask_bounding_box(lesion.mask, settings.get("label", 1))
+        if box is None:
+            continue  # an empty mask is refused by extraction itself, naming the lesion
+        size, spacing = _filtered_region(ct, lesion.mask, box, settings)
+        needed = np.maximum(LOG_MIN_SIZE, np.ceil(max(sigmas) / spacing) + 1).astype(int)
+        short = np.flatnonzero(size < needed)
+        if short.size == 0:
+            continue
+        axis = int(short[0])
+        count, step = ct.GetSize()[axis], ct.GetSpacing()[axis]
+        what = f"{count} {'slices' if axis == 2 else 'voxels along ' + AXIS_NAMES[axis]} of {step:g} mm"
+        raise InputError(
+            f"Lesion '{lesion.lesion_id}': the CT covers too few slices around it for the paper's LoG filters "
+            f"(sigma up to {max(sigmas):g} mm): it has {what} ({count * step:g} mm), so the lesion's region, "
+            f"resampled to {spacing[axis]:g} mm and padded by {settings.get('padDistance', 5)} voxels, is "
+            f"{size[axis]} voxels along {AXIS_NAMES[axis]}, and pyradiomics computes LoG only on at least "
+            f"{needed[axis]}: the CT must extend more than {(needed[axis] - 1) * spacing[axis]:g} mm along "
+            f"{AXIS_NAMES[axis]} around the lesion. Give the whole series, not a slab.")
 
 
 class _MeshShape(RadiomicsShape):
@@ -483,6 +546,7 @@ def extract_lesions(ct: sitk.Image, lesions: Sequence[Lesion], patient_id: str, 
         cache = FeatureCache.from_environment()
     if not lesions:
         raise InputError(f"Patient '{patient_id}': no target lesions to extract.")
+    check_filter_coverage(ct, lesions)
     blocker = fast_path_blocker()
     if blocker:
         log.info("Stock pyradiomics execute is used: %s.", blocker)

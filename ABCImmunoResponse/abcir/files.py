@@ -2,7 +2,8 @@
 
 Everything abcir writes goes through a temporary name in the same folder and an
 atomic rename, so an interrupted run (a killed batch, a full disk) never leaves a
-half file that a later run would take for a result.
+half file that a later run would take for a result. Text is always UTF-8, whatever
+the machine's locale: reader, chair, segment and site names are not ASCII everywhere.
 """
 
 from __future__ import annotations
@@ -36,3 +37,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         if os.path.exists(temporary):
             os.unlink(temporary)
     return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` as UTF-8 (line ends as given, on every OS) through ``atomic_write``, on disk before the rename."""
+    def write(name: str) -> None:
+        with open(name, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return atomic_write(path, write)

@@ -8,6 +8,7 @@ changed here: resampling belongs to feature extraction, where pyradiomics does i
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -15,6 +16,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
+from .nifti import qform_sform_warning
+
+log = logging.getLogger(__name__)
 
 CT_FILE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 # Any body CT holds air (-1000 HU) or at least fat (-100 HU); an image whose
@@ -28,10 +32,22 @@ def has_suffix(path: Path, suffixes: tuple[str, ...]) -> bool:
     return any(name.endswith(suffix) for suffix in suffixes)
 
 
+def file_stem(path: str | os.PathLike) -> str:
+    """A file's name without its image extension ('P 1.2.nii.gz' -> 'P 1.2', 'A.seg.nrrd' -> 'A').
+
+    Not ``name.split('.')[0]``: TCIA names such as ``1.000000-P4P113 Gated 40.0B`` hold dots.
+    Names with another ending are returned whole.
+    """
+    name = Path(path).name
+    suffix = max((s for s in (".seg.nrrd", *CT_FILE_SUFFIXES) if name.lower().endswith(s)), key=len, default="")
+    return name[:len(name) - len(suffix)] if len(name) > len(suffix) else name
+
+
 def read_image_with_warnings(path: str | os.PathLike,
                              series_uid: str | None = None) -> tuple[sitk.Image, tuple[str, ...]]:
     """A volume from a DICOM folder or one NRRD/NIfTI/MetaImage file, as stored (no checks), and what the
-    DICOM reader noticed on the way (tilt resampled, anonymised UIDs) for the result to carry."""
+    reader noticed on the way (DICOM: tilt resampled, anonymised UIDs; NIfTI: a qform and an sform that
+    disagree) for the result to carry."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"CT '{path}': no such file or folder.")
@@ -44,9 +60,13 @@ def read_image_with_warnings(path: str | os.PathLike,
         raise InputError(f"CT '{path}': unsupported file type; give a DICOM series folder or one "
                          f"{', '.join(CT_FILE_SUFFIXES)} file.")
     try:
-        return sitk.ReadImage(str(path)), ()
+        image = sitk.ReadImage(str(path))
     except RuntimeError as error:
         raise InputError(f"CT '{path}': cannot be read ({str(error).strip().splitlines()[-1]}).") from error
+    warning = qform_sform_warning(path, image)
+    if warning:
+        log.warning("CT: %s", warning)
+    return image, (warning,) if warning else ()
 
 
 def read_image(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:
@@ -94,6 +114,15 @@ def voxel_hash(image: sitk.Image) -> str:
         # 9 decimals: header rounding (0.9765625 read as 0.9765625000000001) must not change the identity.
         digest.update(np.asarray(values, dtype=float).round(9).tobytes())
     return digest.hexdigest()
+
+
+def is_dicom_file(path: str | os.PathLike) -> bool:
+    """True for a DICOM Part 10 file (the 'DICM' marker after the 128-byte preamble), whatever its name."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -1,8 +1,14 @@
 """Target lesions: load them from a segmentation, a label map or mask files, on the CT's grid.
 
 Every lesion ends up as a binary mask on the CT's voxel grid (the grid pyradiomics
-needs), with its site and its RECIST size measured on that grid. Problems are
-reported per lesion, naming it, because a reader fixes one segment at a time.
+needs), with its site (and where the site came from) and its RECIST size measured
+on that grid. Problems are reported per lesion, naming it, because a reader fixes
+one segment at a time.
+
+One image file given alone is a binary mask when every voxel is 0 or 1 (at least one
+1): one lesion, named after the file (``chest_wall_1.nrrd`` is lesion ``chest_wall_1``,
+site chest wall), as a segment is named. Any other values make it a label map: each
+non-zero value is one lesion named by that value, its site from ``--sites``.
 """
 
 from __future__ import annotations
@@ -18,10 +24,21 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
-from .imaging import CT_FILE_SUFFIXES, has_suffix
+from .imaging import CT_FILE_SUFFIXES, has_suffix, is_dicom_file
 from .measurements import LesionSize, measure_lesion
-from .segfile import SITE_TAG, read_seg_nrrd
-from .sites import SITES, is_visceral, normalise_site, site_from_segment_name
+from .segfile import read_seg_nrrd
+from .sites import (
+    SITE_FROM_NAME,
+    SITE_FROM_TERMINOLOGY,
+    SITE_TAG,
+    SITES,
+    TERMINOLOGY_TAG,
+    SiteChoice,
+    choose_site,
+    is_visceral,
+    normalise_site,
+    site_from_terminology,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +55,8 @@ class Lesion:
     site: str | None
     mask: sitk.Image
     size: LesionSize
+    # Where the site came from (one of sites.SITE_SOURCES); None when there is no site or nobody said.
+    site_source: str | None = None
 
     @property
     def visceral(self) -> bool | None:
@@ -118,10 +137,10 @@ def read_sites_csv(path: str | os.PathLike) -> dict[str, str]:
     """``label,site`` rows (label = label value or lesion name) as a mapping to site keys."""
     path = Path(path)
     try:
-        with open(path, newline="") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet may start with a BOM
             rows = list(csv.DictReader(handle))
-    except OSError as error:
-        raise InputError(f"Sites file '{path}': cannot be read ({error}).") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"Sites file '{path}': cannot be read ({error}); save it as UTF-8 CSV.") from error
     if not rows or not {"label", "site"} <= set(rows[0]):
         raise InputError(f"Sites file '{path}': needs a header 'label,site' and one row per lesion.")
     sites = {}
@@ -134,56 +153,86 @@ def read_sites_csv(path: str | os.PathLike) -> dict[str, str]:
     return sites
 
 
-def _resolve_site(name: str, given: str | None) -> str | None:
-    """The site key for a lesion: the given site, else one guessed from its name (``liver_1``)."""
-    if given:
-        site = normalise_site(given)
-        if site is None:
-            log.warning("Lesion '%s': site '%s' is not in the site list (%s); extraction goes on, but RECIST "
-                        "rules and the visceral flag cannot use it.", name, given, ", ".join(SITES))
-        return site
-    site = site_from_segment_name(name)
-    if site is None:
-        log.warning("Lesion '%s': no site given; assign one (segment tag %s, a name such as liver_1, or --sites).",
-                    name, SITE_TAG)
-    return site
+def _resolve_site(name: str, tag: str | None = None, listed: str | None = None,
+                  terminology: str | None = None) -> SiteChoice:
+    """The lesion's site and where it came from (``sites.choose_site``), with a warning when it is missing or
+    contradicted."""
+    choice = choose_site(name, tag, listed, terminology)
+    given = next((value for value in (tag, listed) if value and value.strip()), None)
+    if given is not None and choice.site is None:
+        log.warning("Lesion '%s': site '%s' is not in the site list (%s); extraction goes on, but RECIST "
+                    "rules and the visceral flag cannot use it.", name, given, ", ".join(SITES))
+    elif choice.site is None:
+        log.warning("Lesion '%s': no site given; assign one (segment tag %s, a name such as liver_1, a Slicer "
+                    "terminology entry with the organ, or --sites).", name, SITE_TAG)
+    elif choice.source == SITE_FROM_NAME:
+        coded = site_from_terminology(terminology)
+        if coded is not None and coded != choice.site:
+            log.warning("Lesion '%s': the name says site '%s' but the terminology entry says '%s'; the name is "
+                        "used. Choose the site in the lesion table (segment tag %s) to settle it.",
+                        name, choice.site, coded, SITE_TAG)
+    return choice
 
 
-def _make(name: str, site: str | None, mask: sitk.Image, ct: sitk.Image) -> Lesion:
+def _make(name: str, site: SiteChoice, mask: sitk.Image, ct: sitk.Image) -> Lesion:
     aligned = align_to_ct(name, mask, ct)
-    return Lesion(name, site, aligned, measure_lesion(aligned))
+    return Lesion(name, site.site, aligned, measure_lesion(aligned), site.source)
+
+
+def mask_file_lesion_name(path: str | os.PathLike) -> str:
+    """A mask file's lesion name: the file name without its image extension (``liver_1.nii.gz``: ``liver_1``)."""
+    name = Path(path).name
+    suffix = max((s for s in CT_FILE_SUFFIXES if name.lower().endswith(s)), key=len, default="")
+    return name[:len(name) - len(suffix)]
 
 
 def load_lesions(paths: Sequence[str | os.PathLike], ct: sitk.Image,
                  sites_csv: str | os.PathLike | None = None) -> list[Lesion]:
-    """Lesions from a ``.seg.nrrd``, one label map, or several binary mask files, on the CT grid."""
+    """Lesions from a ``.seg.nrrd``, a DICOM SEG, one label map, or several binary mask files, on the CT grid."""
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.is_file():
             raise InputError(f"Lesions '{path}': no such file.")
     sites = read_sites_csv(sites_csv) if sites_csv else {}
     lesions: list[Lesion] = []
-    if len(paths) == 1 and paths[0].name.lower().endswith(".seg.nrrd"):
+    dicom = [path for path in paths if is_dicom_file(path)]
+    if dicom and len(paths) > 1:
+        raise InputError(f"Lesions '{dicom[0]}': a DICOM file among {len(paths)} lesion files; a DICOM SEG holds all "
+                         "its lesions, so give it on its own.")
+    if dicom:
+        from .dicom_lesions import read_dicom_lesions  # highdicom: imported only when a SEG is given
+
+        for segment in read_dicom_lesions(dicom[0], ct):
+            site = (SiteChoice(segment.site, SITE_FROM_TERMINOLOGY) if segment.site
+                    else _resolve_site(segment.label, listed=sites.get(segment.label)))
+            lesions.append(_make(segment.label, site, segment.mask, ct))
+    elif len(paths) == 1 and paths[0].name.lower().endswith(".seg.nrrd"):
         for segment in read_seg_nrrd(paths[0]):
-            site = _resolve_site(segment.name, segment.tags.get(SITE_TAG) or sites.get(segment.name))
+            site = _resolve_site(segment.name, segment.tags.get(SITE_TAG), sites.get(segment.name),
+                                 segment.tags.get(TERMINOLOGY_TAG))
             lesions.append(_make(segment.name, site, segment.mask, ct))
     elif len(paths) == 1:
         image = _read_mask(paths[0])
         labels = np.unique(sitk.GetArrayViewFromImage(image))
         labels = labels[labels != 0]
         if len(labels) == 0:
-            raise InputError(f"Lesions '{paths[0]}': the label map is empty (all zero). Segment the lesions first.")
+            raise InputError(f"Lesions '{paths[0]}': the file is empty (all zero). Segment the lesions first.")
         if np.any(labels != np.round(labels)):
             raise InputError(f"Lesions '{paths[0]}': non-integer label values; a label map holds whole numbers.")
-        for label in labels.astype(int):
-            name = str(label)
-            lesions.append(_make(name, _resolve_site(name, sites.get(name)), sitk.Equal(image, float(label)), ct))
+        if list(labels) == [1]:  # a binary mask: one lesion, named after the file
+            name = mask_file_lesion_name(paths[0])
+            lesions.append(_make(name, _resolve_site(name, listed=sites.get(name) or sites.get("1")), image, ct))
+        else:
+            for label in labels.astype(int):
+                name = str(label)
+                lesions.append(_make(name, _resolve_site(name, listed=sites.get(name)),
+                                     sitk.Equal(image, float(label)), ct))
     else:
         for path in paths:
-            name = path.name.split(".")[0]
+            name = mask_file_lesion_name(path)
             image = _read_mask(path)
             _check_binary(name, image)
-            lesions.append(_make(name, _resolve_site(name, sites.get(name)), image, ct))
+            lesions.append(_make(name, _resolve_site(name, listed=sites.get(name)), image, ct))
     ids = [lesion.lesion_id for lesion in lesions]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -194,8 +243,8 @@ def load_lesions(paths: Sequence[str | os.PathLike], ct: sitk.Image,
 
 def _read_mask(path: Path) -> sitk.Image:
     if not has_suffix(path, CT_FILE_SUFFIXES):
-        raise InputError(f"Lesions '{path}': unsupported file type; give a .seg.nrrd, a label map or mask files "
-                         f"({', '.join(CT_FILE_SUFFIXES)}).")
+        raise InputError(f"Lesions '{path}': unsupported file type; give a .seg.nrrd, a DICOM SEG, a label map or "
+                         f"mask files ({', '.join(CT_FILE_SUFFIXES)}).")
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as error:

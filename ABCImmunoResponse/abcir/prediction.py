@@ -28,16 +28,23 @@ from .features import LesionFeatures, ProgressCallback, extract_lesions
 from .imaging import read_ct_with_warnings, voxel_hash
 from .lesions import Lesion, load_lesions
 from .models import MODEL_KINDS, MLPModel, sigmoid
+from .patient_ids import default_patient_id
 from .recist import Finding, validate_targets
 from .records import from_json_dict, to_json_dict
 
 PREDICTION_SCHEMA = "abcir.prediction"
 PREDICTION_SCHEMA_VERSION = 1
-#: A model input this many training SDs from the training mean is outside anything the model was fitted on.
+#: A model input this many training SDs from the training mean is outside what the model was fitted on:
+#: whatever the distribution, at most 1/25 of the training patients lie that far (Chebyshev), and a new
+#: patient's normally distributed input does with probability 6e-7 (1e-5 for any of 20 inputs). The bundle
+#: records the training means and SDs of the model's inputs (not their minima and maxima), so distance is
+#: measured in SDs. Every input beyond the limit is named in a warning, with its distance.
 OOD_Z_LIMIT = 5.0
-#: Warn when more than this share of the model's inputs are beyond ``OOD_Z_LIMIT``: one odd feature is
-#: common in radiomics (heavy tails), many mean another scanner, protocol or segmentation style.
+#: A second, aggregate warning when more than this share of the model's inputs are beyond ``OOD_Z_LIMIT``:
+#: one odd feature may be one odd lesion, many mean another scanner, protocol or segmentation style.
 OOD_MAX_FRACTION = 0.10
+#: Inputs named one by one in the warning; the rest are counted.
+OOD_NAMED_FEATURES = 3
 #: What the provenance line says when ``Prediction.values_verified``.
 VALUES_VERIFIED = "feature values verified identical to the engine the weights were trained with"
 
@@ -105,14 +112,26 @@ class CTIdentity:
 
 
 @dataclass(frozen=True)
+class FeatureDeviation:
+    """A model input beyond ``OOD_Z_LIMIT``: its feature and its distance from the training mean (SDs, signed)."""
+
+    feature: str
+    z: float
+
+
+@dataclass(frozen=True)
 class DistributionCheck:
-    """How far the patient's model inputs lie from the training data, in training SDs."""
+    """How far the patient's model inputs lie from the training data, in training SDs.
+
+    ``beyond`` lists every input further than ``z_limit``, the furthest first.
+    """
 
     n_features: int
     n_beyond: int
     z_limit: float
     max_abs_z: float
     most_extreme_feature: str
+    beyond: tuple[FeatureDeviation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -224,10 +243,32 @@ def _consistency_warnings(lesions: Sequence[Lesion], clinical: ClinicalFacts | N
 
 
 def _distribution(model: MLPModel, vector: np.ndarray) -> DistributionCheck:
-    z = np.abs(model.standardise(vector)[0])
-    worst = int(np.argmax(z))
-    return DistributionCheck(n_features=int(z.size), n_beyond=int(np.sum(z > OOD_Z_LIMIT)), z_limit=OOD_Z_LIMIT,
-                             max_abs_z=float(z[worst]), most_extreme_feature=model.preprocessing.selected[worst])
+    z = model.standardise(vector)[0]
+    worst = int(np.argmax(np.abs(z)))
+    beyond = sorted((index for index in range(z.size) if abs(z[index]) > OOD_Z_LIMIT), key=lambda i: -abs(z[i]))
+    return DistributionCheck(n_features=int(z.size), n_beyond=len(beyond), z_limit=OOD_Z_LIMIT,
+                             max_abs_z=float(abs(z[worst])), most_extreme_feature=model.preprocessing.selected[worst],
+                             beyond=tuple(FeatureDeviation(model.preprocessing.selected[i], float(z[i]))
+                                          for i in beyond))
+
+
+def _distribution_warnings(check: DistributionCheck) -> list[str]:
+    """The aggregate warning (many inputs far out), then one naming the inputs far out (any at all)."""
+    warnings = []
+    if check.n_beyond > OOD_MAX_FRACTION * check.n_features:
+        warnings.append(f"Out of distribution: {check.n_beyond} of {check.n_features} model inputs "
+                        f"lie more than {check.z_limit:g} SD from the training mean (largest |z| "
+                        f"{check.max_abs_z:.1f}, {check.most_extreme_feature}); this CT or "
+                        "segmentation differs from the training data and the probability is less trustworthy.")
+    if check.beyond:
+        named = ", ".join(f"{item.feature} {abs(item.z):.1f} SD {'above' if item.z > 0 else 'below'}"
+                          for item in check.beyond[:OOD_NAMED_FEATURES])
+        more = check.n_beyond - OOD_NAMED_FEATURES
+        warnings.append(f"Far outside the training data: {named} the training mean"
+                        f"{f' (and {more} more inputs beyond {check.z_limit:g} SD)' if more > 0 else ''}; the model "
+                        "never saw such values, so the probability is an extrapolation. Check the segmentation of "
+                        "the lesions and the CT (contrast phase, kernel, slice thickness).")
+    return warnings
 
 
 def _extractor_check(bundle: WeightBundle, rows: Sequence[LesionFeatures]) -> tuple[float | None, list[str]]:
@@ -299,11 +340,7 @@ def _predict(lesions: Sequence[Lesion], rows: Sequence[LesionFeatures], clinical
         vector = aggregate(np.vstack([row.values for row in rows]),
                            np.array([row.lesion.size.volume_mm3 for row in rows]), aggregation)[None, :]
         distribution = _distribution(model, vector)
-        if distribution.n_beyond > OOD_MAX_FRACTION * distribution.n_features:
-            warnings.append(f"Out of distribution: {distribution.n_beyond} of {distribution.n_features} model inputs "
-                            f"lie more than {OOD_Z_LIMIT:g} SD from the training mean (largest |z| "
-                            f"{distribution.max_abs_z:.1f}, {distribution.most_extreme_feature}); this CT or "
-                            "segmentation differs from the training data and the probability is less trustworthy.")
+        warnings += _distribution_warnings(distribution)
         verified_within, extractor_warnings = _extractor_check(bundle, rows)
         warnings += extractor_warnings
     if bundle.manifest.training_data.label_definition != LABEL_DEFINITION:
@@ -383,6 +420,6 @@ def predict_patient(ct_path: str | os.PathLike | None, lesion_paths: Sequence[st
         raise InputError(f"The {bundle.kind} model needs the target lesions (--lesions).")
     lesions = load_lesions(lesion_paths, image, sites_csv) if lesion_paths else []
     prediction = predict_lesions(image, lesions, clinical, bundle.kind, bundle, jobs, progress,
-                                 patient_id=path.name.split(".")[0])
-    return replace(prediction, warnings=(*prediction.warnings, *(f"CT series: {w}" for w in reading_warnings)))
+                                 patient_id=default_patient_id(path, image))
+    return replace(prediction, warnings=(*prediction.warnings, *(f"CT: {w}" for w in reading_warnings)))
 

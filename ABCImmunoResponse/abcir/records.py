@@ -17,7 +17,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .files import atomic_write, refuse_existing
+from .files import atomic_write_text, refuse_existing
 
 T = TypeVar("T")
 
@@ -28,10 +28,9 @@ def to_json_dict(record: Any) -> dict:
 
 
 def write_new_json(path: str | os.PathLike, data: dict, what: str = "Output") -> Path:
-    """Write ``data`` as a new JSON file (strict: no NaN); an existing file is never replaced."""
+    """Write ``data`` as a new UTF-8 JSON file (strict: no NaN; names as written); never replaces a file."""
     path = refuse_existing(path, what)
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    return atomic_write(path, lambda name: Path(name).write_text(text))
+    return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
 
 
 def from_json_dict(cls: type[T], data: Any, where: str, error: type[Exception]) -> T:

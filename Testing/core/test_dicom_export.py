@@ -232,7 +232,7 @@ def test_tilted_series_round_trip_and_no_risk_group(tmp_path):
     written = export_dicom(prediction, ct, lesions, tmp_path / "out")
     [segment] = read_lesion_seg(written.seg_path, ct.image)
     np.testing.assert_array_equal(sitk.GetArrayViewFromImage(segment.mask), array)
-    assert (segment.lesion_id, segment.site) == ("1", "liver")
+    assert (segment.lesion_id, segment.site) == ("lesion", "liver")  # one mask file: named after it
     back = read_prediction_sr(written.sr_path)
     assert back == ReportedPrediction.from_prediction(prediction) and back.risk_group is None
     seg = pydicom.dcmread(written.seg_path)

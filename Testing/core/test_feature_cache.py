@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from abcir import feature_cache, features
+from abcir import feature_cache, features, files
 from abcir.feature_cache import CACHE_ENVIRONMENT_VARIABLE, FeatureCache, cache_key
 from abcir.features import N_FEATURES, Provenance, extract_lesions
 from abcir.lesions import Lesion
@@ -93,9 +93,9 @@ def test_an_interrupted_write_leaves_no_entry(tmp_path, monkeypatch):
     cache = FeatureCache(tmp_path)
 
     def fail(*args, **kwargs):
-        raise KeyboardInterrupt  # the process is stopped while writing
+        raise KeyboardInterrupt  # the process is stopped while writing, before the entry is renamed into place
 
-    monkeypatch.setattr(feature_cache.json, "dump", fail)
+    monkeypatch.setattr(files.os, "fsync", fail)
     with pytest.raises(KeyboardInterrupt):
         cache.put(PROVENANCE, sample_values())
     assert cache.get(PROVENANCE) is None

@@ -146,10 +146,11 @@ def test_cli_extract_and_never_overwrite(tmp_path, ct_file, capsys):
     assert "[1/2] liver_1" in captured.err and "[2/2] lung_1" in captured.err
     header, *rows = out.read_text().splitlines()
     columns = header.split(",")
-    assert columns[:8] == ["patient_id", "lesion_id", "site", "visceral", "voxel_count", "volume_mm3",
-                           "longest_axial_diameter_mm", "short_axis_mm"]
-    assert len(columns) == 8 + 1130
-    assert [row.split(",")[:4] for row in rows] == [["P7", "liver_1", "liver", "1"], ["P7", "lung_1", "lung", "1"]]
+    assert columns[:9] == ["patient_id", "lesion_id", "site", "site_source", "visceral", "voxel_count",
+                           "volume_mm3", "longest_axial_diameter_mm", "short_axis_mm"]
+    assert len(columns) == 9 + 1130
+    assert [row.split(",")[:5] for row in rows] == [["P7", "liver_1", "liver", "name", "1"],
+                                                    ["P7", "lung_1", "lung", "name", "1"]]
     before = out.read_bytes()
     assert main(["extract", "--ct", str(ct_file), "--lesions", first, "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -259,7 +259,7 @@ def test_cli_radiomics_model_runs_without_clinical_facts(patient, bundles, capsy
     printed = capsys.readouterr().out
     assert "Model: radiomics" in printed
     # What the DICOM reader noticed travels with the result (the shared series is anonymised).
-    assert "Warning: CT series: the series has no StudyInstanceUID/SeriesInstanceUID" in printed
+    assert "Warning: CT: the series has no StudyInstanceUID/SeriesInstanceUID" in printed
 
 
 @pytest.mark.parametrize("fact, allowed", [("lines=0", "1, 2+"), ("sites=7", "1-2, 3+"), ("visceral=maybe", "no, yes")])

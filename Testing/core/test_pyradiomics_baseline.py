@@ -38,7 +38,9 @@ def test_baseline_values(shared_data, case, variant):
     folder = shared_data / "pyradiomics_testcases"
     image = read_image(folder / f"{case}_image.nrrd")
     lesions = load_lesions([folder / f"{case}_label.nrrd"], image)
-    mask = next(lesion.mask for lesion in lesions if lesion.lesion_id == "1")
+    [lesion] = lesions  # the label file is one binary mask: one lesion, named after the file
+    assert lesion.lesion_id == f"{case}_label"
+    mask = lesion.mask
     radiomics.setVerbosity(logging.ERROR)
     checked = 0
     for feature_class in CLASSES:

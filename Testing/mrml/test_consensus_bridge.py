@@ -129,6 +129,32 @@ def test_consensus_is_a_new_tagged_node_and_the_readers_are_unchanged(readers):
                        "colon_1": ("exclude", "not a target")}
 
 
+def test_consensus_segments_keep_the_taken_readers_colour_and_terminology(readers):
+    a, b = readers["a"], readers["b"]
+    terminology_a = ("Segmentation category and type - DICOM master list~SCT^49755003^Morphologically Altered "
+                     "Structure~SCT^14799000^Neoplasm, Secondary~^^~Anatomic codes - DICOM master list~SCT^15776009^"
+                     "Pancreas~^^")
+    terminology_b = terminology_a.replace("SCT^15776009^Pancreas", "SCT^23451007^Adrenal gland")
+    pancreas_a = a.GetSegmentation().GetSegment(segmentIdByName(a, "pancreas_1"))
+    adrenal_b = b.GetSegmentation().GetSegment(segmentIdByName(b, "adrenal_1"))
+    for segment, color, terminology in ((pancreas_a, (0.1, 0.2, 0.9), terminology_a),
+                                        (adrenal_b, (0.9, 0.1, 0.6), terminology_b)):
+        segment.SetColor(*color)
+        segment.SetTag(segment.GetTerminologyEntryTagName(), terminology)
+    node = readers["logic"].createConsensus(readers["parameterNode"], {
+        ("pancreas_1", "pancreas_1"): ChairChoice("a", site="other"),  # A's outline and A's site
+        ("adrenal_1", "adrenal_1"): ChairChoice("b"),
+        ("colon_1", None): ChairChoice("exclude")})
+    segmentation = node.GetSegmentation()
+    pancreas = segmentation.GetSegment(segmentIdByName(node, "pancreas_1"))
+    adrenal = segmentation.GetSegment(segmentIdByName(node, "adrenal_1"))
+    assert pancreas.GetColor() == pytest.approx((0.1, 0.2, 0.9))
+    assert segmentTag(pancreas, "TerminologyEntry") == terminology_a
+    assert adrenal.GetColor() == pytest.approx((0.9, 0.1, 0.6))
+    assert segmentTag(adrenal, "TerminologyEntry") == terminology_b
+    assert segmentTag(pancreas, SITE_TAG) == "other" and segmentTag(adrenal, SITE_TAG) == "adrenal"
+
+
 def test_refused_decisions_leave_the_scene_as_it_was(readers):
     """The core's rules and messages, once: the panel's choices go through ``apply_choices`` and ``build_consensus``."""
     scene, logic, node = readers["scene"], readers["logic"], readers["parameterNode"]

@@ -32,7 +32,7 @@ import SimpleITK as sitk
 from .. import __version__
 from ..clinical import CLINICAL_ENCODING, ClinicalFacts
 from ..errors import InputError
-from ..files import atomic_write
+from ..files import atomic_write, atomic_write_text
 from ..segfile import write_seg_nrrd
 from .clinical_model import SyntheticPatient, draw_clinical_cohort, draw_outcomes
 from .phantom import LesionPlan, PatientPlan, PhantomCT, plan_patient, render
@@ -99,13 +99,6 @@ def write_ct_nrrd(path: Path, ct: PhantomCT) -> None:
     atomic_write(path, lambda name: sitk.WriteImage(image, name, True, CT_GZIP_LEVEL))
 
 
-def _write_text(path: Path, text: str) -> None:
-    def write(name: str) -> None:
-        with open(name, "w", newline="") as handle:
-            handle.write(text)
-    atomic_write(path, write)
-
-
 def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
@@ -133,7 +126,7 @@ def _prepare_folder(folder: Path, n: int, seed: int) -> None:
             raise InputError(f"Cohort folder '{folder}' is not empty and holds no {MANIFEST_NAME}; it is not a "
                              "generated cohort. Give a new or empty folder (nothing in it is overwritten).")
         try:
-            found = json.loads(manifest_path.read_text())
+            found = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise InputError(f"Cohort folder '{folder}': {MANIFEST_NAME} cannot be read ({error}); give a new "
                              "or empty folder.") from error
@@ -147,7 +140,7 @@ def _prepare_folder(folder: Path, n: int, seed: int) -> None:
             leftover.unlink()
         return
     folder.mkdir(parents=True, exist_ok=True)
-    _write_text(manifest_path, json.dumps(wanted, indent=2) + "\n")
+    atomic_write_text(manifest_path, json.dumps(wanted, indent=2) + "\n")
 
 
 def _relative(path: Path, folder: Path) -> str:
@@ -229,8 +222,8 @@ def make_cohort(folder: str | os.PathLike, n: int, seed: int, jobs: int = 1,
                     progress(len(results), n, tasks[len(results) - 1][1].patient_id)
     rows = [_table_row(folder, patient, lesions) for patient, (lesions, _) in zip(patients, results)]
     hidden = [row for patient, (lesions, _) in zip(patients, results) for row in _hidden_rows(patient, lesions)]
-    _write_text(folder / HIDDEN_NAME, _csv_text(HIDDEN_COLUMNS, hidden))
-    _write_text(folder / TABLE_NAME, _csv_text(TABLE_COLUMNS, rows))
+    atomic_write_text(folder / HIDDEN_NAME, _csv_text(HIDDEN_COLUMNS, hidden))
+    atomic_write_text(folder / TABLE_NAME, _csv_text(TABLE_COLUMNS, rows))
     return CohortSummary(folder, folder / TABLE_NAME, n, len(hidden), sum(made for _, made in results))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from ..cli import stderr_progress
+from ..cli import as_typed, stderr_progress, text_argument
 from ..consensus.agreement import (
     AGREEMENT_FILE,
     SUMMARY_FILE,
@@ -21,8 +21,10 @@ from ..consensus.building import (
     METHODS,
     PAIR_METHODS,
     PairKey,
+    SegmentLook,
     build_consensus,
     describe,
+    segment_looks,
 )
 from ..consensus.matching import DEFAULT_MAX_CENTROID_DISTANCE_MM
 from ..consensus.predictions import predict_readers
@@ -36,7 +38,7 @@ from ..consensus.session import (
     write_consensus,
 )
 from ..errors import InputError
-from ..imaging import file_sha256, read_ct, voxel_hash
+from ..imaging import file_sha256, file_stem, read_ct, voxel_hash
 from ..lesions import align_to_ct, load_lesions
 from ..models import MODEL_KINDS
 from ..segfile import read_seg_nrrd
@@ -70,8 +72,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reader-b", help="reader B's .seg.nrrd (not needed with --session)")
     parser.add_argument("--out", required=True, help="folder for agreement.json, agreement.txt and the consensus "
                                                      "(must not hold an earlier result)")
-    parser.add_argument("--reader-a-name", help="reader A's name (default: the file name)")
-    parser.add_argument("--reader-b-name", help="reader B's name (default: the file name)")
+    parser.add_argument("--reader-a-name", type=text_argument,
+                        help="reader A's name (default: the file name without its extension)")
+    parser.add_argument("--reader-b-name", type=text_argument,
+                        help="reader B's name (default: the file name without its extension)")
     parser.add_argument("--max-centroid-distance-mm", type=float, default=DEFAULT_MAX_CENTROID_DISTANCE_MM,
                         help="lesions that do not overlap are matched when their centroids are at most this far "
                              f"apart (default {DEFAULT_MAX_CENTROID_DISTANCE_MM:g} mm)")
@@ -83,18 +87,19 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                             help="model (default: the kind of --weights, else combined)")
     prediction.add_argument("--weights", help="weight bundle folder (default: the bundled weights of --model)")
     chair = parser.add_argument_group("consensus (the chair's decisions)")
-    chair.add_argument("--chair", help="who decides; builds the consensus segmentation")
+    chair.add_argument("--chair", type=text_argument, help="who decides; builds the consensus segmentation")
     chair.add_argument("--session", help="reopen a saved consensus.session.json: same inputs and decisions, "
                                          "changes on top, written into the new --out")
     chair.add_argument("--method", choices=("a", "b", *PAIR_METHODS),
                        help="method for every matched pair not named in --choose (nor decided in --session)")
     chair.add_argument("--unmatched", choices=("keep", "exclude"),
                        help="lesions only one reader drew, unless named in --choose (nor decided in --session)")
-    chair.add_argument("--choose", action="append", default=[], metavar="ID=METHOD",
+    chair.add_argument("--choose", action="append", default=[], type=text_argument, metavar="ID=METHOD",
                        help=f"method for one lesion ({', '.join(METHODS)})")
-    chair.add_argument("--site", action="append", default=[], metavar="ID=SITE",
+    chair.add_argument("--site", action="append", default=[], type=text_argument, metavar="ID=SITE",
                        help=f"the chair's site for one lesion ({', '.join(SITES)})")
-    chair.add_argument("--reason", action="append", default=[], metavar="ID=TEXT", help="why, for one lesion")
+    chair.add_argument("--reason", action="append", default=[], type=text_argument, metavar="ID=TEXT",
+                       help="why, for one lesion")
     chair.add_argument("--edited", action="append", default=[], metavar="ID=FILE",
                        help="the chair's edited outline of one lesion: a .seg.nrrd with one segment or a mask file")
     parser.set_defaults(handler=run)
@@ -145,6 +150,11 @@ def _read_edited(path: str, lesion_id: str, ct: sitk.Image) -> tuple[sitk.Image,
     return align_to_ct(f"edited {lesion_id}", mask, ct), f"{label}, sha256 {file_sha256(file)}"
 
 
+def _looks(path: str) -> dict[str, SegmentLook]:
+    """A reader's segment colours and tags by lesion id; label maps and mask files carry none."""
+    return segment_looks(read_seg_nrrd(path)) if Path(path).name.lower().endswith(".seg.nrrd") else {}
+
+
 def _decide(args: argparse.Namespace, comparison: ReaderComparison, session: ConsensusSession,
             ct: sitk.Image, edited: dict[PairKey, sitk.Image]) -> ConsensusSession:
     """Apply the command line's decisions on top of the session's earlier ones."""
@@ -191,8 +201,8 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise InputError(f"{', '.join(missing)} missing; give the CT and both readers' files (or --session).")
         ct_path, path_a, path_b = args.ct, args.reader_a, args.reader_b
-        name_a = args.reader_a_name or Path(path_a).name.split(".")[0]
-        name_b = args.reader_b_name or Path(path_b).name.split(".")[0]
+        name_a = args.reader_a_name or as_typed(file_stem(path_a))
+        name_b = args.reader_b_name or as_typed(file_stem(path_b))
         max_distance = args.max_centroid_distance_mm
     building = bool(args.chair or session)
     decided = [option for option, value in (("--method", args.method), ("--unmatched", args.unmatched),
@@ -222,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
         session = session or new_session(comparison, inputs, args.chair)
         session = _decide(args, comparison, session, ct, edited)
         segments = build_consensus(comparison.matches, session.decisions, name_a, name_b, edited,
-                                   session_file=session_paths(out)[1].name)
+                                   session_file=session_paths(out)[1].name, looks_a=_looks(path_a),
+                                   looks_b=_looks(path_b))
     comparison.predictions = predict_readers(ct, lesions_a, lesions_b,
                                              [item.lesion for item in segments] if segments else None,
                                              args.clinical, args.model, args.weights, progress=stderr_progress)

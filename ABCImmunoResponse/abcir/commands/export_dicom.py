@@ -35,7 +35,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 def read_result(path: str) -> Prediction:
     """A prediction result JSON file as a ``Prediction``."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise InputError(f"Result '{path}': cannot be read as JSON ({error}).") from error
     return Prediction.from_dict(data, where=f"Result '{path}'")

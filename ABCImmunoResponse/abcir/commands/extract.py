@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import stderr_progress
+from ..cli import stderr_progress, text_argument
 from ..extraction import extract_patient
 from ..feature_table import write_features_csv
 from ..recist import validate_targets
@@ -20,7 +20,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="features CSV to write (never overwritten)")
     parser.add_argument("--series-uid", help="DICOM SeriesInstanceUID when the CT folder holds several series")
     parser.add_argument("--sites", help="CSV 'label,site' giving each lesion's site")
-    parser.add_argument("--patient-id", help="patient id written in each row (default: the CT's name)")
+    parser.add_argument("--patient-id", type=text_argument,
+                        help="patient id written in each row (default: a DICOM series' PatientID, else the CT "
+                             "file's name without its extension)")
     parser.add_argument("--jobs", type=int, default=1, help="lesions extracted in parallel (default 1)")
     parser.set_defaults(handler=run)
 

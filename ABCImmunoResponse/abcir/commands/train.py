@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..aggregation import AGGREGATIONS, DEFAULT_AGGREGATION
-from ..cli import stderr_progress
+from ..cli import stderr_progress, text_argument
 from ..errors import InputError
 
 
@@ -24,9 +24,11 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, initial weights and batches")
     parser.add_argument("--aggregation", choices=AGGREGATIONS, default=DEFAULT_AGGREGATION,
                         help="how lesions become one patient vector")
-    parser.add_argument("--site", default="site", help="name of the site or data set, recorded in the bundles")
+    parser.add_argument("--site", default="site", type=text_argument,
+                        help="name of the site or data set, recorded in the bundles")
     parser.add_argument("--synthetic", action="store_true", help="the cohort is generated, not patients")
-    parser.add_argument("--description", default="", help="how the cohort was made or collected (recorded)")
+    parser.add_argument("--description", default="", type=text_argument,
+                        help="how the cohort was made or collected (recorded)")
     parser.add_argument("--date-from", help="first treatment date of the cohort (recorded)")
     parser.add_argument("--date-to", help="last treatment date of the cohort (recorded)")
     parser.add_argument("--min-icc", type=float, help="train only on features with ICC(2,1) >= this value")

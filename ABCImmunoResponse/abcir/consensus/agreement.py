@@ -230,6 +230,6 @@ def write_agreement(folder: str | os.PathLike, comparison: ReaderComparison, inp
                              "overwritten).")
     folder.mkdir(parents=True, exist_ok=True)
     content = {**comparison.to_dict(), "inputs": asdict(inputs)}
-    targets[0].write_text(json.dumps(json_ready(content), indent=2) + "\n")
-    targets[1].write_text(comparison.summary_text())
+    targets[0].write_text(json.dumps(json_ready(content), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    targets[1].write_text(comparison.summary_text(), encoding="utf-8")
     return targets[0]

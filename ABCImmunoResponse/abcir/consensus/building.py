@@ -18,6 +18,17 @@ With two readers STAPLE gives every voxel where they disagree the same
 probability; when one outline contains the other that probability is 0.5 up to
 rounding, a tie, which is left out (the result is then the smaller outline).
 The estimates are kept with the segment and in the session log.
+
+A consensus segment looks like the reader's segment it came from: its colour and
+its tags other than abcir's own (Slicer's terminology entry, a user's notes) are
+those of the reader whose outline was taken (``a``: A, ``b``: B; union,
+intersection, STAPLE and an edited outline: A, or the only reader who drew the
+lesion), the same reader whose lesion id names the segment. When the chair gives
+a site that reader did not, the segment takes the look of the other reader if that
+reader gave this site, else the site's colour without a terminology entry (the
+reader's entry names another anatomy; the Slicer panel sets the site's entry).
+Without the readers' looks (label maps, mask files) a segment gets its site's
+colour, or grey.
 """
 
 from __future__ import annotations
@@ -42,6 +53,8 @@ STAPLE_TIE_TOLERANCE = 1e-6
 STAPLE_MARGIN_MM = 10.0
 TAG_PREFIX = "ABCImmunoResponse.Consensus."
 DEFAULT_COLOR = (0.5, 0.5, 0.5)
+ABCIR_TAG_PREFIX = "ABCImmunoResponse."  # abcir's own segment tags (site, include, consensus): set anew, never copied
+TERMINOLOGY_TAG = "TerminologyEntry"  # Slicer's terminology tag (vtkSegment::GetTerminologyEntryTagName)
 
 PairKey = tuple[str | None, str | None]
 
@@ -85,6 +98,22 @@ class ConsensusSegment:
     def lesion(self) -> Lesion:
         """The segment as a target lesion (for prediction): its name, site and mask on the CT grid."""
         return Lesion(self.segment.name, self.segment.tags.get(SITE_TAG), self.segment.mask, self.size)
+
+
+@dataclass(frozen=True)
+class SegmentLook:
+    """What a reader's segment carries besides its mask: colour (RGB, 0-1) and tags that are not abcir's."""
+
+    color: tuple[float, float, float]
+    tags: Mapping[str, str]
+
+
+def segment_looks(segments: Sequence[Segment]) -> dict[str, SegmentLook]:
+    """The looks of a reader's segments by segment name (the lesion id ``load_lesions`` gives each segment)."""
+    return {segment.name: SegmentLook(tuple(segment.color),  # type: ignore[arg-type]
+                                      {key: value for key, value in segment.tags.items()
+                                       if not key.startswith(ABCIR_TAG_PREFIX)})
+            for segment in segments}
 
 
 def describe(key: PairKey) -> str:
@@ -174,6 +203,24 @@ def _site(match: LesionMatch, decision: Decision) -> str | None:
     return next(iter(sites), None)
 
 
+def _look(match: LesionMatch, source: Lesion, site: str | None, chair_site: str | None,
+          looks: Mapping[str, Mapping[str, SegmentLook]]) -> SegmentLook:
+    """The colour and non-abcir tags of a consensus segment (the module docstring gives the rule)."""
+    def look_of(lesion: Lesion | None) -> SegmentLook | None:
+        return None if lesion is None else looks["a" if lesion is match.a else "b"].get(lesion.lesion_id)
+
+    other = match.b if source is match.a else match.a
+    if chair_site is None or source.site == chair_site:
+        taken = look_of(source)
+    else:
+        taken = look_of(other) if other is not None and other.site == chair_site else None
+    if taken is not None:
+        return taken
+    known = look_of(source)
+    tags = {key: value for key, value in known.tags.items() if key != TERMINOLOGY_TAG} if known else {}
+    return SegmentLook(SITES[site].color if site in SITES else DEFAULT_COLOR, tags)
+
+
 def _tag_value(text: str) -> str:
     """Segment tags are stored as 'key:value|'; a '|' inside a value would split it."""
     return text.replace("|", "/")
@@ -181,14 +228,18 @@ def _tag_value(text: str) -> str:
 
 def build_consensus(matches: Sequence[LesionMatch], decisions: Sequence[Decision], reader_a: str, reader_b: str,
                     edited: Mapping[PairKey, sitk.Image] | None = None,
-                    session_file: str = "") -> list[ConsensusSegment]:
+                    session_file: str = "", looks_a: Mapping[str, SegmentLook] | None = None,
+                    looks_b: Mapping[str, SegmentLook] | None = None) -> list[ConsensusSegment]:
     """The consensus segments of one patient, in the order of ``matches``.
 
     Every match needs exactly one decision; ``edited`` holds the edited outline
     (on the CT grid) of each pair decided as "edited"; ``session_file`` is the
-    log's file name, written into every segment's tags.
+    log's file name, written into every segment's tags; ``looks_a``/``looks_b``
+    are the readers' segment looks by lesion id (``segment_looks``), carried over
+    as the module docstring says.
     """
     edited = edited or {}
+    looks = {"a": looks_a or {}, "b": looks_b or {}}
     by_key = {decision.key: decision for decision in decisions}
     known = {match.key for match in matches}
     stray = [describe(key) for key in by_key if key not in known]
@@ -217,7 +268,9 @@ def build_consensus(matches: Sequence[LesionMatch], decisions: Sequence[Decision
         if name in names:  # an unmatched lesion of B named like one of A
             name = f"{name}_{'b' if source is match.b else 'a'}"
         names.add(name)
-        tags = {TAG_PREFIX + "Method": decision.method,
+        look = _look(match, source, site, decision.site, looks)
+        tags = {**look.tags,
+                TAG_PREFIX + "Method": decision.method,
                 TAG_PREFIX + "ReaderA": _tag_value(f"{reader_a}: {match.a.lesion_id}" if match.a else "-"),
                 TAG_PREFIX + "ReaderB": _tag_value(f"{reader_b}: {match.b.lesion_id}" if match.b else "-"),
                 TAG_PREFIX + "DecidedBy": _tag_value(decision.decided_by),
@@ -226,8 +279,7 @@ def build_consensus(matches: Sequence[LesionMatch], decisions: Sequence[Decision
             tags[SITE_TAG] = site
         if session_file:
             tags[TAG_PREFIX + "Session"] = _tag_value(session_file)
-        color = SITES[site].color if site in SITES else DEFAULT_COLOR
-        segment = Segment(segment_id=name, name=name, mask=mask, color=color, tags=tags)
+        segment = Segment(segment_id=name, name=name, mask=mask, color=look.color, tags=tags)
         built.append(ConsensusSegment(segment, decision, size, staple))
     if not built:
         raise InputError("Consensus: every lesion is excluded; a consensus segmentation needs at least one lesion.")

@@ -90,7 +90,7 @@ def read_readers_csv(path: str | os.PathLike) -> list[CohortPatient]:
     """The patients of a ``readers.csv`` (``READERS_CSV_HELP``); paths resolved against the CSV's folder."""
     path = Path(path)
     try:
-        with open(path, newline="") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # a BOM if saved from Excel
             rows = list(csv.DictReader(handle))
     except OSError as error:
         raise InputError(f"Readers file '{path}': cannot be read ({error}).") from error
@@ -304,5 +304,5 @@ def write_cohort_agreement(folder: str | os.PathLike, result: CohortAgreement,
         result.predictions.to_csv(folder / PREDICTIONS_FILE, index=False, float_format="%.10g")
     write_feature_icc_csv(folder, result.feature_icc)
     path = folder / SUMMARY_FILE
-    path.write_text(json.dumps(json_ready(result.summary()), indent=2) + "\n")
+    path.write_text(json.dumps(json_ready(result.summary()), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path

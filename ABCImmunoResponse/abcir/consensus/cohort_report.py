@@ -130,5 +130,5 @@ def write_report(folder: str | os.PathLike, result: CohortAgreement) -> Path:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{escape(note)}</li>" for note in result.notes) + "</ul>")
     parts.append("</body></html>")
     path = folder / REPORT_FILE
-    path.write_text("\n".join(parts))
+    path.write_text("\n".join(parts), encoding="utf-8")
     return path

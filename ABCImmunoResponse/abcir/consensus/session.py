@@ -186,7 +186,7 @@ def load_session(path: str | os.PathLike) -> ConsensusSession:
     """Read a session log and check that the readers' files are still the ones it compared."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise InputError(f"Session log '{path}': cannot be read ({error}).") from error
     if not isinstance(data, dict) or data.get("format") != SESSION_FORMAT:

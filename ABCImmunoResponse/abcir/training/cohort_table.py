@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..clinical import CLINICAL_ENCODING
 from ..errors import InputError
+from ..patient_ids import refuse_duplicate_ids
 
 REQUIRED = ("patient_id", "response", *CLINICAL_ENCODING)
 SPLITS = ("train", "validation")
@@ -42,9 +43,7 @@ def read_cohort_table(path: str | os.PathLike, need_images: bool) -> pd.DataFram
     missing = [column for column in required if column not in frame.columns]
     if missing:
         raise InputError(f"Cohort '{path}': missing column(s) {', '.join(missing)}; needs {', '.join(required)}.")
-    duplicated = frame["patient_id"].duplicated(keep=False)
-    if duplicated.any():
-        raise InputError(f"Cohort '{path}': patient ids occur more than once: {_rows(frame, duplicated)}.")
+    refuse_duplicate_ids(f"Cohort '{path}'", ["" if pd.isna(value) else str(value) for value in frame["patient_id"]])
     for column in ("response", *CLINICAL_ENCODING):
         bad = ~frame[column].isin([0, 1])
         if bad.any():

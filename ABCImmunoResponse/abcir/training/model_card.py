@@ -77,5 +77,5 @@ def write_model_card(out: Path, table: pd.DataFrame, train: np.ndarray, bundles:
     lines += ["", "Re-evaluate with `abcir evaluate predictions.csv --out DIR` (rows with split=validation), "
               "or on another cohort with `abcir batch` then `abcir evaluate`.", ""]
     path = out / "MODEL_CARD.md"
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines), encoding="utf-8")
     return path
