@@ -24,8 +24,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
-from .imaging import CT_FILE_SUFFIXES, has_suffix, is_dicom_file
+from .imaging import CT_FILE_SUFFIXES, file_stem, has_suffix, is_dicom_file
 from .measurements import LesionSize, measure_lesion
+from .nifti import qform_sform_warning
 from .segfile import read_seg_nrrd
 from .sites import (
     SITE_FROM_NAME,
@@ -179,13 +180,6 @@ def _make(name: str, site: SiteChoice, mask: sitk.Image, ct: sitk.Image) -> Lesi
     return Lesion(name, site.site, aligned, measure_lesion(aligned), site.source)
 
 
-def mask_file_lesion_name(path: str | os.PathLike) -> str:
-    """A mask file's lesion name: the file name without its image extension (``liver_1.nii.gz``: ``liver_1``)."""
-    name = Path(path).name
-    suffix = max((s for s in CT_FILE_SUFFIXES if name.lower().endswith(s)), key=len, default="")
-    return name[:len(name) - len(suffix)]
-
-
 def load_lesions(paths: Sequence[str | os.PathLike], ct: sitk.Image,
                  sites_csv: str | os.PathLike | None = None) -> list[Lesion]:
     """Lesions from a ``.seg.nrrd``, a DICOM SEG, one label map, or several binary mask files, on the CT grid."""
@@ -220,7 +214,7 @@ def load_lesions(paths: Sequence[str | os.PathLike], ct: sitk.Image,
         if np.any(labels != np.round(labels)):
             raise InputError(f"Lesions '{paths[0]}': non-integer label values; a label map holds whole numbers.")
         if list(labels) == [1]:  # a binary mask: one lesion, named after the file
-            name = mask_file_lesion_name(paths[0])
+            name = file_stem(paths[0])
             lesions.append(_make(name, _resolve_site(name, listed=sites.get(name) or sites.get("1")), image, ct))
         else:
             for label in labels.astype(int):
@@ -229,7 +223,7 @@ def load_lesions(paths: Sequence[str | os.PathLike], ct: sitk.Image,
                                      sitk.Equal(image, float(label)), ct))
     else:
         for path in paths:
-            name = mask_file_lesion_name(path)
+            name = file_stem(path)
             image = _read_mask(path)
             _check_binary(name, image)
             lesions.append(_make(name, _resolve_site(name, listed=sites.get(name)), image, ct))
@@ -246,6 +240,10 @@ def _read_mask(path: Path) -> sitk.Image:
         raise InputError(f"Lesions '{path}': unsupported file type; give a .seg.nrrd, a DICOM SEG, a label map or "
                          f"mask files ({', '.join(CT_FILE_SUFFIXES)}).")
     try:
-        return sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path))
     except RuntimeError as error:
         raise InputError(f"Lesions '{path}': cannot be read ({str(error).strip().splitlines()[-1]}).") from error
+    warning = qform_sform_warning(path, image)
+    if warning:
+        log.warning("Lesions: %s", warning)
+    return image

@@ -16,7 +16,8 @@ import SimpleITK as sitk
 from seg_nrrd_files import DICOM_MASTER, terminology
 
 from abcir.cli import main
-from abcir.lesions import load_lesions, mask_file_lesion_name
+from abcir.imaging import file_stem
+from abcir.lesions import load_lesions
 from abcir.segfile import SITE_TAG, Segment, write_seg_nrrd
 from abcir.sites import (
     SITE_SOURCES,
@@ -128,7 +129,7 @@ def test_one_binary_mask_file_is_one_lesion_named_after_the_file(tmp_path, file_
     ct = _ct()
     sitk.WriteImage(_box(ct, 0, value, pixel), str(tmp_path / file_name))
     [lesion] = load_lesions([tmp_path / file_name], ct)
-    assert mask_file_lesion_name(tmp_path / file_name) == name
+    assert file_stem(tmp_path / file_name) == name
     assert (lesion.lesion_id, lesion.site, lesion.site_source) == (name, site, "name" if site else None)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(lesion.mask), sitk.GetArrayFromImage(_box(ct, 0)))
 

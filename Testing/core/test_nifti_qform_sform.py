@@ -105,3 +105,22 @@ def test_other_formats_and_single_forms_are_not_checked(tmp_path):
     srow[0, 3] += 3.0
     _patch(path, srow, sform_code=0)  # only the qform counts: nothing to disagree with
     assert qform_sform_warning(path, sitk.ReadImage(str(path))) is None
+
+
+def test_a_lesion_mask_with_a_shifted_sform_is_warned_about_too(tmp_path, caplog):
+    import logging
+
+    from abcir.lesions import load_lesions
+
+    ct = _write_ct(tmp_path / "ct.nrrd")
+    mask = sitk.GetImageFromArray(np.zeros((12, 30, 40), dtype=np.uint8))
+    mask.CopyInformation(ct)
+    mask[15:25, 10:20, 4:8] = 1
+    path = tmp_path / "liver_1.nii"
+    sitk.WriteImage(mask, str(path))
+    srow = _srow(path)
+    srow[0, 3] += 3.0
+    _patch(path, srow)
+    with caplog.at_level(logging.WARNING, logger="abcir.lesions"):
+        load_lesions([path], ct)
+    assert any("'liver_1.nii': its qform and sform disagree" in record.getMessage() for record in caplog.records)
