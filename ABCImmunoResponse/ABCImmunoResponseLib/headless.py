@@ -22,7 +22,6 @@ is wrong (the message says which and how to fix it).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -32,13 +31,15 @@ if __package__ in (None, ""):  # run as a script (Slicer --python-script): impor
 
 import slicer  # noqa: E402
 
+from abcir.clinical import clinical_usage, parse_clinical  # noqa: E402
 from abcir.errors import InputError  # noqa: E402
 from abcir.files import refuse_existing  # noqa: E402
+from abcir.models import MODEL_KINDS  # noqa: E402
+from abcir.records import write_new_json  # noqa: E402
 
 from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime, RunFailed  # noqa: E402
 from ABCImmunoResponseLib.i18n import tr as _  # noqa: E402
-from ABCImmunoResponseLib.parameters import (METASTATIC_SITES_CHOICES, PRIOR_LINES_CHOICES,  # noqa: E402
-                                             YES_NO_CHOICES, CaseParameters, findParameterNode,
+from ABCImmunoResponseLib.parameters import (CaseParameters, findParameterNode,  # noqa: E402
                                              getOrCreateParameterNode, readCaseParameters, writeCaseParameters)
 from ABCImmunoResponseLib.results import resultLines, tableFiles, writeTableCsv  # noqa: E402
 
@@ -57,12 +58,11 @@ def buildParser() -> argparse.ArgumentParser:
     parser.add_argument("--ct", help="name of the CT volume node (default: the panel's, else the only one)")
     parser.add_argument("--segmentation",
                         help="name of the segmentation node (default: the panel's, else the only one)")
-    parser.add_argument("--model", choices=("combined", "radiomics", "clinical"), help="default: the panel's")
+    parser.add_argument("--model", choices=MODEL_KINDS, help="default: the panel's")
     parser.add_argument("--weights", help="weight bundle folder (default: the panel's, else the bundled weights)")
-    parser.add_argument("--lines", choices=PRIOR_LINES_CHOICES[1:], help="prior lines of therapy")
-    parser.add_argument("--sites", choices=METASTATIC_SITES_CHOICES[1:], help="number of metastatic sites")
-    parser.add_argument("--visceral", choices=YES_NO_CHOICES[1:], help="visceral metastasis")
-    parser.add_argument("--tnbc", choices=YES_NO_CHOICES[1:], help="triple-negative breast cancer")
+    parser.add_argument("--clinical", nargs="+", metavar="KEY=VALUE",
+                        help=f"the four clinical facts, as abcir predict takes them: {clinical_usage()} "
+                             "(default: the panel's, confirmed there)")
     return parser
 
 
@@ -83,15 +83,14 @@ def caseParameters(scene, args: argparse.Namespace) -> CaseParameters:
     """The panel's saved state, with the options applied on top."""
     parameterNode = findParameterNode(scene)
     parameters = readCaseParameters(parameterNode) if parameterNode is not None else CaseParameters()
-    for option, field in (("model", "model"), ("weights", "bundlePath"), ("lines", "priorLines"),
-                          ("sites", "metastaticSites"), ("visceral", "visceral"), ("tnbc", "tnbc")):
+    for option, field in (("model", "model"), ("weights", "bundlePath")):
         if getattr(args, option):
             setattr(parameters, field, getattr(args, option))
-    # Facts given here are confirmed by whoever runs the command.
-    if args.sites:
-        parameters.metastaticSitesPrefilled = False
-    if args.visceral:
-        parameters.visceralPrefilled = False
+    if args.clinical:  # all four, read as the command line reads them; confirmed by whoever runs the command
+        facts = dict(token.split("=", 1) for token in parse_clinical(args.clinical).to_tokens())
+        parameters.priorLines, parameters.metastaticSites = facts["lines"], facts["sites"]
+        parameters.visceral, parameters.tnbc = facts["visceral"], facts["tnbc"]
+        parameters.metastaticSitesPrefilled = parameters.visceralPrefilled = False
     if args.ct or parameters.ctVolume is None:
         parameters.ctVolume = _onlyNode(scene, "vtkMRMLScalarVolumeNode", args.ct, "CT volume", "--ct")
     if args.segmentation or (parameters.segmentation is None and parameters.model != "clinical"):
@@ -119,8 +118,7 @@ def run(args: argparse.Namespace, scene, load) -> int:
     applied = CaseLogic(scene, runtime).startPrediction(parameterNode).wait(onUpdate=_showProgress)
     prediction = applied.prediction
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "x", encoding="utf-8") as handle:
-        json.dump(prediction.to_dict(), handle, indent=2, ensure_ascii=False)
+    write_new_json(args.out, prediction.to_dict())
     if args.table:
         writeTableCsv(applied.tableNode, args.table)
     if args.save_scene and not scene.WriteToMRB(str(args.save_scene)):

@@ -81,10 +81,12 @@ def test_options_override_the_saved_facts_and_outputs_are_never_overwritten(save
     assert existing.read_text() == "an earlier result"
 
     clinical = headless(str(saved_scene), "--out", str(tmp_path / "clinical.json"), "--model", "clinical",
-                        "--weights", str(bundles["clinical"]), "--tnbc", "yes")
+                        "--weights", str(bundles["clinical"]), "--clinical", "lines=1", "sites=3+", "visceral=no",
+                        "tnbc=yes")
     assert clinical.returncode == 0, clinical.stderr
     result = json.loads((tmp_path / "clinical.json").read_text())
     assert result["model"] == "clinical" and result["clinical"]["tnbc"] is True
+    assert result["clinical"]["metastatic_sites_ge3"] is True and result["clinical"]["visceral"] is False
 
 
 def test_a_scene_without_the_panel_s_facts_says_what_is_missing(real_ct, bundles, tmp_path):
