@@ -30,7 +30,7 @@ from abcir.features import feature_names, feature_names_sha256, pyradiomics_vers
 from abcir.imaging import file_sha256
 from abcir.records import to_json_dict
 from abcir.resources import parameter_file
-from tiny_bundles import tiny_bundle, tiny_cohort, tiny_fit
+from tiny_bundles import needs_torch, tiny_bundle, tiny_cohort, tiny_fit
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +231,7 @@ def test_bundled_weights_are_read_from_resources(bundles, tmp_path, monkeypatch)
         bundled_bundle("mixed")
 
 
+@needs_torch  # abcir.training.save_bundle; without torch tiny_bundle writes from the cache
 def test_save_bundle_records_external_validation_and_feature_provenance(tmp_path):
     external = ValidationRecord("site B", "external cohort", 40, 15, 0.7, (0.55, 0.85), {"sensitivity": 0.6})
     features = FeatureSet(feature_names(), feature_names_sha256(), "3.0.1", "f" * 64)

@@ -70,7 +70,11 @@ def case_scene(standalone, real_ct, core_seg_file):
 @pytest.fixture(scope="session")
 def bundles(real_ct, core_seg_file, tmp_path_factory):
     """Small bundles trained on synthetic data around the stand-in patient (pancreas + adrenal), so that its
-    probability is not pinned at 0 or 1 (Testing/core/tiny_bundles; not validated, as the provenance says)."""
+    probability is not pinned at 0 or 1 (Testing/core/tiny_bundles; not validated, as the provenance says).
+
+    Without torch they come from the cache in Testing/fixtures/tiny_bundles, where the combined fit is keyed by
+    this patient's feature vector, extracted here from the real CT: it is found only with the images it was made
+    from (../shared/data); with others the tests skip, naming the generator that adds the fit."""
     import numpy as np
 
     from abcir.aggregation import aggregate
