@@ -115,11 +115,11 @@ def compareReadings(inputs: ConsensusInputs) -> ReaderComparison:
 
 def methodsFor(comparison: ReaderComparison, row: int) -> tuple[str, ...]:
     """The methods the chair may choose for a row of the agreement table (pairs: all but 'edited')."""
-    from abcir.consensus.building import PAIR_METHODS
+    from abcir.options import CONSENSUS_PAIR_METHODS
 
     match = comparison.matches[row]
     if match.a is not None and match.b is not None:
-        return ("a", "b", *PAIR_METHODS, "exclude")
+        return ("a", "b", *CONSENSUS_PAIR_METHODS, "exclude")
     return ("a" if match.a is not None else "b", "exclude")
 
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
-
-AGGREGATIONS = ("volume_weighted_mean", "largest", "mean")
-DEFAULT_AGGREGATION = "volume_weighted_mean"
+from .options import AGGREGATIONS, DEFAULT_AGGREGATION
 
 
 def aggregate(values: np.ndarray, volumes_mm3: np.ndarray, method: str = DEFAULT_AGGREGATION) -> np.ndarray:

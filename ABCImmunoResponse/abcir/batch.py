@@ -2,14 +2,11 @@
 
     abcir batch --cohort cohort.csv --out DIR [--jobs N] [--scheduler tcp://host:port]
 
-The cohort table has one row per patient: ``patient_id``, ``ct`` (a CT file or
-DICOM folder) and ``lesions`` (a ``.seg.nrrd``, a label map, or mask files
-separated by ``;``), paths relative to the table's folder; optionally ``sites``
-(a ``label,site`` CSV), the four clinical facts (``prior_lines_ge2``,
-``metastatic_sites_ge3``, ``visceral``, ``tnbc``: 0/1), the outcomes
-(``response``, ``pfs_months``, ``pfs_event``) and any other columns, which are
-carried into the predictions as clinical variables (``abcir make-cohort``
-writes such a table).
+The cohort table is the one ``abcir train`` reads and ``abcir make-cohort``
+writes (format: ``abcir.cohort_table``). Batch needs ``patient_id``, ``ct`` and
+``lesions`` in every row; the clinical facts, when a row gives them, feed the
+clinical and combined models; the outcomes and every other column are carried
+into predictions.csv, the outcomes and facts as 1/0.
 
 What DIR holds::
 
@@ -21,11 +18,12 @@ What DIR holds::
     batch.json           what the last run used (cohort, models, software) and counted
 
 Resuming: a patient is done when its ``patients/<id>.json`` exists, reads back,
-and was made from the same cohort row, input files (size and modification
-time), models and software; any other patient is (re)computed. Every file is
-written under a temporary name and renamed, so a run killed at any moment
-leaves whole files only (and temporaries, which the next run deletes), and the
-next run finishes what is missing. Lesions finished before the kill come from
+and was made from the same cohort row (as ``cohort_table.cohort_cells`` writes
+it), input files (size and modification time), models and software; any other
+patient is (re)computed. Every file is written under a temporary name and
+renamed, so a run killed at any moment leaves whole files only (and
+temporaries, which the next run deletes), and the next run finishes what is
+missing. Lesions finished before the kill come from
 the cache. Two runs must not write into the same DIR at the same time.
 
 A failing patient (unreadable CT, lesion refused by pyradiomics, ...) is listed
@@ -63,7 +61,7 @@ import pandas as pd
 
 from . import __version__
 from .bundle import BundleError, WeightBundle, bundled_bundle, load_bundle
-from .clinical import CLINICAL_ENCODING, ClinicalFacts
+from .cohort_table import OUTCOME_COLUMNS, PATH_COLUMNS, CohortRow, CohortTable, cohort_cells, read_cohort
 from .errors import InputError
 from .feature_cache import FeatureCache, cache_key
 from .feature_table import LESION_COLUMNS
@@ -85,8 +83,8 @@ from .imaging import read_ct
 from .lesions import Lesion, load_lesions
 from .models import MODEL_KINDS
 from .parallel import single_threaded_blas, worker_pool
-from .patient_ids import refuse_duplicate_ids
 from .prediction import CTIdentity, predict_features
+from .records import to_json_dict, write_json
 
 RECORD_SCHEMA = "abcir.batch_patient"
 RECORD_SCHEMA_VERSION = 1
@@ -97,37 +95,12 @@ FEATURES_CSV = "features.csv"
 PREDICTIONS_CSV = "predictions.csv"
 FAILURES_CSV = "failures.csv"
 MANIFEST = "batch.json"
-REQUIRED_COLUMNS = ("patient_id", "ct", "lesions")
-PATH_COLUMNS = ("ct", "lesions", "sites")
-OUTCOME_COLUMNS = ("response", "pfs_months", "pfs_event")
 # Columns of a cohort table that are neither inputs nor clinical variables of the predictions file.
 NOT_VARIABLES = ("best_response",)
 FAILURE_COLUMNS = ("patient_id", "stage", "error", "reason")
-_TRUE = frozenset({"1", "yes", "true", "y"})
-_FALSE = frozenset({"0", "no", "false", "n"})
 
 # progress(patients done, patients to do, patient id, outcome "done" / "failed")
 BatchProgress = Callable[[int, int, str, str], None]
-
-
-@dataclass(frozen=True)
-class PatientSpec:
-    """One row of the cohort table, its paths resolved."""
-
-    patient_id: str
-    ct: Path
-    lesions: tuple[Path, ...]
-    sites: Path | None
-    clinical: ClinicalFacts | None
-    row: dict[str, str] = field(hash=False, compare=False)
-
-    @property
-    def file_name(self) -> str:
-        """A file name for this patient: the id where it is safe, else the id made safe plus a hash."""
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", self.patient_id)
-        if safe != self.patient_id or safe.startswith("."):
-            safe = f"{safe}-{hashlib.sha256(self.patient_id.encode()).hexdigest()[:8]}"
-        return safe
 
 
 @dataclass(frozen=True)
@@ -204,6 +177,32 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class BatchModel:
+    """A model of a batch run as ``batch.json`` records it."""
+
+    kind: str
+    bundle: str
+
+
+@dataclass(frozen=True)
+class BatchManifest:
+    """``batch.json``: what the last run used (cohort, models, software) and counted."""
+
+    cohort: str
+    abcir_version: str
+    software: dict[str, str]
+    models: tuple[BatchModel, ...]
+    notes: tuple[str, ...]
+    patients: int
+    finished: int
+    computed_this_run: int
+    failed: int
+    scheduler: str | None
+    jobs: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class BatchSummary:
     """What a batch run did, and where its tables are."""
 
@@ -220,47 +219,6 @@ class BatchSummary:
     seconds: float
 
 
-# --- The cohort table ------------------------------------------------------------------------
-
-def _fact(value: str, column: str, patient_id: str, path: Path) -> bool:
-    word = value.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise InputError(f"Cohort '{path}', patient '{patient_id}': column '{column}' is '{value}'; use 1 or 0.")
-
-
-def read_cohort(path: str | os.PathLike) -> list[PatientSpec]:
-    """The patients of a cohort table; paths relative to the table's folder."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise InputError(f"Cohort '{path}': cannot be read ({error}).") from error
-    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
-    if missing:
-        raise InputError(f"Cohort '{path}': columns {', '.join(missing)} are missing; a cohort table needs "
-                         f"{', '.join(REQUIRED_COLUMNS)} (paths relative to the table's folder).")
-    refuse_duplicate_ids(f"Cohort '{path}'", list(frame["patient_id"]))
-    has_clinical = all(column in frame.columns for column in CLINICAL_ENCODING)
-    folder = path.parent
-    patients = []
-    for row in frame.to_dict("records"):
-        patient_id = row["patient_id"].strip()
-        if not patient_id or not row["ct"].strip() or not row["lesions"].strip():
-            raise InputError(f"Cohort '{path}': a row has an empty patient_id, ct or lesions cell "
-                             f"(patient '{patient_id}').")
-        clinical = None
-        if has_clinical and all(row[column].strip() for column in CLINICAL_ENCODING):
-            clinical = ClinicalFacts(**{column: _fact(row[column], column, patient_id, path)
-                                        for column in CLINICAL_ENCODING})
-        lesions = tuple(folder / part.strip() for part in row["lesions"].split(";") if part.strip())
-        sites = folder / row["sites"].strip() if row.get("sites", "").strip() else None
-        patients.append(PatientSpec(patient_id, folder / row["ct"].strip(), lesions, sites, clinical, row))
-    return patients
-
-
 def _file_state(path: Path) -> list:
     """Name, size and modification time of a file, or of the files in a folder (a DICOM series)."""
     try:
@@ -273,7 +231,7 @@ def _file_state(path: Path) -> list:
         return [path.name, None]
 
 
-def _input_bytes(spec: PatientSpec) -> int:
+def _input_bytes(spec: CohortRow) -> int:
     """Size of a patient's input files: a rough measure of the work it takes."""
     total = 0
     for path in (spec.ct, *spec.lesions):
@@ -283,10 +241,14 @@ def _input_bytes(spec: PatientSpec) -> int:
     return total
 
 
-def patient_fingerprint(spec: PatientSpec, models: Sequence[ModelChoice]) -> str:
-    """SHA-256 of everything a patient's record depends on: row, input files, models, software."""
+def patient_fingerprint(spec: CohortRow, folder: Path, models: Sequence[ModelChoice]) -> str:
+    """SHA-256 of everything a patient's record depends on: row, input files, models, software.
+
+    The row counts as the table writes it, paths relative to the cohort's ``folder``, so a
+    cohort moved with its files keeps its finished patients.
+    """
     state = {
-        "row": dict(sorted(spec.row.items())),
+        "row": dict(sorted(cohort_cells(spec, folder).items())),
         "files": [_file_state(p) for p in (spec.ct, *spec.lesions, *([spec.sites] if spec.sites else []))],
         "models": [[model.kind, _bundle_identity(model.bundle)] for model in models],
         "software": software_versions(),
@@ -340,7 +302,7 @@ def choose_models(models: Sequence[str] | None = None,
 class PatientPlan:
     """A patient read and resampled: its lesions, what is cached, and what remains to compute."""
 
-    spec: PatientSpec
+    spec: CohortRow
     fingerprint: str
     lesions: list[Lesion]
     provenances: list[Provenance]
@@ -350,7 +312,7 @@ class PatientPlan:
     prepared: dict[int, PreparedLesion]
 
 
-def plan_patient(spec: PatientSpec, fingerprint: str, cache_folder: str | os.PathLike) -> PatientPlan:
+def plan_patient(spec: CohortRow, fingerprint: str, cache_folder: str | os.PathLike) -> PatientPlan:
     """Read the CT and lesions, take what the cache holds, resample the rest (any process)."""
     with single_threaded_blas():
         ct = read_ct(spec.ct)
@@ -416,7 +378,7 @@ def finish_patient(plan: PatientPlan, computed: dict[int, np.ndarray],
     return PatientRecord(plan.spec.patient_id, plan.fingerprint, lesions, predictions, errors)
 
 
-def compute_patient(spec: PatientSpec, fingerprint: str, cache_folder: str | os.PathLike,
+def compute_patient(spec: CohortRow, fingerprint: str, cache_folder: str | os.PathLike,
                     models: Sequence[ModelChoice]) -> PatientRecord:
     """A whole patient in one process; each lesion enters the cache as soon as it is computed."""
     plan = plan_patient(spec, fingerprint, cache_folder)
@@ -438,8 +400,12 @@ def _remove_temporaries(out: Path) -> None:
                 path.unlink(missing_ok=True)
 
 
-def _record_path(out: Path, spec: PatientSpec) -> Path:
-    return out / PATIENTS_FOLDER / f"{spec.file_name}.json"
+def _record_path(out: Path, spec: CohortRow) -> Path:
+    """``patients/<id>.json``: the id where it is a safe file name, else the id made safe plus a hash."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", spec.patient_id)
+    if safe != spec.patient_id or safe.startswith("."):
+        safe = f"{safe}-{hashlib.sha256(spec.patient_id.encode()).hexdigest()[:8]}"
+    return out / PATIENTS_FOLDER / f"{safe}.json"
 
 
 def read_record(path: Path) -> PatientRecord | None:
@@ -450,7 +416,7 @@ def read_record(path: Path) -> PatientRecord | None:
         return None
 
 
-def _finished(out: Path, spec: PatientSpec, fingerprint: str) -> PatientRecord | None:
+def _finished(out: Path, spec: CohortRow, fingerprint: str) -> PatientRecord | None:
     record = read_record(_record_path(out, spec))
     if record is None or record.fingerprint != fingerprint or record.patient_id != spec.patient_id:
         return None
@@ -473,21 +439,26 @@ def features_table(records: Iterable[PatientRecord]) -> pd.DataFrame:
                       pd.DataFrame(matrix, columns=list(feature_names()))], axis=1)
 
 
-def predictions_table(specs: Sequence[PatientSpec], records: dict[str, PatientRecord],
+def predictions_table(cohort: CohortTable, records: dict[str, PatientRecord],
                       kinds: Sequence[str]) -> pd.DataFrame:
-    """One row per finished patient: id, outcomes, ``<model>_score``/``_probability``, clinical variables."""
+    """One row per finished patient: id, outcomes, ``<model>_score``/``_probability``, clinical variables.
+
+    Outcomes and facts are written as the cohort table writes them (1/0), so that
+    ``abcir evaluate`` reads whatever yes/no spelling the cohort used.
+    """
     rows = []
-    for spec in specs:
+    for spec in cohort.rows:
         record = records.get(spec.patient_id)
         if record is None:
             continue
+        cells = cohort_cells(spec, cohort.folder)
         row: dict = {"patient_id": spec.patient_id}
-        row.update({column: spec.row[column] for column in OUTCOME_COLUMNS if column in spec.row})
+        row.update({column: cells.get(column, "") for column in OUTCOME_COLUMNS if cohort.has(column)})
         for kind in kinds:
             prediction = record.predictions.get(kind)
             row[f"{kind}_score"] = prediction["score"] if prediction else ""
             row[f"{kind}_probability"] = prediction["probability"] if prediction else ""
-        row.update({column: value for column, value in spec.row.items()
+        row.update({column: value for column, value in cells.items()
                     if column not in ("patient_id", *PATH_COLUMNS, *OUTCOME_COLUMNS, *NOT_VARIABLES)})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -514,8 +485,8 @@ def _failure(patient_id: str, error: BaseException) -> Failure:
 
 # --- Running ---------------------------------------------------------------------------------------
 
-def _run_local(todo: list[tuple[PatientSpec, str]], cache: Path, models: Sequence[ModelChoice], jobs: int,
-               finished: Callable[[PatientSpec, PatientRecord | None, BaseException | None], None]) -> None:
+def _run_local(todo: list[tuple[CohortRow, str]], cache: Path, models: Sequence[ModelChoice], jobs: int,
+               finished: Callable[[CohortRow, PatientRecord | None, BaseException | None], None]) -> None:
     if jobs <= 1 or len(todo) <= 1:
         for spec, fingerprint in todo:
             try:
@@ -534,8 +505,8 @@ def _run_local(todo: list[tuple[PatientSpec, str]], cache: Path, models: Sequenc
         finished(futures[future], None if error else future.result(), error)
 
 
-def _run_dask(todo: list[tuple[PatientSpec, str]], cache: Path, models: Sequence[ModelChoice], scheduler: str,
-              finished: Callable[[PatientSpec, PatientRecord | None, BaseException | None], None]) -> None:
+def _run_dask(todo: list[tuple[CohortRow, str]], cache: Path, models: Sequence[ModelChoice], scheduler: str,
+              finished: Callable[[CohortRow, PatientRecord | None, BaseException | None], None]) -> None:
     try:
         from distributed import Client
         from distributed import as_completed as dask_completed
@@ -622,7 +593,8 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
     start = time.monotonic()
     if jobs < 1:
         raise InputError(f"Jobs {jobs}: give 1 or more parallel processes.")
-    specs = read_cohort(cohort)
+    patients = read_cohort(cohort)
+    specs = patients.rows
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"Output '{out}' is a file; give a folder for the batch.")
@@ -633,7 +605,7 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
     records: dict[str, PatientRecord] = {}
     todo = []
     for spec in specs:
-        fingerprint = patient_fingerprint(spec, choices)
+        fingerprint = patient_fingerprint(spec, patients.folder, choices)
         record = _finished(out, spec, fingerprint)
         if record is None:
             todo.append((spec, fingerprint))
@@ -642,7 +614,7 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
     failures: list[Failure] = []
     done = 0
 
-    def finished(spec: PatientSpec, record: PatientRecord | None, error: BaseException | None) -> None:
+    def finished(spec: CohortRow, record: PatientRecord | None, error: BaseException | None) -> None:
         nonlocal done
         done += 1
         if record is None:
@@ -669,15 +641,14 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
     parquet = atomic_write(out / FEATURES_PARQUET, lambda name: table.to_parquet(name, index=False))
     features_csv = atomic_write_text(out / FEATURES_CSV, _csv_text(table))
     kinds = [choice.kind for choice in choices]
-    predictions_csv = atomic_write_text(out / PREDICTIONS_CSV, _csv_text(predictions_table(specs, records, kinds))) \
+    predictions_csv = atomic_write_text(out / PREDICTIONS_CSV, _csv_text(predictions_table(patients, records, kinds))) \
         if kinds else None
     failures_csv = atomic_write_text(out / FAILURES_CSV, _failures_text(failures))
     seconds = time.monotonic() - start
-    atomic_write_text(out / MANIFEST, json.dumps({
-        "cohort": str(Path(cohort).resolve()), "abcir_version": __version__, "software": software_versions(),
-        "models": [{"kind": choice.kind, "bundle": str(choice.bundle)} for choice in choices], "notes": notes,
-        "patients": len(specs), "finished": len(ordered), "computed_this_run": len(todo) - sum(
-            failure.stage == "extract" for failure in failures), "failed": len(failures),
-        "scheduler": scheduler, "jobs": jobs, "seconds": round(seconds, 3)}, indent=2) + "\n")
-    return BatchSummary(out, len(specs), len(ordered), len(todo) - sum(f.stage == "extract" for f in failures),
-                        tuple(failures), tuple(kinds), parquet, features_csv, predictions_csv, failures_csv, seconds)
+    computed = len(todo) - sum(failure.stage == "extract" for failure in failures)
+    write_json(out / MANIFEST, to_json_dict(BatchManifest(
+        str(Path(cohort).resolve()), __version__, software_versions(),
+        tuple(BatchModel(choice.kind, str(choice.bundle)) for choice in choices), tuple(notes), len(specs),
+        len(ordered), computed, len(failures), scheduler, jobs, round(seconds, 3))))
+    return BatchSummary(out, len(specs), len(ordered), computed, tuple(failures), tuple(kinds), parquet,
+                        features_csv, predictions_csv, failures_csv, seconds)

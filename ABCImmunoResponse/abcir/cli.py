@@ -1,8 +1,15 @@
 """The ``abcir`` command line: everything the Slicer panel does, for scripts and CI.
 
-Each sub-command lives with the code it drives and registers itself through an
-``add_cli(subparsers)`` function; this module only assembles them and turns
-``InputError`` into a one-line message and exit code 2.
+Each sub-command is a module of ``abcir.commands`` with two functions:
+``add_cli(subparsers)`` declares its options, and ``run(args)`` does the work.
+A command module imports, at its top, only modules that import nothing heavy
+(``abcir.options``, ``abcir.clinical``, ``abcir.sites``, ``abcir.recist``, the
+standard library); ``run`` imports what the command needs (numpy, SimpleITK,
+pyradiomics, pandas, highdicom, ...). Every invocation builds the whole parser,
+so ``abcir --help`` and ``abcir COMMAND --help`` start in tens of milliseconds
+and a command imports only what it uses (``Testing/core/test_cli_startup.py``
+checks it). This module only assembles the commands and turns ``InputError``
+into a one-line message and exit code 2.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ COMMAND_MODULES = (
     "abcir.commands.predict",
     "abcir.commands.dicom_series",
     "abcir.commands.export_dicom",
-    "abcir.evaluation",
+    "abcir.commands.evaluate",
     "abcir.commands.make_cohort",
     "abcir.commands.train",
     "abcir.commands.demo",

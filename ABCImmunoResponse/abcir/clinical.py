@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Meaning of a 1 in each position of the clinical vector (0 is the other category).
 CLINICAL_ENCODING: dict[str, str] = {
@@ -66,6 +68,8 @@ class ClinicalFacts:
 
     def vector(self) -> np.ndarray:
         """The facts as 0/1 in ``CLINICAL_ENCODING`` order, the models' clinical input."""
+        import numpy as np  # here, not at the top: the command line reads this module's words before any work
+
         return np.array([float(getattr(self, name)) for name in CLINICAL_ENCODING])
 
     def to_tokens(self) -> list[str]:

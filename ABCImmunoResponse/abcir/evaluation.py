@@ -15,7 +15,6 @@ only, and counted.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from .cohort_table import check_binary, numeric_column, rows_text
 from .errors import InputError
 from .report import write_report
 from .report.html import REPORT_FILE
@@ -56,8 +56,6 @@ PROBABILITY_SUFFIX = "_probability"
 METRICS_FILE = "metrics.json"
 #: Cells read as missing, besides an empty cell.
 MISSING_TOKENS = ("NA", "N/A", "NaN", "nan", "null", "NULL", "None", ".")
-#: At most this many offending rows are listed in an error message.
-ROWS_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -154,45 +152,6 @@ class Evaluation:
 # ----------------------------------------------------------------------------- reading
 
 
-def _rows_text(frame: pd.DataFrame, mask: pd.Series, values: pd.Series | None = None) -> str:
-    """'rows 3, 7 (patient_id P002, P006)': spreadsheet row numbers, the header being row 1."""
-    index = np.flatnonzero(mask.to_numpy())
-    shown = index[:ROWS_LISTED]
-    rows = ", ".join(str(i + 2) for i in shown)
-    extra = f" and {index.size - shown.size} more" if index.size > shown.size else ""
-    details = []
-    if ID_COLUMN in frame.columns:
-        ids = ", ".join(str(frame[ID_COLUMN].iloc[i]) for i in shown)
-        details.append(f"{ID_COLUMN} {ids}")
-    if values is not None:
-        details.append("values " + ", ".join(repr(values.iloc[i]) for i in shown))
-    noun = "row" if index.size == 1 else "rows"
-    return f"{noun} {rows}{extra} ({'; '.join(details)})"
-
-
-def _numeric(frame: pd.DataFrame, column: str, source: Path, what: str) -> pd.Series:
-    """Parse a column as finite numbers, naming the rows that hold anything else."""
-    raw = frame[column]
-    parsed = pd.to_numeric(raw, errors="coerce")
-    bad = raw.notna() & (parsed.isna() | ~np.isfinite(parsed.fillna(0.0)))
-    if bad.any():
-        raise InputError(
-            f"{source.name}: column '{column}' must hold {what}; not a finite number in "
-            f"{_rows_text(frame, bad, raw)}. Fix or empty those cells."
-        )
-    return parsed.astype(float)
-
-
-def _check_binary(frame: pd.DataFrame, values: pd.Series, column: str, source: Path,
-                  meaning: str) -> None:
-    bad = values.notna() & ~values.isin([0.0, 1.0])
-    if bad.any():
-        raise InputError(
-            f"{source.name}: column '{column}' must be {meaning}; other values in "
-            f"{_rows_text(frame, bad, frame[column])}."
-        )
-
-
 def read_predictions(path: str | Path) -> PredictionTable:
     """Read and validate a predictions CSV; every problem is an ``InputError`` naming rows."""
     source = Path(path)
@@ -220,15 +179,15 @@ def read_predictions(path: str | Path) -> PredictionTable:
                          "log-odds column like 'radiomics_score'.")
     missing_id = raw[ID_COLUMN].isna()
     if missing_id.any():
-        raise InputError(f"{source.name}: {ID_COLUMN} is empty in {_rows_text(raw, missing_id)}.")
+        raise InputError(f"{source.name}: {ID_COLUMN} is empty in {rows_text(raw, missing_id)}.")
     duplicated = raw[ID_COLUMN].duplicated(keep=False)
     if duplicated.any():
         raise InputError(f"{source.name}: {ID_COLUMN} must be unique; repeated in "
-                         f"{_rows_text(raw, duplicated)}.")
+                         f"{rows_text(raw, duplicated)}.")
 
     frame = raw.copy()
-    frame[RESPONSE_COLUMN] = _numeric(raw, RESPONSE_COLUMN, source, "1 (CR/PR) or 0 (SD/PD)")
-    _check_binary(raw, frame[RESPONSE_COLUMN], RESPONSE_COLUMN, source, "1 (CR/PR) or 0 (SD/PD)")
+    frame[RESPONSE_COLUMN] = numeric_column(raw, RESPONSE_COLUMN, source.name, "1 (CR/PR) or 0 (SD/PD)")
+    check_binary(raw, frame[RESPONSE_COLUMN], RESPONSE_COLUMN, source.name, "1 (CR/PR) or 0 (SD/PD)")
     classes = frame[RESPONSE_COLUMN].dropna().unique()
     if classes.size < 2:
         only = "no values" if classes.size == 0 else f"only the value {int(classes[0])}"
@@ -244,26 +203,26 @@ def read_predictions(path: str | Path) -> PredictionTable:
         raise InputError(f"{source.name} has '{present}' but no '{absent}'; survival analysis "
                          "needs both (or remove both to skip it).")
     if has_time:
-        frame[TIME_COLUMN] = _numeric(raw, TIME_COLUMN, source, "PFS in months")
+        frame[TIME_COLUMN] = numeric_column(raw, TIME_COLUMN, source.name, "PFS in months")
         not_positive = frame[TIME_COLUMN].notna() & (frame[TIME_COLUMN] <= 0)
         if not_positive.any():
             raise InputError(f"{source.name}: column '{TIME_COLUMN}' must be > 0 months; not so "
-                             f"in {_rows_text(raw, not_positive, raw[TIME_COLUMN])}.")
-        frame[EVENT_COLUMN] = _numeric(raw, EVENT_COLUMN, source, "1 (progression/death) or 0")
-        _check_binary(raw, frame[EVENT_COLUMN], EVENT_COLUMN, source,
-                      "1 (progression or death) or 0 (censored)")
+                             f"in {rows_text(raw, not_positive, raw[TIME_COLUMN])}.")
+        frame[EVENT_COLUMN] = numeric_column(raw, EVENT_COLUMN, source.name, "1 (progression/death) or 0")
+        check_binary(raw, frame[EVENT_COLUMN], EVENT_COLUMN, source.name,
+                     "1 (progression or death) or 0 (censored)")
 
     for model in models:
         score_column = model + SCORE_SUFFIX
-        frame[score_column] = _numeric(raw, score_column, source, "log-odds numbers")
+        frame[score_column] = numeric_column(raw, score_column, source.name, "log-odds numbers")
         probability_column = model + PROBABILITY_SUFFIX
         if probability_column in raw.columns:
-            probability = _numeric(raw, probability_column, source, "probabilities")
+            probability = numeric_column(raw, probability_column, source.name, "probabilities")
             outside = probability.notna() & ((probability < 0) | (probability > 1))
             if outside.any():
                 raise InputError(
                     f"{source.name}: column '{probability_column}' must lie in [0, 1]; "
-                    f"outside it in {_rows_text(raw, outside, raw[probability_column])}."
+                    f"outside it in {rows_text(raw, outside, raw[probability_column])}."
                 )
             frame[probability_column] = probability
 
@@ -554,43 +513,3 @@ def run_evaluate(predictions: str | Path, out: str | Path, subgroups: list[str] 
     report_path = write_report(evaluation, out_dir)
     return metrics_path, report_path
 
-
-def _cutoff_argument(text: str) -> float | None:
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is neither 'auto' nor a number (a score, in log-odds)") from error
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"cut-off '{text}' must be a finite number")
-    return value
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``abcir evaluate``."""
-    parser = subparsers.add_parser(
-        "evaluate", help="AUC, calibration, decision curves, survival and a report for predictions",
-        description=("Compute every statistic of the paper (AUC with DeLong CI, Table 2 metrics, "
-                     "calibration, decision curves, maxstat cut-off, Kaplan-Meier, HR, C-index, "
-                     "subgroups) and write metrics.json and report.html."))
-    parser.add_argument("predictions",
-                        help="CSV: patient_id, response, [pfs_months, pfs_event], <model>_score, "
-                             "[<model>_probability], clinical columns")
-    parser.add_argument("--out", required=True, help="folder for metrics.json, report.html, PNGs")
-    parser.add_argument("--subgroup", nargs="+", action="extend", default=[], metavar="COLUMN",
-                        help="clinical column(s) to compute subgroup AUCs over")
-    parser.add_argument("--cutoff", type=_cutoff_argument, default=None, metavar="auto|NUMBER",
-                        help="risk cut-off on the score: 'auto' (default) chooses it by maximally "
-                             "selected log-rank statistic; a number applies a fixed cut-off, "
-                             "e.g. one chosen on a training set")
-    parser.add_argument("--force", action="store_true", help="overwrite an earlier report in --out")
-    parser.set_defaults(handler=_run_command)
-
-
-def _run_command(args: argparse.Namespace) -> int:
-    metrics_path, report_path = run_evaluate(args.predictions, args.out, args.subgroup,
-                                             args.cutoff, args.force)
-    print(f"Wrote {metrics_path} and {report_path}")
-    return 0

@@ -18,8 +18,9 @@ How the same values come faster than from ``execute``:
 * the shape class's mesh diameters are searched on the convex hull instead of
   over every pair of mesh vertices (``abcir.shape_mesh``: same doubles);
 * the work of a lesion is split into independent pieces (shape and each of the
-  12 filtered images), which ``jobs`` > 1 runs in parallel worker processes
-  (``abcir.parallel``) while the next lesion is resampled and filtered.
+  12 filtered images), which ``jobs`` > 1 shares between worker processes
+  (``abcir.parallel``), started before the CT is read, and this process, which
+  resamples and filters the next lesion meanwhile.
 
 Everything after resampling is pyradiomics' own code with the same inputs.
 Settings outside what this reproduces (see ``fast_path_blocker``) fall back to
@@ -31,7 +32,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -50,7 +53,7 @@ from . import __version__
 from .errors import InputError
 from .imaging import file_sha256, voxel_hash
 from .lesions import Lesion
-from .parallel import discard_pool, single_threaded_blas, worker_pool
+from .parallel import discard_pool, extraction_pool, extraction_workers, single_threaded_blas
 from .radiomics_log import quiet_radiomics
 from .resampling import (
     mask_bounding_box,
@@ -60,6 +63,7 @@ from .resampling import (
 )
 from .resources import parameter_file, resources_dir
 from .shape_mesh import mesh_coefficients
+from .texture_matrices import with_numpy_matrices
 
 if TYPE_CHECKING:
     from .feature_cache import FeatureCache
@@ -143,11 +147,6 @@ class LesionFeatures:
 def _extractor() -> RadiomicsFeatureExtractor:
     with quiet_radiomics():
         return RadiomicsFeatureExtractor(str(parameter_file()))
-
-
-def _load_extractor() -> None:
-    """Build this process' extractor (run once in each worker, before any lesion arrives)."""
-    _extractor()
 
 
 def fast_path_blocker(extractor: RadiomicsFeatureExtractor | None = None) -> str | None:
@@ -380,14 +379,18 @@ def _shared_binning(feature_class: type, shared: dict) -> type:
 
 def _image_type_features(extractor: RadiomicsFeatureExtractor, image: sitk.Image, mask: sitk.Image,
                          image_type_name: str, **kwargs) -> dict:
-    """``RadiomicsFeatureExtractor.computeFeatures`` with one discretisation for all classes."""
+    """``RadiomicsFeatureExtractor.computeFeatures`` with one discretisation for all classes.
+
+    GLCM, GLRLM, GLDM and NGTDM compute their matrices in numpy (``abcir.texture_matrices``,
+    the same matrices as pyradiomics' C code, faster).
+    """
     features = {}
     classes = getFeatureClasses()
     shared: dict = {}
     for class_name, names in extractor.enabledFeatures.items():
         if class_name.startswith("shape") or class_name not in classes:
             continue
-        instance = _shared_binning(classes[class_name], shared)(image, mask, **kwargs)
+        instance = _shared_binning(with_numpy_matrices(classes[class_name]), shared)(image, mask, **kwargs)
         for name in names or ():
             instance.enableFeatureByName(name)
         for name, value in instance.execute().items():
@@ -525,20 +528,99 @@ def lesion_provenances(ct: sitk.Image, lesions: Sequence[Lesion]) -> list[Proven
         return [provenance() for provenance in _provenance_futures(hashing, ct, lesions)]
 
 
+class _SharedPieces:
+    """Lesion pieces shared between the workers and this process.
+
+    A piece goes to a worker only when one is free (from the pool's result
+    callback, while this process goes on preparing), so none waits in a busy
+    worker's queue; the pieces no worker has taken, this process computes, last
+    queued first (``results``). So this process never waits while a worker
+    starts or is busy, and the last pieces of a patient finish together: a piece
+    held back in a worker's queue made a 250 mL lesion finish 1.1 s after this
+    process had run out of work. Whoever computes a piece, it is
+    ``compute_input`` on the same input.
+    """
+
+    def __init__(self, pool: Executor, workers: int):
+        self.pool = pool
+        self.free = workers
+        self.lock = threading.Lock()
+        self.waiting: deque[tuple[int, FeatureInput]] = deque()  # (lesion index, piece), no worker has it
+        self.given: list[tuple[int, Future]] = []
+
+    def put(self, lesion: int, piece: FeatureInput) -> None:
+        with self.lock:
+            self.waiting.append((lesion, piece))
+        self._give()
+
+    def _give(self) -> None:
+        """Hand waiting pieces to free workers (this thread, or the pool's thread when a piece returns)."""
+        while True:
+            with self.lock:
+                if not self.waiting or self.free <= 0:
+                    return
+                lesion, piece = self.waiting.popleft()
+                try:
+                    future = self.pool.submit(compute_input, piece)
+                except BaseException:  # a broken or closed pool: no more for the workers, this process computes
+                    self.waiting.appendleft((lesion, piece))
+                    self.free = 0
+                    raise
+                self.free -= 1
+                self.given.append((lesion, future))
+            future.add_done_callback(self._returned)  # not under the lock: runs here if already done
+
+    def _returned(self, future: Future) -> None:
+        with self.lock:
+            self.free += 1
+        if not future.cancelled():
+            self._give()
+
+    def results(self) -> Iterator[tuple[int, dict]]:
+        """(lesion index, features of one piece) for every piece, as each is computed here or by a worker."""
+        while True:
+            with self.lock:
+                finished = [item for item in self.given if item[1].done()]
+                for item in finished:
+                    self.given.remove(item)
+                taken = self.waiting.pop() if self.waiting and not finished else None
+                running = [future for _, future in self.given]
+            for lesion, future in finished:
+                yield lesion, future.result()
+            if taken is not None:
+                yield taken[0], compute_input(taken[1])
+            elif not finished:
+                if not running:
+                    return
+                wait(running, return_when=FIRST_COMPLETED)
+
+    def cancel(self) -> None:
+        """Give no more pieces to the workers and cancel those not started (after an error)."""
+        with self.lock:
+            self.free = -len(self.given)
+            self.waiting.clear()
+            given = list(self.given)
+        for _, future in given:
+            future.cancel()
+
+
 @quiet_radiomics()
 def extract_lesions(ct: sitk.Image, lesions: Sequence[Lesion], patient_id: str, jobs: int = 1,
                     progress: ProgressCallback | None = None, cache: FeatureCache | None = None,
                     backend: str = "process") -> list[LesionFeatures]:
     """Features of each lesion of one patient.
 
-    ``jobs`` > 1 spreads the work over that many workers (processes by
-    default; ``backend="thread"`` keeps everything in this process): this
-    process hashes, resamples and filters each lesion and queues its pieces
-    (shape first, each as soon as its filter has run), so the workers compute
-    one lesion while the next is prepared. ``cache`` (a ``FeatureCache``;
-    None means $ABCIR_FEATURE_CACHE when set) returns lesions extracted
-    before, keyed by CT voxels, mask voxels, parameter file and software
-    versions; only the others are computed (and added to it).
+    ``jobs`` > 1 computes with that many processes: this one and ``jobs - 1``
+    workers (``abcir.parallel.extraction_pool``: processes by default;
+    ``backend="thread"`` keeps everything in this process). This process
+    hashes, resamples and filters each lesion and queues its 13 pieces (shape,
+    original, 3 LoG, 8 wavelet bands), each as soon as its filter has run, so
+    that the workers compute one lesion while the next is prepared; once every
+    lesion is queued it computes the pieces no worker has taken
+    (``_SharedPieces``). ``cache`` (a ``FeatureCache``; None means
+    $ABCIR_FEATURE_CACHE when set) returns lesions extracted before, keyed by
+    CT voxels, mask voxels, parameter file and software versions; only the
+    others are computed (and added to it).
     """
     if cache is None:
         from .feature_cache import FeatureCache
@@ -550,12 +632,12 @@ def extract_lesions(ct: sitk.Image, lesions: Sequence[Lesion], patient_id: str, 
     blocker = fast_path_blocker()
     if blocker:
         log.info("Stock pyradiomics execute is used: %s.", blocker)
-    pool = worker_pool(jobs, backend) if jobs > 1 and not blocker else None
-    # Reach every worker now: a new one imports pyradiomics while this process hashes and resamples.
-    warm = [pool.submit(_load_extractor) for _ in range(jobs)] if pool else []
+    pool = extraction_pool(jobs, backend) if not blocker else None
+    shared = _SharedPieces(pool, extraction_workers(jobs)) if pool is not None else None
     provenances: dict[int, Provenance] = {}
     values: dict[int, np.ndarray] = {}
-    pending: dict[int, list[Future]] = {}
+    computed: dict[int, dict] = {}
+    piece_counts: dict[int, int] = {}
 
     def done(index: int, lesion_values_: np.ndarray, from_cache: bool = False) -> None:
         values[index] = lesion_values_
@@ -568,28 +650,32 @@ def extract_lesions(ct: sitk.Image, lesions: Sequence[Lesion], patient_id: str, 
         with ThreadPoolExecutor(max_workers=2) as hashing, single_threaded_blas():
             provenance_of = _provenance_futures(hashing, ct, lesions)
             for index, lesion in enumerate(lesions):
-                provenances[index] = provenance_of[index]()
-                cached = cache.get(provenances[index]) if cache is not None else None
-                if cached is not None:
-                    done(index, cached, from_cache=True)
-                elif pool is None:  # one worker, or settings the fast engine does not reproduce
+                if cache is not None:
+                    provenances[index] = provenance_of[index]()
+                    cached = cache.get(provenances[index])
+                    if cached is not None:
+                        done(index, cached, from_cache=True)
+                        continue
+                if shared is None:  # one job, or settings the fast engine does not reproduce
                     done(index, engine_values(ct, lesion.mask, lesion.lesion_id))
-                else:
-                    pieces = feature_inputs(prepare_lesion(ct, lesion.mask, lesion.lesion_id))
-                    pending[index] = [pool.submit(compute_input, piece) for piece in pieces]
-            for future in warm:
-                future.result()
-            for index, futures in pending.items():
-                result: dict = {}
-                for future in futures:
-                    result.update(future.result())
-                done(index, ordered_values(result, lesions[index].lesion_id))
+                    continue
+                computed[index], piece_counts[index] = {}, 0
+                for piece in feature_inputs(prepare_lesion(ct, lesion.mask, lesion.lesion_id)):
+                    shared.put(index, piece)
+                    piece_counts[index] += 1
+            for index, features in (shared.results() if shared is not None else ()):
+                computed[index].update(features)
+                piece_counts[index] -= 1
+                if piece_counts[index] == 0:
+                    done(index, ordered_values(computed.pop(index), lesions[index].lesion_id))
+            # Without a cache nothing waited for the hashes: SHA-256 of the CT ran beside the extraction.
+            provenances.update({index: provenance_of[index]() for index in range(len(lesions))
+                                if index not in provenances})
     except BrokenProcessPool:
         discard_pool(pool)
         raise
     finally:
-        for futures in pending.values():
-            for future in futures:
-                future.cancel()
+        if shared is not None:
+            shared.cancel()
     return [LesionFeatures(patient_id, lesion, values[index], provenances[index])
             for index, lesion in enumerate(lesions)]

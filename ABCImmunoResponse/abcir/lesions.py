@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 # Direction cosines that differ by less than this are the same direction (rounding in file headers).
 DIRECTION_TOLERANCE = 1e-4
 GEOMETRY_TOLERANCE_MM = 1e-3
+# A mask voxel whose centre is this close (in voxels) to a CT voxel centre is that CT voxel: far from the half
+# voxel where nearest-neighbour resampling would choose between two.
+GRID_MATCH_VOXELS = 1e-3
 
 
 @dataclass
@@ -102,7 +105,7 @@ def align_to_ct(name: str, mask: sitk.Image, ct: sitk.Image) -> sitk.Image:
     if mask.GetPixelID() == sitk.sitkUInt8 and values.max(initial=0) <= 1:
         binary = mask  # already 0/1 uint8 (segmentations): no copy of a CT-sized volume
     else:
-        binary = sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8)
+        binary = _as_mask(mask, values != 0)
     count = int(np.count_nonzero(sitk.GetArrayViewFromImage(binary)))
     if count == 0:
         raise InputError(f"Lesion '{name}': the mask is empty (no voxels). Draw the lesion or remove the segment.")
@@ -110,7 +113,11 @@ def align_to_ct(name: str, mask: sitk.Image, ct: sitk.Image) -> sitk.Image:
         aligned = binary
     else:
         _check_direction(name, binary, ct)
-        aligned = sitk.Resample(binary, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        offset = _offset_on_ct_grid(binary, ct)
+        if offset is None:
+            aligned = sitk.Resample(binary, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        else:
+            aligned = _paste_on_ct(binary, offset, ct)
         aligned_count = int(np.count_nonzero(sitk.GetArrayViewFromImage(aligned)))
         if aligned_count == 0:
             raise InputError(f"Lesion '{name}': the mask does not overlap the CT in physical space; it was drawn "
@@ -125,10 +132,57 @@ def align_to_ct(name: str, mask: sitk.Image, ct: sitk.Image) -> sitk.Image:
     return aligned
 
 
+def _as_mask(image: sitk.Image, inside: np.ndarray) -> sitk.Image:
+    """``inside`` (True or False per voxel of ``image``, numpy order) as a uint8 0/1 mask on ``image``'s grid.
+
+    What ``sitk.Cast(sitk.NotEqual(...))`` or ``sitk.Equal`` give, in a tenth of their time on a CT-sized grid.
+    """
+    mask = sitk.GetImageFromArray(inside.view(np.uint8))
+    mask.CopyInformation(image)
+    return mask
+
+
+def _offset_on_ct_grid(mask: sitk.Image, ct: sitk.Image) -> np.ndarray | None:
+    """The CT index (x, y, z) of the mask's first voxel when the mask's voxels are CT voxels (a crop of the CT's
+    grid, or a grid reaching beyond it); None otherwise.
+
+    Nearest-neighbour resampling then copies each mask voxel to the CT voxel at the same place: the check
+    requires every mask voxel centre to lie within ``GRID_MATCH_VOXELS`` of a CT voxel centre, checked at the
+    corners of the mask's grid (the map between the grids is affine, so the corners bound the rest).
+    """
+    size = np.array(mask.GetSize())
+    first = np.array(ct.TransformPhysicalPointToContinuousIndex(mask.TransformIndexToPhysicalPoint((0, 0, 0))))
+    offset = np.round(first)
+    for corner in np.ndindex(2, 2, 2):
+        index = np.array(corner) * (size - 1)
+        on_ct = ct.TransformPhysicalPointToContinuousIndex(mask.TransformIndexToPhysicalPoint(index.tolist()))
+        if not (np.abs(np.array(on_ct) - (offset + index)) <= GRID_MATCH_VOXELS).all():  # NaN: ITK found no inverse
+            return None
+    return offset.astype(int)
+
+
+def _paste_on_ct(mask: sitk.Image, offset: np.ndarray, ct: sitk.Image) -> sitk.Image:
+    """The part of ``mask`` inside the CT, on the CT grid, ``mask``'s first voxel at CT index ``offset``."""
+    mask_size, ct_size = np.array(mask.GetSize()), np.array(ct.GetSize())
+    start, stop = np.maximum(offset, 0), np.minimum(offset + mask_size, ct_size)
+    inside = np.zeros(ct_size[::-1], dtype=bool)
+    if (start < stop).all():
+        ct_box = tuple(slice(a, b) for a, b in zip(start[::-1], stop[::-1]))
+        mask_box = tuple(slice(a, b) for a, b in zip((start - offset)[::-1], (stop - offset)[::-1]))
+        inside[ct_box] = sitk.GetArrayViewFromImage(mask)[mask_box] != 0
+    return _as_mask(ct, inside)
+
+
+def _nonzero_values(image: sitk.Image) -> np.ndarray:
+    """The distinct non-zero voxel values, sorted (only the lesion's voxels are sorted, not the whole CT grid)."""
+    values = sitk.GetArrayViewFromImage(image)
+    return np.unique(values[values != 0])
+
+
 def _check_binary(name: str, mask: sitk.Image) -> None:
-    values = np.unique(sitk.GetArrayViewFromImage(mask))
-    nonzero = values[values != 0]
+    nonzero = _nonzero_values(mask)
     if len(nonzero) > 1 or (len(nonzero) == 1 and nonzero[0] != np.round(nonzero[0])):
+        values = np.unique(sitk.GetArrayViewFromImage(mask))
         shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if len(values) > 6 else "")
         raise InputError(f"Lesion '{name}': mask values {shown}; a lesion mask must be binary (0 and one other "
                          "value). For a label map with several lesions, pass it as a single --lesions file.")
@@ -207,8 +261,7 @@ def load_lesions(paths: Sequence[str | os.PathLike], ct: sitk.Image,
             lesions.append(_make(segment.name, site, segment.mask, ct))
     elif len(paths) == 1:
         image = _read_mask(paths[0])
-        labels = np.unique(sitk.GetArrayViewFromImage(image))
-        labels = labels[labels != 0]
+        labels = _nonzero_values(image)
         if len(labels) == 0:
             raise InputError(f"Lesions '{paths[0]}': the file is empty (all zero). Segment the lesions first.")
         if np.any(labels != np.round(labels)):
@@ -220,7 +273,7 @@ def load_lesions(paths: Sequence[str | os.PathLike], ct: sitk.Image,
             for label in labels.astype(int):
                 name = str(label)
                 lesions.append(_make(name, _resolve_site(name, listed=sites.get(name)),
-                                     sitk.Equal(image, float(label)), ct))
+                                     _as_mask(image, sitk.GetArrayViewFromImage(image) == label), ct))
     else:
         for path in paths:
             name = file_stem(path)

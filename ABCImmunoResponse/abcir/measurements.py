@@ -53,14 +53,72 @@ def _slice_diameters(points: np.ndarray) -> tuple[float, float]:
     return long_axis, float(heights.max(axis=1).min())
 
 
+def _bounding_box(array: np.ndarray) -> tuple[slice, ...] | None:
+    """The smallest box (numpy axis order) holding every non-zero voxel; None when there is none.
+
+    Each axis is searched within the box found so far, so only the first pass reads the whole image.
+    """
+    box = [slice(None)] * array.ndim
+    for axis in range(array.ndim):
+        others = tuple(other for other in range(array.ndim) if other != axis)
+        filled = np.flatnonzero(array[tuple(box)].any(axis=others))
+        if filled.size == 0:
+            return None
+        box[axis] = slice(int(filled[0]), int(filled[-1]) + 1)
+    return tuple(box)
+
+
+def _outline_corners(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slice, column and row (voxel index units, each corner once) of the voxel corners that can lie on a slice's
+    convex hull.
+
+    ``planes`` is (slice, row, column), True inside the lesion. A corner on the hull
+    of all voxel corners of a slice is, on a hull edge that is not horizontal, the
+    leftmost or rightmost corner of its row of corners, and on a horizontal edge the
+    top or bottom corner of its column of corners; those are outer corners of the
+    first and last voxel of a voxel row or column. Those corners are a few hundred
+    per slice instead of four per voxel, and no other corner can be a hull vertex,
+    even after the rounding to 1e-6 mm: a lattice point off a hull edge is at least
+    1 / (edge length in voxels) voxel from it, far more than the rounding.
+    """
+    _, n_rows, n_cols = planes.shape
+    row_slice, row = np.nonzero(planes.any(axis=2))
+    first_col = planes.argmax(axis=2)[row_slice, row]
+    last_col = n_cols - 1 - planes[:, :, ::-1].argmax(axis=2)[row_slice, row]
+    col_slice, col = np.nonzero(planes.any(axis=1))
+    first_row = planes.argmax(axis=1)[col_slice, col]
+    last_row = n_rows - 1 - planes[:, ::-1, :].argmax(axis=1)[col_slice, col]
+    # Corners as whole numbers, 2 * (index +- 0.5) + 1, so that one integer key per corner removes repeats:
+    # each voxel's two outer corners, as (column, row) offsets from 2 * index.
+    groups = ((row_slice, first_col, row, (0, 0), (0, 2)),
+              (row_slice, last_col, row, (2, 0), (2, 2)),
+              (col_slice, col, first_row, (0, 0), (2, 0)),
+              (col_slice, col, last_row, (0, 2), (2, 2)))
+    width, height = 2 * n_cols + 1, 2 * n_rows + 1
+    keys = np.concatenate([(slice_index * height + 2 * voxel_row + d_row) * width + 2 * voxel_col + d_col
+                           for slice_index, voxel_col, voxel_row, *offsets in groups for d_col, d_row in offsets])
+    keys = np.unique(keys)
+    slice_and_row, doubled_col = np.divmod(keys, width)
+    slices, doubled_row = np.divmod(slice_and_row, height)
+    return slices, (doubled_col - 1) / 2, (doubled_row - 1) / 2
+
+
 def measure_lesion(mask: sitk.Image) -> LesionSize:
-    """Voxel count, volume (mm^3) and RECIST diameters (mm) of a binary mask."""
-    array = sitk.GetArrayViewFromImage(mask) != 0  # (z, y, x)
+    """Voxel count, volume (mm^3) and RECIST diameters (mm) of a binary mask.
+
+    Works on the lesion's bounding box and, per slice, on the voxel corners that can
+    be on the slice's convex hull (``_outline_corners``); the hull and the
+    diameters are those of all corners (tested equal, bit for bit, against measuring
+    every corner of every voxel).
+    """
+    array = sitk.GetArrayViewFromImage(mask)  # (z, y, x)
     spacing = np.array(mask.GetSpacing())
-    voxel_count = int(array.sum())
-    volume = float(voxel_count * np.prod(spacing))
-    if voxel_count == 0:
+    box = _bounding_box(array)
+    if box is None:
         return LesionSize(0, 0.0, 0.0, 0.0)
+    lesion = array[box] != 0
+    voxel_count = int(np.count_nonzero(lesion))
+    volume = float(voxel_count * np.prod(spacing))
     direction = np.array(mask.GetDirection()).reshape(3, 3)
     axial = _axial_axis(direction)
     in_plane = [a for a in range(3) if a != axial]
@@ -71,19 +129,19 @@ def measure_lesion(mask: sitk.Image) -> LesionSize:
     normal /= np.linalg.norm(normal)
     e1 = basis[:, 0] / np.linalg.norm(basis[:, 0])
     e2 = np.cross(normal, e1)
-    corners = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
-    best_long, best_short = 0.0, 0.0
     numpy_axis = 2 - axial  # numpy arrays are (z, y, x)
-    for index in np.flatnonzero(np.moveaxis(array, numpy_axis, 0).any(axis=(1, 2))):
-        plane = np.take(array, index, axis=numpy_axis)
-        # plane rows/cols follow numpy order of the remaining axes: (in_plane[1], in_plane[0])
-        rows, cols = np.nonzero(plane)
-        centres = np.stack([cols, rows], axis=1).astype(float)
-        pts = (centres[:, None, :] + corners[None, :, :]).reshape(-1, 2)
-        physical = pts @ basis.T
-        planar = np.stack([physical @ e1, physical @ e2], axis=1)
-        planar = np.unique(np.round(planar, 6), axis=0)
-        long_axis, short_axis = _slice_diameters(planar)
+    # Slice rows/cols follow numpy order of the remaining axes: (in_plane[1], in_plane[0]).
+    row_start, col_start = (box[a].start for a in range(3) if a != numpy_axis)
+    slices, cols, rows = _outline_corners(np.moveaxis(lesion, numpy_axis, 0))
+    pts = np.stack([cols + col_start, rows + row_start], axis=1)  # voxel index units of the whole image
+    physical = pts @ basis.T
+    planar = np.round(np.stack([physical @ e1, physical @ e2], axis=1), 6)
+    # By slice, and within a slice in the order np.unique(planar, axis=0) gives: Qhull sees the points as before.
+    order = np.lexsort((planar[:, 1], planar[:, 0], slices))
+    planar, slices = planar[order], slices[order]
+    best_long, best_short = 0.0, 0.0
+    for points in np.split(planar, np.flatnonzero(np.diff(slices)) + 1):
+        long_axis, short_axis = _slice_diameters(points)
         best_long = max(best_long, long_axis)
         best_short = max(best_short, short_axis)
     return LesionSize(voxel_count, volume, best_long, best_short)

@@ -27,10 +27,18 @@ def to_json_dict(record: Any) -> dict:
     return dataclasses.asdict(record)
 
 
+def write_json(path: str | os.PathLike, data: dict) -> Path:
+    """Write ``data`` as a UTF-8 JSON file (strict: no NaN; names as written), replacing it whole.
+
+    For files a program keeps up to date in its own output folder (a batch's ``batch.json``);
+    results use ``write_new_json``.
+    """
+    return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
+
+
 def write_new_json(path: str | os.PathLike, data: dict, what: str = "Output") -> Path:
     """Write ``data`` as a new UTF-8 JSON file (strict: no NaN; names as written); never replaces a file."""
-    path = refuse_existing(path, what)
-    return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
+    return write_json(refuse_existing(path, what), data)
 
 
 def from_json_dict(cls: type[T], data: Any, where: str, error: type[Exception]) -> T:

@@ -28,14 +28,11 @@ import pandas as pd
 from scipy import stats
 
 from .errors import InputError
+from .options import DEFAULT_MIN_ICC, FEATURE_ICC_FILE
 
 #: Koo & Li (2016), "Cutoff values": below 0.5 poor, 0.5-0.75 moderate, 0.75-0.9 good, above 0.9 excellent.
 KOO_LI_CLASSES = ((0.5, "poor"), (0.75, "moderate"), (0.9, "good"), (math.inf, "excellent"))
-#: ICC at or above which a feature counts as reproducible ("good" or better in Koo & Li's terms).
-DEFAULT_MIN_ICC = 0.75
 CONFIDENCE_LEVEL = 0.95
-#: The per-feature table in an agreement folder (``abcir agreement --out DIR``).
-FEATURE_ICC_FILE = "feature_icc.csv"
 FEATURE_ICC_COLUMNS = ("feature", "icc", "ci_low", "ci_high", "f", "df1", "df2", "p_value", "n_lesions",
                        "n_readers", "koo_li_class")
 

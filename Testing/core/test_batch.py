@@ -17,13 +17,15 @@ import pandas as pd
 import pytest
 
 from abcir import batch
-from abcir.batch import (FAILURES_CSV, FEATURES_CSV, FEATURES_PARQUET, PATIENTS_FOLDER, PREDICTIONS_CSV,
-                         TerminalProgress, read_cohort, run_batch)
+from abcir.batch import (FAILURES_CSV, FEATURES_CSV, FEATURES_PARQUET, MANIFEST, PATIENTS_FOLDER, PREDICTIONS_CSV,
+                         BatchManifest, TerminalProgress, run_batch)
 from abcir.cli import main
 from abcir.cohort.generator import make_cohort
+from abcir.cohort_table import read_cohort
 from abcir.evaluation import read_predictions
 from abcir.extraction import extract_patient
 from abcir.features import feature_names
+from abcir.records import from_json_dict
 
 N_PATIENTS = 4
 
@@ -58,7 +60,7 @@ def assert_same_results(out: Path, reference: Path) -> None:
 def test_outputs(cohort, reference):
     features = pd.read_parquet(reference / FEATURES_PARQUET)
     assert list(features.columns[-len(feature_names()):]) == list(feature_names())
-    spec = read_cohort(cohort)[0]
+    spec = read_cohort(cohort).rows[0]
     expected = extract_patient(spec.ct, spec.lesions, patient_id=spec.patient_id)
     rows = features[features.patient_id == spec.patient_id]
     assert list(rows.lesion_id) == [row.lesion.lesion_id for row in expected]
@@ -71,6 +73,15 @@ def test_outputs(cohort, reference):
     assert set(table.models) == {"combined", "radiomics", "clinical"} and len(table.frame) == N_PATIENTS
     assert table.has_survival and "center" in table.clinical_columns
     assert (reference / FAILURES_CSV).read_text().strip() == "patient_id,stage,error,reason"
+
+
+def test_the_manifest_reads_back_as_its_record(cohort, reference):
+    manifest = from_json_dict(BatchManifest, json.loads((reference / MANIFEST).read_text(encoding="utf-8")),
+                              MANIFEST, ValueError)
+    assert manifest.cohort == str(cohort.resolve()) and manifest.jobs == 1 and manifest.scheduler is None
+    assert (manifest.patients, manifest.finished, manifest.computed_this_run) == (N_PATIENTS,) * 3
+    assert manifest.failed == 0
+    assert {model.kind for model in manifest.models} == {"clinical", "radiomics", "combined"}
 
 
 def test_rerun_computes_nothing(cohort, reference, tmp_path, monkeypatch):

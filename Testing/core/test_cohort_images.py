@@ -16,6 +16,7 @@ from abcir.clinical import CLINICAL_ENCODING
 from abcir.cohort import clinical_model, phantom
 from abcir.cohort.generator import (MANIFEST_NAME, SYNTHETIC_FIELD, TABLE_COLUMNS, make_cohort,
                                     make_example_patient, patient_rng)
+from abcir.cohort_table import cohort_text, read_cohort
 from abcir.errors import InputError
 from abcir.imaging import file_sha256, read_ct
 from abcir.lesions import load_lesions
@@ -47,6 +48,20 @@ def test_table_matches_the_clinical_draw(cohort):
         assert int(row["response"]) == patient.response and int(row["pfs_event"]) == patient.pfs_event
         assert float(row["pfs_months"]) == pytest.approx(patient.pfs_months, abs=0.006)
         assert (cohort / row["ct"]).is_file() and (cohort / row["lesions"]).is_file()
+
+
+def test_the_table_round_trips_through_the_cohort_reader(cohort):
+    """What make-cohort writes, batch and train read back as the drawn patients, and write back unchanged."""
+    table = read_cohort(cohort / "cohort.csv")
+    for row, patient in zip(table.rows, clinical_model.draw_clinical_cohort(N, SEED), strict=True):
+        assert row.patient_id == patient.patient_id and row.clinical == patient.clinical
+        assert (row.response, row.pfs_event) == (patient.response, patient.pfs_event)
+        assert row.pfs_months == round(patient.pfs_months, 2) and (row.center, row.split) == (patient.center,
+                                                                                               patient.split)
+        assert row.ct == cohort / "ct" / f"{patient.patient_id}.nrrd"
+        assert row.lesions == (cohort / "lesions" / f"{patient.patient_id}.seg.nrrd",)
+        assert row.variables["best_response"] == patient.best_response
+    assert cohort_text(table.rows, cohort) == (cohort / "cohort.csv").read_text(encoding="utf-8")
 
 
 def test_every_patient_loads_with_valid_recist_targets(cohort):

@@ -10,12 +10,11 @@ import pytest
 import SimpleITK as sitk
 from dicom_cases import synthetic_series
 
-from abcir.batch import read_cohort
 from abcir.cli import main
+from abcir.cohort_table import BATCH_COLUMNS, TRAIN_COLUMNS, TRAIN_COLUMNS_IF_PRESENT, read_cohort
 from abcir.errors import InputError
 from abcir.imaging import file_stem, read_ct
 from abcir.patient_ids import default_patient_id
-from abcir.training.cohort_table import read_cohort_table
 
 TCIA_FOLDER = "1.000000-P4P113S303I10349 Gated 40.0B-29543"  # a TCIA series folder: digits and a dot first
 
@@ -75,8 +74,10 @@ def _cohort(tmp_path: Path, ids: list[str]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("reader", [read_cohort, lambda path: read_cohort_table(path, need_images=True)],
-                         ids=["batch", "train"])
+@pytest.mark.parametrize("reader", [
+    lambda path: read_cohort(path, BATCH_COLUMNS),
+    lambda path: read_cohort(path, (*TRAIN_COLUMNS, "ct", "lesions"), TRAIN_COLUMNS_IF_PRESENT),
+], ids=["batch", "train"])
 def test_batch_and_train_refuse_one_id_on_two_rows(tmp_path, reader):
     path = _cohort(tmp_path, ["1", "P2", "P3", " P2", "1"])  # ' P2' is P2 once the cell is trimmed
     with pytest.raises(InputError, match=r"patient ids occur more than once: '1' on rows 2 and 6; 'P2' on rows 3 "

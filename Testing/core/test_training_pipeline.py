@@ -16,8 +16,9 @@ from abcir.errors import InputError
 
 pytest.importorskip("torch", reason="abcir train needs torch (pip install 'abcir[train]'); not installed here")
 
-from abcir.training.cohort_table import read_cohort_table, training_mask  # noqa: E402
-from abcir.training.pipeline import TrainingSettings, extract_cohort, train_cohort  # noqa: E402
+from abcir.training.pipeline import (TrainingSettings, extract_cohort, read_training_cohort,  # noqa: E402
+                                     train_cohort, training_frame)
+from abcir.training.split import training_mask  # noqa: E402
 
 N_PATIENTS = 24
 
@@ -33,8 +34,9 @@ def cohort(tmp_path_factory):
     order = table.groupby("response").cumcount()
     table["split"] = np.where(order % 3 == 2, "validation", "train")
     table.to_csv(folder / "images" / "cohort.csv", index=False)
-    frame = read_cohort_table(folder / "images" / "cohort.csv", need_images=True)
-    features = extract_cohort(frame, folder / "cache", jobs=2)
+    cohort = read_training_cohort(folder / "images" / "cohort.csv", need_images=True)
+    frame = training_frame(cohort)
+    features = extract_cohort(cohort.rows, folder / "cache", jobs=2)
     return folder, frame, features
 
 
@@ -81,7 +83,7 @@ def test_features_and_labels_give_the_same_models(cohort, tmp_path, monkeypatch)
     folder, frame, features = cohort
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764028800")
     features.to_csv(tmp_path / "features.csv", index=False, float_format="%.17g")
-    frame.drop(columns=["ct", "lesions"]).to_csv(tmp_path / "labels.csv", index=False)
+    frame.to_csv(tmp_path / "labels.csv", index=False)
     assert main(["train", "--features", str(tmp_path / "features.csv"), "--labels", str(tmp_path / "labels.csv"),
                  "--out", str(tmp_path / "from_table"), "--synthetic", "--site", "tiny"]) == 0
     direct = train_cohort(frame, features, tmp_path / "direct",
@@ -101,9 +103,9 @@ def test_bad_cohorts_are_refused_with_reasons(cohort, tmp_path):
     bad = frame.copy()
     bad.loc[3, "response"] = 2
     path = tmp_path / "bad.csv"
-    bad.drop(columns=["ct", "lesions"]).to_csv(path, index=False)
-    with pytest.raises(InputError, match=r"column 'response' must be 0 or 1; row 5 \("):
-        read_cohort_table(path, need_images=False)
+    bad.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"column 'response' must be 1 or 0 .*; not so in row 5 \(patient_id"):
+        read_training_cohort(path, need_images=False)
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
 
 

@@ -18,7 +18,6 @@ from abcir.cohort import make_example_patient  # noqa: E402
 from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime  # noqa: E402
 from ABCImmunoResponseLib.lesion_table import clinicalPrefill, lesionRows  # noqa: E402
 from ABCImmunoResponseLib.parameters import CaseParameters, getOrCreateParameterNode, writeCaseParameters  # noqa: E402
-from ABCImmunoResponseLib.process import Progress  # noqa: E402
 
 
 def test_example_patient_from_sample_data_to_result_table(standalone, tmp_path):
@@ -48,7 +47,9 @@ def test_example_patient_from_sample_data_to_result_table(standalone, tmp_path):
     updates = []
     applied = logic.startPrediction(parameterNode).wait(timeoutSeconds=300, onUpdate=updates.append)
     progress = [step for update in updates for step in update.progress]
-    assert progress == [Progress(1, 3, "liver_1"), Progress(2, 3, "lung_1"), Progress(3, 3, "lymph_node_1")]
+    # Counted as lesions finish; with two processes the order of finishing varies.
+    assert [(step.done, step.total) for step in progress] == [(1, 3), (2, 3), (3, 3)]
+    assert sorted(step.what for step in progress) == ["liver_1", "lung_1", "lymph_node_1"]
     prediction = applied.prediction
     assert prediction.weights.path == str(bundled_bundle("combined").path)
     assert not prediction.weights.clinically_validated and "NOT clinically validated" in prediction.provenance

@@ -29,6 +29,7 @@ from abcir.imaging import check_ct
 from abcir.jobs import FEATURES_FILE, JobLesion, PredictJob, write_job
 from abcir.lesions import Lesion, align_to_ct
 from abcir.measurements import measure_lesion
+from abcir.parallel import extraction_workers
 from abcir.prediction import CTIdentity, Prediction, predict_features
 from abcir.segfile import SITE_TAG, read_seg_nrrd
 from ABCImmunoResponseLib.process import Outcome, ProcessTask, Progress, TaskState
@@ -201,9 +202,9 @@ def test_cancel_mid_extraction_kills_the_child_and_its_workers(example, tmp_path
     folder = write_example_job(tmp_path / "job", example, jobs=2)
     task = new_task(folder)
     task.start()
-    # Extraction has started and both workers are up: the moment a user would press Cancel.
+    # Extraction has started and its worker is up: the moment a user would press Cancel.
     seen = poll_until(task, stop=lambda progress, texts: "Extracting radiomics features of 3 lesions" in texts
-                      and len(spawned_workers(task.pid)) == 2)
+                      and len(spawned_workers(task.pid)) == extraction_workers(2))
     assert seen["outcome"] is None and len(seen["progress"]) < 3
     child = psutil.Process(task.pid)
     descendants = child.children(recursive=True)  # the workers and multiprocessing's resource tracker

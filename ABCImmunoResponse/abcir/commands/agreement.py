@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..cli import stderr_progress
-from ..consensus.cohort import (
+from ..options import (
+    DEFAULT_MAX_CENTROID_DISTANCE_MM,
+    DEFAULT_MIN_ICC,
+    FEATURE_ICC_FILE,
+    MODEL_KINDS,
     READERS_CSV_HELP,
-    check_output_folder,
-    run_cohort_agreement,
-    write_cohort_agreement,
 )
-from ..consensus.cohort_report import write_report
-from ..consensus.matching import DEFAULT_MAX_CENTROID_DISTANCE_MM
-from ..models import MODEL_KINDS
-from ..reproducibility import DEFAULT_MIN_ICC, FEATURE_ICC_FILE
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +41,13 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..consensus.cohort import (
+        check_output_folder,
+        run_cohort_agreement,
+        write_cohort_agreement,
+    )
+    from ..consensus.cohort_report import write_report
+
     out = check_output_folder(args.out)
     result, rows_a, rows_b = run_cohort_agreement(
         args.cohort, args.reader_a_name, args.reader_b_name, args.model, args.weights, args.min_icc,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..batch import TerminalProgress, run_batch
-from ..models import MODEL_KINDS
+from ..options import MODEL_KINDS
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +32,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..batch import TerminalProgress, run_batch
+
     summary = run_batch(args.cohort, args.out, jobs=args.jobs, scheduler=args.scheduler, models=args.models,
                         weights=args.weights, progress=TerminalProgress())
     print(f"{summary.n_finished} of {summary.n_patients} patients finished ({summary.n_computed} computed in this "

@@ -4,45 +4,24 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import SimpleITK as sitk
+from typing import TYPE_CHECKING
 
 from ..cli import as_typed, stderr_progress, text_argument
-from ..consensus.agreement import (
-    AGREEMENT_FILE,
-    SUMMARY_FILE,
-    ComparedInputs,
-    InputFile,
-    ReaderComparison,
-    compare_readers,
-    write_agreement,
-)
-from ..consensus.building import (
-    METHODS,
-    PAIR_METHODS,
-    PairKey,
-    SegmentLook,
-    build_consensus,
-    describe,
-    segment_looks,
-)
-from ..consensus.matching import DEFAULT_MAX_CENTROID_DISTANCE_MM
-from ..consensus.predictions import predict_readers
-from ..consensus.session import (
-    ChairChoice,
-    ConsensusSession,
-    apply_choices,
-    new_session,
-    reopen,
-    session_paths,
-    write_consensus,
-)
 from ..errors import InputError
-from ..imaging import file_sha256, file_stem, read_ct, voxel_hash
-from ..lesions import align_to_ct, load_lesions
-from ..models import MODEL_KINDS
-from ..segfile import read_seg_nrrd
+from ..options import (
+    CONSENSUS_METHODS,
+    CONSENSUS_PAIR_METHODS,
+    DEFAULT_MAX_CENTROID_DISTANCE_MM,
+    MODEL_KINDS,
+)
 from ..sites import SITES, normalise_site
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
+    from ..consensus.agreement import ReaderComparison
+    from ..consensus.building import PairKey, SegmentLook
+    from ..consensus.session import ConsensusSession
 
 EPILOG = """\
 Lesion ids are the segment names. In --choose/--site/--reason/--edited, ID is a lesion id of
@@ -90,12 +69,12 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     chair.add_argument("--chair", type=text_argument, help="who decides; builds the consensus segmentation")
     chair.add_argument("--session", help="reopen a saved consensus.session.json: same inputs and decisions, "
                                          "changes on top, written into the new --out")
-    chair.add_argument("--method", choices=("a", "b", *PAIR_METHODS),
+    chair.add_argument("--method", choices=("a", "b", *CONSENSUS_PAIR_METHODS),
                        help="method for every matched pair not named in --choose (nor decided in --session)")
     chair.add_argument("--unmatched", choices=("keep", "exclude"),
                        help="lesions only one reader drew, unless named in --choose (nor decided in --session)")
     chair.add_argument("--choose", action="append", default=[], type=text_argument, metavar="ID=METHOD",
-                       help=f"method for one lesion ({', '.join(METHODS)})")
+                       help=f"method for one lesion ({', '.join(CONSENSUS_METHODS)})")
     chair.add_argument("--site", action="append", default=[], type=text_argument, metavar="ID=SITE",
                        help=f"the chair's site for one lesion ({', '.join(SITES)})")
     chair.add_argument("--reason", action="append", default=[], type=text_argument, metavar="ID=TEXT",
@@ -117,6 +96,8 @@ def _pairs(option: str, values: list[str]) -> list[tuple[str, str]]:
 
 def _resolve(option: str, lesion_id: str, comparison: ReaderComparison) -> PairKey:
     """The pair a lesion id names; 'a:ID' / 'b:ID' restrict to one reader."""
+    from ..consensus.building import describe
+
     side, sep, rest = lesion_id.partition(":")
     sides = (side.lower(),) if sep and side.lower() in ("a", "b") else ("a", "b")
     name = rest if sep and side.lower() in ("a", "b") else lesion_id
@@ -132,6 +113,12 @@ def _resolve(option: str, lesion_id: str, comparison: ReaderComparison) -> PairK
 
 
 def _read_edited(path: str, lesion_id: str, ct: sitk.Image) -> tuple[sitk.Image, str]:
+    import SimpleITK as sitk
+
+    from ..imaging import file_sha256
+    from ..lesions import align_to_ct
+    from ..segfile import read_seg_nrrd
+
     file = Path(path)
     if not file.is_file():
         raise InputError(f"--edited {lesion_id}={path}: no such file.")
@@ -152,12 +139,17 @@ def _read_edited(path: str, lesion_id: str, ct: sitk.Image) -> tuple[sitk.Image,
 
 def _looks(path: str) -> dict[str, SegmentLook]:
     """A reader's segment colours and tags by lesion id; label maps and mask files carry none."""
+    from ..consensus.building import segment_looks
+    from ..segfile import read_seg_nrrd
+
     return segment_looks(read_seg_nrrd(path)) if Path(path).name.lower().endswith(".seg.nrrd") else {}
 
 
 def _decide(args: argparse.Namespace, comparison: ReaderComparison, session: ConsensusSession,
             ct: sitk.Image, edited: dict[PairKey, sitk.Image]) -> ConsensusSession:
     """Apply the command line's decisions on top of the session's earlier ones."""
+    from ..consensus.session import ChairChoice, apply_choices
+
     chosen = {_resolve("--choose", lid, comparison): method.lower() for lid, method in _pairs("--choose", args.choose)}
     sites = {}
     for lid, site in _pairs("--site", args.site):
@@ -185,6 +177,20 @@ def _decide(args: argparse.Namespace, comparison: ReaderComparison, session: Con
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..consensus.agreement import (
+        AGREEMENT_FILE,
+        SUMMARY_FILE,
+        ComparedInputs,
+        InputFile,
+        compare_readers,
+        write_agreement,
+    )
+    from ..consensus.building import build_consensus
+    from ..consensus.predictions import predict_readers
+    from ..consensus.session import new_session, reopen, session_paths, write_consensus
+    from ..imaging import file_sha256, file_stem, read_ct, voxel_hash
+    from ..lesions import load_lesions
+
     out = Path(args.out)
     session: ConsensusSession | None = None
     edited: dict[PairKey, sitk.Image] = {}

@@ -6,7 +6,6 @@ import argparse
 import time
 
 from ..cli import stderr_progress
-from ..demo import run_demo
 from .predict import format_prediction
 
 
@@ -22,6 +21,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
     start = time.perf_counter()
     result = run_demo(args.out, seed=args.seed, jobs=args.jobs, progress=stderr_progress)
     for prediction in result.predictions.values():

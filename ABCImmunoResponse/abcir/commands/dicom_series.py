@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from ..dicom_series import SeriesInfo, choose_series, list_series
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..dicom_series import SeriesInfo
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +30,8 @@ def _spacing(series: SeriesInfo) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..dicom_series import choose_series, list_series
+
     series = list_series(args.folder)
     try:
         chosen: SeriesInfo | None = choose_series(series, folder=args.folder)

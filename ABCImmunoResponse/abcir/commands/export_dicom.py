@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..dicom_export import export_dicom
-from ..dicom_series import list_series, read_dicom_ct
 from ..errors import InputError
-from ..lesions import load_lesions
-from ..prediction import Prediction
+
+if TYPE_CHECKING:
+    from ..prediction import Prediction
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +34,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def read_result(path: str) -> Prediction:
     """A prediction result JSON file as a ``Prediction``."""
+    from ..prediction import Prediction
+
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -42,6 +44,10 @@ def read_result(path: str) -> Prediction:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..dicom_export import export_dicom
+    from ..dicom_series import list_series, read_dicom_ct
+    from ..lesions import load_lesions
+
     prediction = read_result(args.result)
     recorded_series = prediction.ct.series_instance_uid if prediction.ct else ""
     if not args.series_uid and recorded_series:

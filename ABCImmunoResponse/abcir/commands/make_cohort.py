@@ -6,7 +6,6 @@ import argparse
 import time
 
 from ..cli import stderr_progress
-from ..cohort.generator import make_cohort
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +24,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cohort.generator import make_cohort
+
     start = time.perf_counter()
     summary = make_cohort(args.out, args.n, args.seed, jobs=args.jobs, progress=stderr_progress)
     seconds = time.perf_counter() - start

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ..cli import stderr_progress
 from ..clinical import clinical_usage, parse_clinical
 from ..errors import InputError
 from ..files import refuse_existing
-from ..models import MODEL_KINDS
-from ..prediction import Prediction, predict_patient
+from ..options import MODEL_KINDS
 from ..records import write_new_json
+
+if TYPE_CHECKING:
+    from ..prediction import Prediction
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -70,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
     if args.lesions and not args.ct:
         raise InputError("--lesions needs --ct: lesions are read on the CT's grid.")
     clinical = parse_clinical(args.clinical) if args.clinical else None
+    if args.lesions and args.model != "clinical":
+        from ..parallel import extraction_pool
+
+        extraction_pool(args.jobs)  # the workers import pyradiomics while this process reads the CT
+    from ..prediction import predict_patient
+
     prediction = predict_patient(args.ct, args.lesions, clinical, model=args.model, weights=args.weights,
                                  sites_csv=args.sites, jobs=args.jobs, progress=stderr_progress,
                                  series_uid=args.series_uid)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..aggregation import AGGREGATIONS, DEFAULT_AGGREGATION
 from ..cli import stderr_progress, text_argument
 from ..errors import InputError
+from ..options import AGGREGATIONS, DEFAULT_AGGREGATION
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:

@@ -42,12 +42,11 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..lesions import Lesion, same_grid
 from ..measurements import LesionSize, measure_lesion
+from ..options import CONSENSUS_METHODS, CONSENSUS_PAIR_METHODS
 from ..segfile import SITE_TAG, Segment
 from ..sites import SITES
 from .matching import LesionMatch
 
-METHODS = ("a", "b", "union", "intersection", "staple", "edited", "exclude")
-PAIR_METHODS = ("union", "intersection", "staple")
 STAPLE_THRESHOLD = 0.5
 STAPLE_TIE_TOLERANCE = 1e-6
 STAPLE_MARGIN_MM = 10.0
@@ -160,9 +159,9 @@ def consensus_mask(match: LesionMatch, decision: Decision,
     """The mask a decision makes of a pair (None for ``exclude``), and STAPLE's estimates when used."""
     where = describe(match.key)
     method = decision.method
-    if method not in METHODS:
-        raise InputError(f"Lesion {where}: method '{method}' is unknown; use one of {', '.join(METHODS)}.")
-    if method in PAIR_METHODS and (match.a is None or match.b is None):
+    if method not in CONSENSUS_METHODS:
+        raise InputError(f"Lesion {where}: method '{method}' is unknown; use one of {', '.join(CONSENSUS_METHODS)}.")
+    if method in CONSENSUS_PAIR_METHODS and (match.a is None or match.b is None):
         raise InputError(f"Lesion {where}: '{method}' needs both readers' outlines, but only one reader has this "
                          "lesion; choose a, b, edited or exclude.")
     if method == "exclude":

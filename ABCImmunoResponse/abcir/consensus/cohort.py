@@ -40,10 +40,14 @@ from ..features import (
 )
 from ..imaging import read_ct, voxel_hash
 from ..lesions import load_lesions
-from ..prediction import CTIdentity, predict_features, resolve_bundle
-from ..reproducibility import (
+from ..options import (
+    DEFAULT_MAX_CENTROID_DISTANCE_MM,
     DEFAULT_MIN_ICC,
     FEATURE_ICC_FILE,
+    READERS_CSV_HELP,
+)
+from ..prediction import CTIdentity, predict_features, resolve_bundle
+from ..reproducibility import (
     BlandAltman,
     KappaResult,
     bland_altman,
@@ -52,7 +56,6 @@ from ..reproducibility import (
     write_feature_icc_csv,
 )
 from .agreement import ReaderComparison, compare_readers, json_ready
-from .matching import DEFAULT_MAX_CENTROID_DISTANCE_MM
 
 REQUIRED_COLUMNS = ("patient_id", "ct", "reader_a", "reader_b")
 CLINICAL_COLUMNS = ("lines", "sites", "visceral", "tnbc")
@@ -63,16 +66,6 @@ SUMMARY_FILE = "agreement_summary.json"
 PAIRS_FILE = "lesion_pairs.csv"
 PREDICTIONS_FILE = "predictions.csv"
 FEATURES_FILES = ("features_reader_a.csv", "features_reader_b.csv")
-
-READERS_CSV_HELP = """\
-readers.csv: one row per patient, a header row, these columns:
-  patient_id   the patient's id (unique)
-  ct           DICOM series folder or CT image file
-  reader_a     reader A's segmentation (.seg.nrrd, or a label map)
-  reader_b     reader B's segmentation of the same CT
-  lines, sites, visceral, tnbc   optional: the clinical facts (1|2+, 1-2|3+, no|yes, no|yes),
-               needed for predictions with the combined and clinical models
-Relative paths are relative to the CSV's folder."""
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,8 @@ from scipy.optimize import linear_sum_assignment
 
 from ..errors import InputError
 from ..lesions import Lesion
-from ..recist import MIN_LONGEST_DIAMETER_MM
+from ..options import DEFAULT_MAX_CENTROID_DISTANCE_MM
 
-DEFAULT_MAX_CENTROID_DISTANCE_MM = MIN_LONGEST_DIAMETER_MM
 OVERLAP = "overlap"
 CENTROID = "centroid"
 UNMATCHED = "unmatched"

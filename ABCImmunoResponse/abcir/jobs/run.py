@@ -22,23 +22,20 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import SimpleITK as sitk
-
-from ..clinical import clinical_usage, parse_clinical
-from ..consensus.predictions import predict_readers
 from ..errors import InputError
-from ..feature_cache import FeatureCache
-from ..feature_table import provenance_path, write_features_csv
-from ..features import ProgressCallback, extract_lesions
-from ..imaging import check_ct, read_image
-from ..lesions import Lesion, align_to_ct
-from ..measurements import measure_lesion
-from ..prediction import CTIdentity, predict_features, predict_lesions, resolve_bundle
+from ..parallel import extraction_pool, shutdown_pools
 from ..records import write_new_json
 from .events import EVENTS_FILE, DoneEvent, ErrorEvent, Event, ProgressEvent, StatusEvent, one_line, write_event
 from .spec import FEATURES_FILE, RESULT_FILE, JobLesion, PredictJob, ReadersJob, read_job
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
+    from ..feature_cache import FeatureCache
+    from ..features import ProgressCallback
+    from ..lesions import Lesion
 
 # Where abcir.prediction.CTIdentity.from_image finds the DICOM study and series UIDs.
 STUDY_INSTANCE_UID_TAG = "0020|000d"
@@ -51,6 +48,11 @@ Report = Callable[[Event], None]
 
 def _lesions(folder: Path, lesions: Sequence[JobLesion], ct: sitk.Image) -> list[Lesion]:
     """The core's lesions: each mask read, checked on the CT grid and measured (RECIST sizes in mm)."""
+    import SimpleITK as sitk
+
+    from ..lesions import Lesion, align_to_ct
+    from ..measurements import measure_lesion
+
     result = []
     for lesion in lesions:
         path = folder / lesion.mask
@@ -65,6 +67,8 @@ def _lesions(folder: Path, lesions: Sequence[JobLesion], ct: sitk.Image) -> list
 
 
 def _cache(folder: str | None) -> FeatureCache | None:
+    from ..feature_cache import FeatureCache
+
     return FeatureCache(folder) if folder else None
 
 
@@ -73,6 +77,11 @@ def _progress(report: Report) -> ProgressCallback:
 
 
 def _predict(folder: Path, job: PredictJob, report: Report) -> dict:
+    from ..clinical import clinical_usage, parse_clinical
+    from ..features import extract_lesions
+    from ..imaging import check_ct, read_image
+    from ..prediction import CTIdentity, predict_features, predict_lesions, resolve_bundle
+
     # Weights and facts first: a mistake there is reported before the CT is read.
     bundle = resolve_bundle(job.model, job.bundle)
     clinical = None if job.clinical is None else parse_clinical(job.clinical)
@@ -92,6 +101,10 @@ def _predict(folder: Path, job: PredictJob, report: Report) -> dict:
     report(StatusEvent(f"Extracting radiomics features of {len(lesions)} lesions"))
     rows = extract_lesions(ct, lesions, job.patient_id, jobs=job.jobs, progress=_progress(report),
                            cache=_cache(job.cache))
+    shutdown_pools(wait=False)  # the workers exit while this process predicts and writes
+    # pandas, imported after the extraction: before it, it would delay the first lesion the workers get.
+    from ..feature_table import provenance_path, write_features_csv
+
     report(StatusEvent("Predicting"))
     prediction = predict_features(rows, clinical, bundle.kind, bundle, CTIdentity.from_image(ct))
     table = write_features_csv(folder / FEATURES_FILE, rows)
@@ -101,6 +114,9 @@ def _predict(folder: Path, job: PredictJob, report: Report) -> dict:
 
 
 def _readers(folder: Path, job: ReadersJob, report: Report) -> dict:
+    from ..consensus.predictions import predict_readers
+    from ..imaging import check_ct, read_image
+
     report(StatusEvent("Reading the CT and both readers' lesion masks"))
     ct = read_image(folder / job.ct)
     check_ct(ct, "CT")
@@ -118,6 +134,9 @@ def run_job(folder: str | Path, report: Report) -> None:
     """Compute the job in ``folder`` and write its result; ``report(event)`` receives status and progress."""
     folder = Path(folder)
     job = read_job(folder)
+    if job.model != "clinical":
+        # Before anything heavy is imported: the workers import pyradiomics while this process does.
+        extraction_pool(job.jobs)
     result = _predict(folder, job, report) if isinstance(job, PredictJob) else _readers(folder, job, report)
     write_new_json(folder / RESULT_FILE, result, "Job result")
     report(DoneEvent())

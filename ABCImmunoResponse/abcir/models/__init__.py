@@ -12,11 +12,10 @@ from typing import Protocol
 
 import numpy as np
 
+from ..options import MODEL_KINDS
 from .clinical import LogisticArchitecture, LogisticModel
 from .mlp import MLPArchitecture, MLPModel
 from .preprocessing import FeatureSelection, RadiomicsPreprocessing
-
-MODEL_KINDS = ("combined", "radiomics", "clinical")
 
 __all__ = ["MODEL_KINDS", "FeatureSelection", "LogisticArchitecture", "LogisticModel", "MLPArchitecture",
            "MLPModel", "RadiomicsPreprocessing", "ResponseModel", "build_model", "sigmoid"]

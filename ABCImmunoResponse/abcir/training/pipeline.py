@@ -21,17 +21,18 @@ import pandas as pd
 from ..aggregation import DEFAULT_AGGREGATION, aggregate
 from ..bundle import Cutoff, TrainingData
 from ..clinical import CLINICAL_ENCODING
+from ..cohort_table import TRAIN_COLUMNS, TRAIN_COLUMNS_IF_PRESENT, CohortRow, CohortTable, read_cohort
 from ..errors import InputError
 from ..extraction import extract_patient
 from ..feature_cache import FeatureCache
 from ..feature_table import features_frame, read_features_csv
 from ..features import feature_names
 from ..stats.maxstat import maxstat_logrank
-from .cohort_table import check_split, read_cohort_table, training_mask
 from .evaluation import validation_record
 from .export import save_bundle
 from .logistic import fit_clinical
 from .mlp import MLPSettings, fit_mlp
+from .split import check_split, training_mask
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,43 @@ class TrainingResult:
     validation_auc: dict[str, tuple[float, tuple[float, float] | None]]
 
 
-def extract_cohort(table: pd.DataFrame, cache_dir: Path, jobs: int = 1,
+def read_training_cohort(path: str | os.PathLike, need_images: bool) -> CohortTable:
+    """A cohort table (``abcir.cohort_table``) with what training needs; ``ct`` and ``lesions`` too for images."""
+    required = (*TRAIN_COLUMNS, "ct", "lesions") if need_images else TRAIN_COLUMNS
+    return read_cohort(path, required=required, filled_if_present=TRAIN_COLUMNS_IF_PRESENT)
+
+
+def training_frame(cohort: CohortTable) -> pd.DataFrame:
+    """The cohort as training uses it, one row per patient in table order.
+
+    ``patient_id``, ``response`` and the four facts as 0/1 integers; ``pfs_months``
+    (float) and ``pfs_event`` (0/1), ``center`` and ``split`` where the table has them.
+    """
+    rows = cohort.rows
+    data: dict[str, list] = {"patient_id": [row.patient_id for row in rows],
+                             "response": [int(row.response) for row in rows]}
+    for name in CLINICAL_ENCODING:
+        data[name] = [int(getattr(row.clinical, name)) for row in rows]
+    if cohort.has("pfs_months"):
+        data["pfs_months"] = [row.pfs_months for row in rows]
+        data["pfs_event"] = [int(row.pfs_event) for row in rows]
+    for column in ("center", "split"):
+        if cohort.has(column):
+            data[column] = [getattr(row, column) for row in rows]
+    return pd.DataFrame(data)
+
+
+def extract_cohort(rows: Sequence[CohortRow], cache_dir: Path, jobs: int = 1,
                    progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
     """Per-lesion features of every patient (features table layout), reusing cached lesions."""
     cache = FeatureCache(cache_dir)
     frames = []
-    for number, row in enumerate(table.itertuples(index=False), start=1):
+    for number, row in enumerate(rows, start=1):
         if progress:
-            progress(number, len(table), str(row.patient_id))
-        rows = extract_patient(row.ct, [row.lesions], patient_id=str(row.patient_id), jobs=jobs, cache=cache)
-        frames.append(features_frame(rows))
+            progress(number, len(rows), row.patient_id)
+        lesions = extract_patient(row.ct, row.lesions, patient_id=row.patient_id, sites_csv=row.sites, jobs=jobs,
+                                  cache=cache)
+        frames.append(features_frame(lesions))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -160,8 +188,8 @@ def load_training_inputs(cohort: str | None, features: str | None, labels: str |
     if cohort and (features or labels):
         raise InputError("Give either --cohort (images) or --features with --labels, not both.")
     if cohort:
-        table = read_cohort_table(cohort, need_images=True)
-        return table, extract_cohort(table, cache_dir, jobs, progress)
+        table = read_training_cohort(cohort, need_images=True)
+        return training_frame(table), extract_cohort(table.rows, cache_dir, jobs, progress)
     if not (features and labels):
         raise InputError("Give --cohort cohort.csv, or --features features.csv with --labels labels.csv.")
-    return read_cohort_table(labels, need_images=False), read_features_csv(features)
+    return training_frame(read_training_cohort(labels, need_images=False)), read_features_csv(features)
