@@ -50,7 +50,7 @@ from .errors import InputError
 from .imaging import voxel_hash
 from .lesions import Lesion
 from .prediction import Prediction
-from .sites import SITES
+from .sites import SITES, site_from_code
 
 log = logging.getLogger(__name__)
 
@@ -453,38 +453,19 @@ def export_dicom(prediction: Prediction, ct: DicomCT, lesions: Sequence[Lesion],
 
 
 def _site_from_code(code: hd.sr.CodedConcept | None) -> str | None:
-    if code is None:
-        return None
-    for site in SITES.values():
-        if code.scheme_designator in ("SCT", "SRT") and code.value == site.snomed_code:
-            return site.key
-    return None
+    return None if code is None else site_from_code(code.scheme_designator, code.value)
 
 
 def read_lesion_seg(path: str | os.PathLike, ct: sitk.Image) -> list[SegmentMask]:
-    """The segments of a DICOM SEG as binary masks on ``ct``'s grid (nearest neighbour; exact on the same grid)."""
-    try:
-        seg = hd.seg.segread(str(path))
-    except Exception as error:  # pydicom and highdicom raise many types for a file that is not a SEG
-        raise InputError(f"Segmentation '{path}': not a readable DICOM SEG ({error}).") from error
-    numbers = list(seg.get_segment_numbers())
-    volume = seg.get_volume(combine_segments=False, segment_numbers=numbers)
-    affine = volume.affine
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)  # (slice, row, column)
-    segments = []
-    for channel, number in enumerate(numbers):
-        array = volume.array[..., channel].astype(np.uint8)
-        image = sitk.GetImageFromArray(array)
-        image.SetSpacing((float(spacing[2]), float(spacing[1]), float(spacing[0])))
-        axes = affine[:3, :3] / spacing
-        image.SetDirection(tuple(float(v) for v in np.stack([axes[:, 2], axes[:, 1], axes[:, 0]], axis=1).ravel()))
-        image.SetOrigin(tuple(float(v) for v in affine[:3, 3]))
-        on_ct = sitk.Resample(image, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-        description = seg.get_segment_description(number)
-        regions = description.anatomic_regions
-        segments.append(SegmentMask(number, description.segment_label, _site_from_code(regions[0] if regions else None),
-                                    on_ct))
-    return segments
+    """The segments of a DICOM SEG as binary masks on ``ct``'s grid (nearest neighbour; exact on the same grid).
+
+    Read as ``--lesions`` reads a SEG (``dicom_lesions.read_seg``: checked against the CT's UIDs).
+    """
+    from .dicom_lesions import read_seg
+
+    return [SegmentMask(segment.segment_number, segment.label, segment.site,
+                        sitk.Resample(segment.mask, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8))
+            for segment in read_seg(path, ct)]
 
 
 def read_prediction_sr(path: str | os.PathLike) -> ReportedPrediction:
