@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 _REPO = Path(__file__).resolve().parents[1]
+# The tests import the checkout's abcir and bridge (pyproject's pythonpath); so do the processes they start
+# (commands, the panel's child, extraction workers), whatever abcir is installed.
+os.environ["PYTHONPATH"] = os.pathsep.join([str(_REPO / "ABCImmunoResponse"),
+                                            *filter(None, [os.environ.get("PYTHONPATH")])])
 SHARED_DATA = Path(os.environ.get("ABCIR_SHARED_DATA", _REPO.parent / "shared" / "data"))
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import SimpleITK as sitk
 
-from abcir.clinical import ClinicalFacts
+from abcir.patient.clinical_facts import ClinicalFacts
 from abcir.errors import InputError
 
 from .i18n import tr as _
@@ -25,7 +25,7 @@ from .segments import LesionInput, lesionInputs
 from .volumes import imageFromVolumeNode
 
 if TYPE_CHECKING:
-    from abcir.bundle import WeightBundle
+    from abcir.models.bundle import WeightBundle
     from abcir.jobs.spec import JobLesion, PredictJob
 
 
@@ -58,7 +58,7 @@ def dicomIdentity(volumeNode) -> tuple[str, str]:
 
 def resolveBundle(model: str, bundlePath: str) -> WeightBundle:
     """The verified weights: the site bundle at ``bundlePath``, else those shipped for ``model``."""
-    from abcir.prediction import resolve_bundle
+    from abcir.prediction.predict import resolve_bundle
 
     return resolve_bundle(model, bundlePath or None)
 

@@ -23,12 +23,12 @@ from .i18n import tr as _
 from .lesion_table import LesionRow
 
 if TYPE_CHECKING:
-    from abcir.prediction import Prediction
+    from abcir.prediction.predict import Prediction
 
 SEGMENTATION_SUFFIX = ".seg.nrrd"
 RESULT_SUFFIX = ".result.json"
 FEATURES_SUFFIX = ".features.csv"
-FEATURES_PROVENANCE_SUFFIX = ".features.provenance.json"  # abcir.feature_table.provenance_path of the CSV
+FEATURES_PROVENANCE_SUFFIX = ".features.provenance.json"  # abcir.features.table.provenance_path of the CSV
 LESIONS_SUFFIX = ".lesions.csv"
 CASE_SUFFIXES = (SEGMENTATION_SUFFIX, RESULT_SUFFIX, FEATURES_SUFFIX, FEATURES_PROVENANCE_SUFFIX, LESIONS_SUFFIX)
 LESION_TABLE_COLUMNS = ("segment_id", "lesion", "site", "site_from_name", "visceral", "included",
@@ -101,7 +101,7 @@ def saveCase(folder: str | os.PathLike, caseName: str, segmentationNode, predict
              featuresFile: str | os.PathLike | None, lesionRows: Sequence[LesionRow]) -> SavedCase:
     """Write the case's files to ``folder`` (created if needed) under a base name no file there uses yet.
 
-    ``featuresFile`` is the prediction's features table (``abcir.feature_table``
+    ``featuresFile`` is the prediction's features table (``abcir.features.table``
     CSV with its provenance sidecar beside it), copied as it is.
     """
     folder = Path(folder)
@@ -117,7 +117,7 @@ def saveCase(folder: str | os.PathLike, caseName: str, segmentationNode, predict
             json.dump(prediction.to_dict(), handle, indent=2, ensure_ascii=False)
         written.append(path)
     if featuresFile:
-        from abcir.feature_table import provenance_path
+        from abcir.features.table import provenance_path
 
         source = Path(featuresFile)
         written += [copyNew(source, folder / f"{base}{FEATURES_SUFFIX}"),

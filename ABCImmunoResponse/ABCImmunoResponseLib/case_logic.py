@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from abcir.consensus.building import PairKey
     from abcir.consensus.predictions import ReaderPredictions
     from abcir.consensus.session import ChairChoice
-    from abcir.prediction import Prediction
+    from abcir.prediction.predict import Prediction
 
 POLL_INTERVAL_S = 0.1  # how often ``Run.wait`` looks at the child (the panel's timer uses the same)
 RESULTS_FOLDER = "ABCImmunoResponse-results"  # below the work folder: the features of each result
@@ -72,7 +72,7 @@ class ChildRuntime:
     def forThisProcess(cls, workFolder: str | os.PathLike | None = None,
                        cacheFolder: str | os.PathLike | None = None, jobs: int | None = None) -> ChildRuntime:
         """Inside Slicer, ``PythonSlicer`` (on Slicer's PATH, as ``slicer.util`` finds it); else ``sys.executable``."""
-        from abcir.parallel import available_cores
+        from abcir.features.parallel import available_cores
 
         import slicer
 
@@ -201,7 +201,7 @@ class CaseLogic:
         caseName = parameters.ctVolume.GetName()
 
         def apply(result: dict, folder: Path) -> PredictionApplied:
-            from abcir.prediction import Prediction
+            from abcir.prediction.predict import Prediction
 
             prediction = Prediction.from_dict(result["prediction"], "Result of the prediction process")
             featuresFile = self._keepFeatures(folder, result["features_files"])

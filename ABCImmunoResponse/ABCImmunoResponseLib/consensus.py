@@ -30,7 +30,7 @@ from vtk.util import numpy_support
 
 import slicer
 from abcir.errors import InputError
-from abcir.sites import SITE_TAG, SITES
+from abcir.patient.sites import SITE_TAG, SITES
 
 from .case import CT_FILE, jobLesions, writeImage
 from .i18n import tr as _
@@ -38,13 +38,13 @@ from .segments import lesionFromInput, lesionInputs, segmentIds, segmentTag, set
 from .volumes import ijkToRasMatrix, imageFromVolumeNode
 
 if TYPE_CHECKING:
-    from abcir.clinical import ClinicalFacts
-    from abcir.consensus.agreement import ReaderComparison
+    from abcir.patient.clinical_facts import ClinicalFacts
+    from abcir.consensus.comparison import ReaderComparison
     from abcir.consensus.building import ConsensusSegment, PairKey, SegmentLook
     from abcir.consensus.predictions import ReaderPredictions
     from abcir.consensus.session import ChairChoice, ConsensusSession
     from abcir.jobs.spec import ReadersJob
-    from abcir.lesions import Lesion
+    from abcir.patient.lesions import Lesion
 
 SESSION_ATTRIBUTE = "ABCImmunoResponse.ConsensusSession"  # the session JSON on the consensus node
 SCENE_SOURCE = "scene node"  # ComparedInputs path prefix: the readers were nodes, not files
@@ -108,7 +108,7 @@ def collectConsensusInputs(volumeNode, segmentationA, segmentationB, readerA: st
 
 def compareReadings(inputs: ConsensusInputs) -> ReaderComparison:
     """The core's matching and agreement table (Dice, HD95, Hausdorff, volume and diameter differences)."""
-    from abcir.consensus.agreement import compare_readers
+    from abcir.consensus.comparison import compare_readers
 
     return compare_readers(inputs.lesionsA, inputs.lesionsB, inputs.readerA, inputs.readerB)
 
@@ -127,7 +127,7 @@ def _lesionsFingerprint(lesions) -> str:
     """SHA-256 of a reading as compared: lesion ids, sites and mask voxels, in order."""
     import hashlib
 
-    from abcir.imaging import voxel_hash
+    from abcir.imaging.ct import voxel_hash
 
     digest = hashlib.sha256()
     for lesion in lesions:
@@ -137,7 +137,7 @@ def _lesionsFingerprint(lesions) -> str:
 
 def sameReadings(first: ConsensusInputs, second: ConsensusInputs) -> bool:
     """Whether two copies of the readings hold the same readers, CT voxels, lesion ids, sites and masks."""
-    from abcir.imaging import voxel_hash
+    from abcir.imaging.ct import voxel_hash
 
     return ((first.readerA, first.readerB) == (second.readerA, second.readerB)
             and voxel_hash(first.ct) == voxel_hash(second.ct)
@@ -147,9 +147,9 @@ def sameReadings(first: ConsensusInputs, second: ConsensusInputs) -> bool:
 
 def startSession(inputs: ConsensusInputs, comparison: ReaderComparison, chair: str) -> ConsensusSession:
     """A new session chaired by ``chair``; the readers are recorded by node name and a hash of their masks."""
-    from abcir.consensus.agreement import ComparedInputs, InputFile
+    from abcir.consensus.comparison import ComparedInputs, InputFile
     from abcir.consensus.session import new_session
-    from abcir.imaging import voxel_hash
+    from abcir.imaging.ct import voxel_hash
 
     compared = ComparedInputs(
         InputFile(f"{SCENE_SOURCE} (CT voxels)", voxel_hash(inputs.ct)),
@@ -187,7 +187,7 @@ def addConsensusSegmentation(scene, volumeNode, segments: list[ConsensusSegment]
     ``segments`` must be on the grid of ``volumeNode`` (they are when built from
     ``collectConsensusInputs`` on that volume).
     """
-    from abcir.lesions import same_grid
+    from abcir.patient.lesions import same_grid
     from abcir.records import to_json_dict
 
     grid = imageFromVolumeNode(volumeNode)

@@ -1,4 +1,4 @@
-"""A prediction of the panel written back to PACS: the glue between the scene and ``abcir.dicom_export``.
+"""A prediction of the panel written back to PACS: the glue between the scene and ``abcir.dicom.export``.
 
 Slicer records which DICOM instances a volume was loaded from in the node
 attribute ``DICOM.instanceUIDs``; the panel looks their files up in Slicer's
@@ -26,9 +26,9 @@ from .i18n import tr as _
 from .segments import LesionInput, lesionFromInput, segmentIds, segmentMask
 
 if TYPE_CHECKING:
-    from abcir.dicom_export import DicomExport
-    from abcir.lesions import Lesion
-    from abcir.prediction import Prediction
+    from abcir.dicom.export import DicomExport
+    from abcir.patient.lesions import Lesion
+    from abcir.prediction.predict import Prediction
 
 INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"  # set by Slicer's DICOM scalar volume plugin
 
@@ -95,8 +95,8 @@ def exportResultToDicom(prediction: Prediction, segmentationNode, volumeNode, fi
     ``files`` are the CT's DICOM files (from Slicer's DICOM database). The
     series is the one the result records, else the volume's own series.
     """
-    from abcir.dicom_export import export_dicom
-    from abcir.dicom_series import read_dicom_ct
+    from abcir.dicom.export import export_dicom
+    from abcir.dicom.series import read_dicom_ct
 
     seriesUid = (prediction.ct.series_instance_uid if prediction.ct else "") or dicomIdentity(volumeNode)[1]
     ct = read_dicom_ct(seriesFolder(files, scratch), series_uid=seriesUid or None)

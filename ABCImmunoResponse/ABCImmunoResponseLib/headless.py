@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script (Slicer --python-script): impor
 
 import slicer  # noqa: E402
 
-from abcir.clinical import clinical_usage, parse_clinical  # noqa: E402
+from abcir.patient.clinical_facts import clinical_usage, parse_clinical  # noqa: E402
 from abcir.errors import InputError  # noqa: E402
 from abcir.files import refuse_existing  # noqa: E402
 from abcir.models import MODEL_KINDS  # noqa: E402

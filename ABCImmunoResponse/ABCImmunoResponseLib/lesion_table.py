@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import slicer
-from abcir.measurements import LesionSize, measure_lesion
-from abcir.recist import Finding, validate_targets
-from abcir.sites import SITE_FROM_NAME, SITES, is_visceral
+from abcir.patient.measurements import LesionSize, measure_lesion
+from abcir.patient.recist import Finding, validate_targets
+from abcir.patient.sites import SITE_FROM_NAME, SITES, is_visceral
 
 from .segments import isSegmentIncluded, segmentIds, segmentMask, segmentSite
 
@@ -29,12 +29,12 @@ class LesionRow:
     segmentId: str
     name: str
     site: str | None
-    siteSource: str | None  # where the site came from (abcir.sites.SITE_SOURCES); None without a site
+    siteSource: str | None  # where the site came from (abcir.patient.sites.SITE_SOURCES); None without a site
     included: bool
     size: LesionSize
     findings: tuple[Finding, ...]
 
-    # The rules in abcir.recist read these names.
+    # The rules in abcir.patient.recist read these names.
     @property
     def lesion_id(self) -> str:
         return self.name
@@ -141,7 +141,7 @@ def _withFindings(rows: list[LesionRow]) -> list[LesionRow]:
 
 @dataclass(frozen=True)
 class ClinicalPrefill:
-    """Clinical facts the ticked lesions imply, in ``abcir.clinical`` words; None where they imply nothing.
+    """Clinical facts the ticked lesions imply, in ``abcir.patient.clinical_facts`` words; None where they imply nothing.
 
     Only the targets are in the table, so "yes" / "3+" are certain while "no" /
     "1-2" hold only if no other (non-target) metastasis says otherwise: the

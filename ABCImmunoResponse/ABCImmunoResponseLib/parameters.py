@@ -5,14 +5,14 @@ builds its ``@parameterNodeWrapper`` class from these fields
 (``wrapperFields``), and the Logic, the headless entry and the tests read the
 same node here, decoded as Slicer's serializers write it (text as is,
 booleans as "True"/"False", nodes as references). Clinical values are the
-words ``abcir.clinical.parse_clinical`` reads; "" means "not entered yet".
+words ``abcir.patient.clinical_facts.parse_clinical`` reads; "" means "not entered yet".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from abcir.clinical import ClinicalFacts, parse_clinical
+from abcir.patient.clinical_facts import ClinicalFacts, parse_clinical
 from abcir.errors import InputError
 from abcir.models import MODEL_KINDS
 

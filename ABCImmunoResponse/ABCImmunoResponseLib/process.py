@@ -8,7 +8,7 @@ same).
 
 Why a process group: inside Slicer the child is ``PythonSlicer``, a CTK
 launcher that starts ``python-real``, which starts extraction workers
-(``abcir.parallel``, multiprocessing spawn). Killing the launcher alone would
+(``abcir.features.parallel``, multiprocessing spawn). Killing the launcher alone would
 leave the others computing. The child therefore starts in a new session
 (POSIX) or process group (Windows), and Cancel kills the whole group or tree.
 

@@ -18,8 +18,8 @@ import vtk
 from .i18n import tr as _
 
 if TYPE_CHECKING:
-    from abcir.bundle import WeightBundle
-    from abcir.prediction import Prediction
+    from abcir.models.bundle import WeightBundle
+    from abcir.prediction.predict import Prediction
 
 MM3_PER_ML = 1000.0
 RESULT_ATTRIBUTE = "ABCImmunoResponse.Prediction"  # the table node attribute holding the result JSON
@@ -190,7 +190,7 @@ def predictionFromJson(text: str):
     """A Prediction back from the JSON stored with the result (None for an empty text)."""
     import json
 
-    from abcir.prediction import Prediction
+    from abcir.prediction.predict import Prediction
 
     return Prediction.from_dict(json.loads(text), "Stored result") if text else None
 

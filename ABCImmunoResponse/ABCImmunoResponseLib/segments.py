@@ -1,12 +1,12 @@
 """Segments of a segmentation node as target lesions: site, inclusion and mask on the CT grid.
 
 Facts about a segment live where Slicer keeps them, so they survive saving the
-``.seg.nrrd`` and the scene: the site in the tag ``abcir.segfile.SITE_TAG`` (the
+``.seg.nrrd`` and the scene: the site in the tag ``abcir.imaging.segfile.SITE_TAG`` (the
 tag the command line reads), whether the reader counts the segment as a target
 in ``INCLUDE_TAG``, and the site again as the segment's terminology entry
 (anatomic region with its SNOMED CT code), which DICOM SEG export carries. A
 segment without a site tag takes its site from its name, else from the SNOMED code
-of its terminology entry, by the command line's rule (``abcir.sites.choose_site``).
+of its terminology entry, by the command line's rule (``abcir.patient.sites.choose_site``).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import vtk
 
 import slicer
 from abcir.errors import InputError
-from abcir.sites import SITE_FROM_NAME, SITE_TAG, SITES, choose_site
+from abcir.patient.sites import SITE_FROM_NAME, SITE_TAG, SITES, choose_site
 
 from .i18n import tr as _
 from .volumes import imageOnVolumeGrid, ijkToRasMatrix, voxelArray
 
 if TYPE_CHECKING:
-    from abcir.lesions import Lesion
+    from abcir.patient.lesions import Lesion
 
 INCLUDE_TAG = "ABCImmunoResponse.Include"
 
@@ -40,7 +40,7 @@ LESION_TYPE = ("14799000", "SCT", "Neoplasm, Secondary")
 
 @dataclass(frozen=True)
 class SegmentSite:
-    """A segment's site key and where it came from (``abcir.sites.SITE_SOURCES``); both None if unknown."""
+    """A segment's site key and where it came from (``abcir.patient.sites.SITE_SOURCES``); both None if unknown."""
 
     site: str | None
     source: str | None
@@ -152,9 +152,9 @@ def lesionInputs(segmentationNode, volumeNode) -> list[LesionInput]:
 
 def lesionFromInput(lesionInput: LesionInput, ct: sitk.Image) -> Lesion:
     """The core's lesion (mask checked on the CT grid, RECIST size measured) from a copied segment."""
-    # Imported here: abcir.lesions needs packages that are only checked when Predict is pressed.
-    from abcir.lesions import Lesion, align_to_ct
-    from abcir.measurements import measure_lesion
+    # Imported here: abcir.patient.lesions needs packages that are only checked when Predict is pressed.
+    from abcir.patient.lesions import Lesion, align_to_ct
+    from abcir.patient.measurements import measure_lesion
 
     aligned = align_to_ct(lesionInput.name, lesionInput.mask, ct)
     return Lesion(lesionInput.name, lesionInput.site, aligned, measure_lesion(aligned))

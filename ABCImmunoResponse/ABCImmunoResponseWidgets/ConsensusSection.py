@@ -12,7 +12,7 @@ import qt
 import slicer
 from slicer.i18n import tr as _
 
-from abcir.sites import SITES
+from abcir.patient.sites import SITES
 from ABCImmunoResponseLib.consensus import segmentIdByName, showPairOutlines
 from ABCImmunoResponseLib.segments import centreSliceViewsOnSegment
 

@@ -60,7 +60,7 @@ def registerSampleData() -> None:
     """
     import SampleData
 
-    from abcir.imaging import file_sha256
+    from abcir.imaging.ct import file_sha256
 
     if not unmetRequirements() and radiomicsAvailable():
         try:

@@ -14,7 +14,7 @@ import slicer
 from slicer.i18n import tr as _
 
 from abcir.errors import InputError
-from abcir.sites import SITE_FROM_NAME, SITE_FROM_TERMINOLOGY, SITES
+from abcir.patient.sites import SITE_FROM_NAME, SITE_FROM_TERMINOLOGY, SITES
 from ABCImmunoResponseLib.lesion_table import SizeCache, clinicalPrefill, lesionRows, segmentationChangeEvents
 from ABCImmunoResponseLib.parameters import MODULE_NAME
 from ABCImmunoResponseLib.segments import centreSliceViewsOnSegment, setSegmentIncluded, setSegmentSite

@@ -88,7 +88,7 @@ class PredictionSection:
         folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Weight bundle folder"))
         if not folder:
             return
-        from abcir.bundle import load_bundle
+        from abcir.models.bundle import load_bundle
 
         with slicer.util.tryWithErrorDisplay(_("These weights cannot be used."), waitCursor=True):
             bundle = load_bundle(folder)  # verified: hashes, schema, tensors, feature list

@@ -3,8 +3,8 @@
 Each sub-command is a module of ``abcir.commands`` with two functions:
 ``add_cli(subparsers)`` declares its options, and ``run(args)`` does the work.
 A command module imports, at its top, only modules that import nothing heavy
-(``abcir.options``, ``abcir.clinical``, ``abcir.sites``, ``abcir.recist``, the
-standard library); ``run`` imports what the command needs (numpy, SimpleITK,
+(``abcir.options``, ``abcir.patient.clinical_facts``, ``abcir.patient.sites``, ``abcir.patient.recist``,
+``abcir.progress``, the standard library); ``run`` imports what the command needs (numpy, SimpleITK,
 pyradiomics, pandas, highdicom, ...). Every invocation builds the whole parser,
 so ``abcir --help`` and ``abcir COMMAND --help`` start in tens of milliseconds
 and a command imports only what it uses (``Testing/core/test_cli_startup.py``
@@ -76,11 +76,6 @@ def text_argument(value: str) -> str:
     except UnicodeDecodeError:
         raise argparse.ArgumentTypeError(f"{ascii(value)} is neither text in this locale's encoding nor UTF-8; "
                                          "run abcir under a UTF-8 locale (e.g. LANG=C.UTF-8).") from None
-
-
-def stderr_progress(done: int, total: int, what: str) -> None:
-    """Progress for long runs, on stderr so stdout stays machine-readable."""
-    print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """What a user chooses among, and the defaults, wherever abcir is driven from (command line, Slicer panel).
 
-This module imports nothing heavy (only ``abcir.recist``'s constants): the command line declares every option from these
-names before any command runs, so that ``abcir --help`` and ``abcir COMMAND
+This module imports nothing heavy (only ``abcir.paper``'s constants): the command line declares every
+option from these names before any command runs, so that ``abcir --help`` and ``abcir COMMAND
 --help`` take a few tens of milliseconds instead of the seconds that numpy,
 SimpleITK, pandas or pyradiomics take to import (issue #15). The modules that
 implement a choice import its names from here, so each is defined once.
@@ -9,12 +9,12 @@ implement a choice import its names from here, so each is defined once.
 
 from __future__ import annotations
 
-from .recist import MIN_LONGEST_DIAMETER_MM
+from .paper import MIN_LONGEST_DIAMETER_MM
 
 # The three response models (abcir.models): the combined one is the paper's final model.
 MODEL_KINDS = ("combined", "radiomics", "clinical")
 
-# How several target lesions become one patient vector (abcir.aggregation explains each).
+# How several target lesions become one patient vector (abcir.models.aggregation explains each).
 AGGREGATIONS = ("volume_weighted_mean", "largest", "mean")
 DEFAULT_AGGREGATION = "volume_weighted_mean"
 
@@ -27,7 +27,7 @@ CONSENSUS_PAIR_METHODS = ("union", "intersection", "staple")
 DEFAULT_MAX_CENTROID_DISTANCE_MM = MIN_LONGEST_DIAMETER_MM
 
 # ICC(2,1) at or above which a feature counts as reproducible: "good" or better in Koo & Li (J Chiropr Med 2016),
-# "Cutoff values" (abcir.reproducibility).
+# "Cutoff values" (abcir.stats.agreement).
 DEFAULT_MIN_ICC = 0.75
 # The per-feature table in an agreement folder (``abcir agreement --out DIR``), read by ``abcir train --agreement``.
 FEATURE_ICC_FILE = "feature_icc.csv"

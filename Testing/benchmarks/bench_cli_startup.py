@@ -37,11 +37,11 @@ import numpy as np
 import SimpleITK as sitk
 
 import abcir
-from abcir import lesions as lesions_module
+from abcir.patient import lesions as lesions_module
 from abcir.cli import build_parser
-from abcir.imaging import read_ct
-from abcir.measurements import LesionSize
-from abcir.segfile import Segment, write_seg_nrrd
+from abcir.imaging.ct import read_ct
+from abcir.patient.measurements import LesionSize
+from abcir.imaging.segfile import Segment, write_seg_nrrd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from test_measurements import reference_measure  # the reference lives with its tests

@@ -23,9 +23,10 @@ import numpy as np
 import radiomics
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-from abcir.features import extract_lesions, feature_names
-from abcir.lesions import Lesion
-from abcir.measurements import measure_lesion
+from abcir.features.extract import extract_lesions
+from abcir.features.catalogue import feature_names
+from abcir.patient.lesions import Lesion
+from abcir.patient.measurements import measure_lesion
 from abcir.resources import parameter_file
 from synthetic_ct import FULL_SIZE, FULL_SPACING, add_lesion, radius_for_voxels, synthetic_ct
 

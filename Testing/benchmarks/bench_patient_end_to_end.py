@@ -71,7 +71,7 @@ class PeakMemory:
 
 
 def make_patient(folder: Path) -> tuple[Path, Path]:
-    from abcir.segfile import SITE_TAG, Segment, write_seg_nrrd
+    from abcir.imaging.segfile import SITE_TAG, Segment, write_seg_nrrd
 
     ct = synthetic_ct(FULL_SIZE, FULL_SPACING, seed=2)
     segments = []
@@ -89,10 +89,11 @@ def naive(ct_path: Path, lesions_path: Path, jobs: int, cache: Path) -> dict:
     import radiomics
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-    from abcir.clinical import parse_clinical
-    from abcir.features import LesionFeatures, feature_names, lesion_provenances
-    from abcir.lesions import load_lesions
-    from abcir.prediction import predict_features
+    from abcir.patient.clinical_facts import parse_clinical
+    from abcir.features.catalogue import LesionFeatures, feature_names
+    from abcir.features.extract import lesion_provenances
+    from abcir.patient.lesions import load_lesions
+    from abcir.prediction.predict import predict_features
     from abcir.resources import parameter_file
 
     radiomics.setVerbosity(logging.ERROR)
@@ -114,26 +115,28 @@ def naive(ct_path: Path, lesions_path: Path, jobs: int, cache: Path) -> dict:
 
 def abcir(ct_path: Path, lesions_path: Path, jobs: int, cache: Path) -> dict:
     """What ``abcir predict --jobs N`` does, with a feature cache."""
-    from abcir import features
-    from abcir.clinical import parse_clinical
-    from abcir.feature_cache import FeatureCache
-    from abcir.imaging import read_ct
-    from abcir.lesions import load_lesions
-    from abcir.prediction import CTIdentity, predict_features
+    from abcir.features import engine, extract
+    from abcir.features.cache import FeatureCache
+    from abcir.imaging.ct import read_ct
+    from abcir.patient.clinical_facts import parse_clinical
+    from abcir.patient.lesions import load_lesions
+    from abcir.prediction.predict import CTIdentity, predict_features
 
     computed = []
-    prepare = features.prepare_lesion
-    features.prepare_lesion = lambda ct, mask, lesion_id: computed.append(lesion_id) or prepare(ct, mask, lesion_id)
+    prepare = engine.prepare_lesion
+    # One job prepares through engine_values, several through extract_lesions' pieces: count both.
+    engine.prepare_lesion = extract.prepare_lesion = (
+        lambda ct, mask, lesion_id: computed.append(lesion_id) or prepare(ct, mask, lesion_id))
     ct = read_ct(ct_path)
     lesions = load_lesions([lesions_path], ct)
-    rows = features.extract_lesions(ct, lesions, "P", jobs=jobs, cache=FeatureCache(cache))
+    rows = extract.extract_lesions(ct, lesions, "P", jobs=jobs, cache=FeatureCache(cache))
     prediction = predict_features(rows, parse_clinical(CLINICAL), "combined",
                                   ct=CTIdentity(rows[0].provenance.ct_sha256))
     return {"probability": prediction.probability, "computed": computed}
 
 
 def edit_one_lesion(lesions_path: Path) -> Path:
-    from abcir.segfile import read_seg_nrrd, write_seg_nrrd
+    from abcir.imaging.segfile import read_seg_nrrd, write_seg_nrrd
 
     segments = read_seg_nrrd(lesions_path)
     segments[0].mask = sitk.BinaryDilate(segments[0].mask, [1, 1, 1])

@@ -19,10 +19,11 @@ import radiomics
 import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-from abcir.features import extract_lesions, feature_names
-from abcir.imaging import read_ct
-from abcir.lesions import Lesion, align_to_ct
-from abcir.measurements import measure_lesion
+from abcir.features.extract import extract_lesions
+from abcir.features.catalogue import feature_names
+from abcir.imaging.ct import read_ct
+from abcir.patient.lesions import Lesion, align_to_ct
+from abcir.patient.measurements import measure_lesion
 from abcir.resources import parameter_file
 
 ORGANS = ((7, "pancreas"), (8, "adrenal"), (20, "colon"), (1, "spleen"), (5, "liver"))

@@ -1,4 +1,4 @@
-"""Texture matrices on real organs: pyradiomics' C ``_cmatrices`` against ``abcir.texture_matrices``.
+"""Texture matrices on real organs: pyradiomics' C ``_cmatrices`` against ``abcir.features.texture_matrices``.
 
 Organs of the real CT in ../shared/data stand in for lesions of 2,400 to
 700,000 voxels at 1 mm. Each is extracted once by abcir while every
@@ -35,10 +35,10 @@ from scipy import ndimage
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components
 
-from abcir import texture_matrices
-from abcir.features import lesion_values, prepare_lesion
-from abcir.imaging import read_ct
-from abcir.lesions import align_to_ct
+from abcir.features import texture_matrices
+from abcir.features.engine import lesion_values, prepare_lesion
+from abcir.imaging.ct import read_ct
+from abcir.patient.lesions import align_to_ct
 
 ORGANS = ((8, "adrenal gland"), (7, "pancreas"), (20, "colon"), (33, "vertebra T11"), (1, "spleen"), (5, "liver"))
 KEPT = ("calculate_glcm", "calculate_glrlm", "calculate_gldm", "calculate_ngtdm")

@@ -92,8 +92,8 @@ def write_case(folder: Path, ct: sitk.Image, lesions: list[tuple[str, str, sitk.
 
 def real_case(folder: Path) -> None:
     """The real CT and three organs at 0.7 x 0.7 x 1.25 mm, 72 slices (see the module docstring)."""
-    from abcir.imaging import read_ct
-    from abcir.lesions import align_to_ct
+    from abcir.imaging.ct import read_ct
+    from abcir.patient.lesions import align_to_ct
 
     ct = read_ct(SHARED / "dicom")
     labels = sitk.ReadImage(str(SHARED / "organs_totalsegmentator.nii.gz"))
@@ -195,10 +195,10 @@ def engine_child(case: Path, out: Path) -> None:
     import radiomics
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-    from abcir.features import extract_lesions
-    from abcir.imaging import read_ct
-    from abcir.lesions import load_lesions
-    from abcir.parallel import single_threaded_blas
+    from abcir.features.extract import extract_lesions
+    from abcir.imaging.ct import read_ct
+    from abcir.patient.lesions import load_lesions
+    from abcir.features.parallel import single_threaded_blas
     from abcir.resources import parameter_file
 
     radiomics.setVerbosity(logging.ERROR)

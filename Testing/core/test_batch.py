@@ -15,16 +15,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from abcir import batch
-from abcir.batch import (FAILURES_CSV, FEATURES_CSV, FEATURES_PARQUET, MANIFEST, PATIENTS_FOLDER, PREDICTIONS_CSV,
-                         BatchManifest, TerminalProgress, run_batch)
+from abcir.batch import work
+from abcir.batch.run import run_batch
+from abcir.batch.store import (
+    FAILURES_CSV,
+    FEATURES_CSV,
+    FEATURES_PARQUET,
+    MANIFEST,
+    PATIENTS_FOLDER,
+    PREDICTIONS_CSV,
+    BatchManifest,
+)
 from abcir.cli import main
 from abcir.cohort.generator import make_cohort
-from abcir.cohort_table import read_cohort
-from abcir.evaluation import read_predictions
-from abcir.extraction import extract_patient
-from abcir.features import feature_names
+from abcir.cohort.table import read_cohort
+from abcir.evaluation.table import read_predictions
+from abcir.features.extract import extract_patient
+from abcir.features.catalogue import feature_names
+from abcir.progress import TerminalProgress
 from abcir.records import from_json_dict
 
 N_PATIENTS = 4
@@ -89,7 +97,7 @@ def test_rerun_computes_nothing(cohort, reference, tmp_path, monkeypatch):
     shutil.copytree(reference, out)
     shutil.rmtree(out / PATIENTS_FOLDER)  # lost records: every lesion comes from the cache
     calls = []
-    monkeypatch.setattr(batch, "compute_lesion", lambda prepared: calls.append(prepared))
+    monkeypatch.setattr(work, "compute_lesion", lambda prepared: calls.append(prepared))
     summary = run_batch(cohort, out)
     assert summary.n_computed == N_PATIENTS and calls == []
     assert_same_results(out, reference)

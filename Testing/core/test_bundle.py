@@ -8,11 +8,11 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import abcir.bundle
+import abcir.models.bundle
 import numpy as np
 import pytest
 from abcir import __version__
-from abcir.bundle import (
+from abcir.models.bundle import (
     LABEL_DEFINITION,
     MANIFEST,
     SCHEMA_VERSION,
@@ -24,10 +24,10 @@ from abcir.bundle import (
     bundled_bundle,
     load_bundle,
 )
-from abcir.clinical import CLINICAL_ENCODING
+from abcir.patient.clinical_facts import CLINICAL_ENCODING
 from abcir.errors import BundleError, InputError
-from abcir.features import feature_names, feature_names_sha256, pyradiomics_version
-from abcir.imaging import file_sha256
+from abcir.features.catalogue import feature_names, feature_names_sha256, pyradiomics_version
+from abcir.imaging.ct import file_sha256
 from abcir.records import to_json_dict
 from abcir.resources import parameter_file
 from tiny_bundles import needs_torch, tiny_bundle, tiny_cohort, tiny_fit
@@ -221,7 +221,7 @@ def test_bundles_are_never_overwritten(bundles):
 
 
 def test_bundled_weights_are_read_from_resources(bundles, tmp_path, monkeypatch):
-    monkeypatch.setattr(abcir.bundle, "weights_dir", lambda: tmp_path)
+    monkeypatch.setattr(abcir.models.bundle, "weights_dir", lambda: tmp_path)
     with pytest.raises(BundleError, match=rf"ships no 'radiomics' weights \(nothing at {tmp_path / 'radiomics'}\).*"
                                           "--weights"):
         bundled_bundle("radiomics")

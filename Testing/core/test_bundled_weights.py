@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from abcir.bundle import bundled_bundle
-from abcir.features import feature_names_sha256
+from abcir.models.bundle import bundled_bundle
+from abcir.features.catalogue import feature_names_sha256
 from abcir.models import MODEL_KINDS
 from abcir.resources import weights_dir
 

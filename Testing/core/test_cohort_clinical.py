@@ -15,9 +15,9 @@ import statsmodels.api as sm
 from lifelines import KaplanMeierFitter
 from scipy.stats import mannwhitneyu
 
-from abcir.clinical import CLINICAL_ENCODING
-from abcir.cohort import clinical_model as model
-from abcir.sites import SITES
+from abcir.patient.clinical_facts import CLINICAL_ENCODING
+from abcir.cohort import patients as model
+from abcir.patient.sites import SITES
 
 LARGE_N = 20000
 

@@ -12,17 +12,24 @@ import pytest
 from scipy import ndimage
 
 from abcir.cli import main
-from abcir.clinical import CLINICAL_ENCODING
-from abcir.cohort import clinical_model, phantom
-from abcir.cohort.generator import (MANIFEST_NAME, SYNTHETIC_FIELD, TABLE_COLUMNS, make_cohort,
-                                    make_example_patient, patient_rng)
-from abcir.cohort_table import cohort_text, read_cohort
+from abcir.patient.clinical_facts import CLINICAL_ENCODING
+from abcir.cohort import anatomy, patients, phantom_plan, rendering
+from abcir.cohort.generator import (
+    MANIFEST_NAME,
+    SYNTHETIC_FIELD,
+    TABLE_COLUMNS,
+    make_cohort,
+    make_example_patient,
+    patient_rng,
+)
+from abcir.cohort.scanner import SCANNERS
+from abcir.cohort.table import cohort_text, read_cohort
 from abcir.errors import InputError
-from abcir.imaging import file_sha256, read_ct
-from abcir.lesions import load_lesions
-from abcir.recist import MAX_TARGETS_PER_SITE, validate_targets
-from abcir.segfile import SITE_TAG, read_seg_nrrd
-from abcir.sites import SITES
+from abcir.imaging.ct import file_sha256, read_ct
+from abcir.patient.lesions import load_lesions
+from abcir.patient.recist import MAX_TARGETS_PER_SITE, validate_targets
+from abcir.imaging.segfile import SITE_TAG, read_seg_nrrd
+from abcir.patient.sites import SITES
 
 N, SEED = 6, 11
 
@@ -42,7 +49,7 @@ def _rows(folder: Path) -> list[dict]:
 def test_table_matches_the_clinical_draw(cohort):
     rows = _rows(cohort)
     assert list(rows[0]) == list(TABLE_COLUMNS)
-    for row, patient in zip(rows, clinical_model.draw_clinical_cohort(N, SEED), strict=True):
+    for row, patient in zip(rows, patients.draw_clinical_cohort(N, SEED), strict=True):
         assert row["patient_id"] == patient.patient_id and row["center"] == patient.center
         assert [int(row[name]) for name in CLINICAL_ENCODING] == list(patient.clinical.vector().astype(int))
         assert int(row["response"]) == patient.response and int(row["pfs_event"]) == patient.pfs_event
@@ -53,7 +60,7 @@ def test_table_matches_the_clinical_draw(cohort):
 def test_the_table_round_trips_through_the_cohort_reader(cohort):
     """What make-cohort writes, batch and train read back as the drawn patients, and write back unchanged."""
     table = read_cohort(cohort / "cohort.csv")
-    for row, patient in zip(table.rows, clinical_model.draw_clinical_cohort(N, SEED), strict=True):
+    for row, patient in zip(table.rows, patients.draw_clinical_cohort(N, SEED), strict=True):
         assert row.patient_id == patient.patient_id and row.clinical == patient.clinical
         assert (row.response, row.pfs_event) == (patient.response, patient.pfs_event)
         assert row.pfs_months == round(patient.pfs_months, 2) and (row.center, row.split) == (patient.center,
@@ -95,33 +102,33 @@ def test_segments_carry_the_site_tag_and_the_ct_is_marked_synthetic(cohort):
 def test_spacing_follows_the_centres_scanner(cohort):
     for row in _rows(cohort):
         ct = read_ct(cohort / row["ct"])
-        scanner = phantom.SCANNERS[row["center"]]
+        scanner = SCANNERS[row["center"]]
         sx, sy, sz = ct.GetSpacing()
         assert sx == sy and scanner.in_plane_mm[0] <= sx <= scanner.in_plane_mm[1]
         assert 0.6 <= sx <= 0.98 and sz in scanner.slice_mm
-        assert all(size <= limit for size, limit in zip(ct.GetSize(), phantom.FOV_MAX_VOXELS))
+        assert all(size <= limit for size, limit in zip(ct.GetSize(), phantom_plan.FOV_MAX_VOXELS))
 
 
 @pytest.fixture(scope="module")
-def rendered() -> phantom.PhantomCT:
-    patient = clinical_model.draw_clinical_cohort(N, SEED)[0]
+def rendered() -> rendering.PhantomCT:
+    patient = patients.draw_clinical_cohort(N, SEED)[0]
     rng = patient_rng(SEED, 0)
-    return phantom.render(phantom.plan_patient(patient, rng), rng)
+    return rendering.render(phantom_plan.plan_phantom(patient, rng), rng)
 
 
 @pytest.mark.parametrize("tissue, expected, tolerance", [
-    ("fat", phantom.HU_FAT, 15.0), ("muscle", phantom.HU_MUSCLE, 15.0), ("lung", phantom.HU_LUNG, 25.0),
-    ("liver", phantom.HU_LIVER, 15.0),
+    ("fat", anatomy.HU_FAT, 15.0), ("muscle", anatomy.HU_MUSCLE, 15.0), ("lung", anatomy.HU_LUNG, 25.0),
+    ("liver", anatomy.HU_LIVER, 15.0),
 ])
 def test_tissues_have_ct_numbers(rendered, tissue, expected, tolerance):
-    inside = ndimage.binary_erosion(rendered.tissue == phantom.TISSUE_LABELS[tissue], iterations=3)
+    inside = ndimage.binary_erosion(rendered.tissue == anatomy.TISSUE_LABELS[tissue], iterations=3)
     if inside.sum() < 200:
         pytest.skip(f"this patient's field of view shows little {tissue}")
     assert abs(float(rendered.hu[inside].mean()) - expected) < tolerance
 
 
 def test_noise_is_as_drawn_for_the_scan(rendered):
-    inside = ndimage.binary_erosion(rendered.tissue == phantom.TISSUE_LABELS["fat"], iterations=3)
+    inside = ndimage.binary_erosion(rendered.tissue == anatomy.TISSUE_LABELS["fat"], iterations=3)
     measured = float(rendered.hu[inside].std())
     noise = rendered.plan.acquisition.noise_hu
     assert noise * 0.9 < measured < np.hypot(noise, 8.0) * 1.3  # noise plus fat's own texture (8 HU)

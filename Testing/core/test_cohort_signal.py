@@ -15,7 +15,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 from scipy.stats import mannwhitneyu, spearmanr
 
-from abcir.cohort import clinical_model, phantom
+from abcir.cohort import patients, phantom_plan, rendering
 from abcir.cohort.generator import make_cohort, patient_rng
 
 
@@ -27,15 +27,15 @@ def _auc(score: np.ndarray, positive: np.ndarray) -> float:
 def single_lesions() -> dict[str, np.ndarray]:
     """Per patient: the first target lesion rendered alone in a box just around it."""
     stats: dict[str, list] = {key: [] for key in ("z", "response", "median", "iqr", "core_minus_rim")}
-    for index, patient in enumerate(clinical_model.draw_clinical_cohort(90, seed=5)):
+    for index, patient in enumerate(patients.draw_clinical_cohort(90, seed=5)):
         rng = patient_rng(5, index)
-        plan = phantom.plan_patient(patient, rng)
+        plan = phantom_plan.plan_phantom(patient, rng)
         lesion = plan.lesions[0]
         spacing = np.asarray(plan.acquisition.spacing_mm)
         size = np.ceil(2 * (lesion.reach_mm + 4.0) / spacing).astype(int)
         origin = np.asarray(lesion.center_mm) - (size - 1) * spacing / 2
         box = replace(plan, lesions=(lesion,), origin_mm=tuple(origin), size=tuple(int(s) for s in size))
-        ct = phantom.render(box, rng)
+        ct = rendering.render(box, rng)
         mask = ct.masks[lesion.lesion_id]
         values = ct.hu[mask].astype(float)
         centre = np.array(np.nonzero(mask)).mean(axis=1)
@@ -91,8 +91,8 @@ def test_radiomics_features_predict_response(tmp_path):
     """
     import csv
 
-    from abcir.aggregation import aggregate
-    from abcir.extraction import extract_patient
+    from abcir.models.aggregation import aggregate
+    from abcir.features.extract import extract_patient
 
     folder = tmp_path / "cohort"
     make_cohort(folder, 120, seed=21, jobs=2)

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from abcir.batch import FEATURES_PARQUET, PREDICTIONS_CSV, run_batch
-from abcir.clinical import ClinicalFacts
-from abcir.cohort_table import CohortRow, cohort_text, read_cohort, write_cohort
+from abcir.batch.run import run_batch
+from abcir.batch.store import FEATURES_PARQUET, PREDICTIONS_CSV
+from abcir.patient.clinical_facts import ClinicalFacts
+from abcir.cohort.table import CohortRow, cohort_text, read_cohort, write_cohort
 from abcir.errors import InputError
-from abcir.evaluation import read_predictions
-from abcir.features import feature_names
+from abcir.evaluation.table import read_predictions
+from abcir.features.catalogue import feature_names
 
 HEADER = "patient_id,ct,lesions,prior_lines_ge2,metastatic_sites_ge3,visceral,tnbc,response,pfs_months,pfs_event"
 

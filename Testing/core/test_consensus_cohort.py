@@ -9,8 +9,8 @@ import pytest
 from abcir.consensus.cohort import CohortAgreement, matched_feature_matrices, read_readers_csv
 from abcir.consensus.cohort_report import REPORT_FILE, feature_group_table, write_report
 from abcir.errors import InputError
-from abcir.features import feature_names
-from abcir.reproducibility import bland_altman, cohen_kappa, feature_icc_frame
+from abcir.features.catalogue import feature_names
+from abcir.stats.agreement import bland_altman, cohen_kappa, feature_icc_frame
 
 
 def _write(path, text):

@@ -10,8 +10,8 @@ import SimpleITK as sitk
 
 from abcir.cli import main
 from abcir.consensus.building import DEFAULT_COLOR, TERMINOLOGY_TAG
-from abcir.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd
-from abcir.sites import SITES
+from abcir.imaging.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd
+from abcir.patient.sites import SITES
 
 TAG = "ABCImmunoResponse.Consensus."
 INCLUDE_TAG = "ABCImmunoResponse.Include"  # the Slicer panel's tick: abcir's own, never copied

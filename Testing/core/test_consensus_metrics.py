@@ -9,15 +9,15 @@ import pytest
 import SimpleITK as sitk
 from scipy.spatial import cKDTree
 
-from abcir.consensus.agreement import ComparedInputs, InputFile, compare_readers
+from abcir.consensus.comparison import ComparedInputs, InputFile, compare_readers
 from abcir.consensus.building import Decision, build_consensus
 from abcir.consensus.matching import CENTROID, OVERLAP, UNMATCHED, match_lesions
 from abcir.consensus.metrics import dice, surface_distances
 from abcir.consensus.session import load_session, new_session, save_session, write_consensus
 from abcir.errors import InputError
-from abcir.imaging import file_sha256
-from abcir.lesions import Lesion
-from abcir.measurements import measure_lesion
+from abcir.imaging.ct import file_sha256
+from abcir.patient.lesions import Lesion
+from abcir.patient.measurements import measure_lesion
 
 SPACING = (0.7, 0.9, 2.5)
 

@@ -22,9 +22,10 @@ from test_consensus_metrics import reference_distances
 from tiny_bundles import tiny_bundle
 
 from abcir.cli import main
-from abcir.imaging import file_sha256, read_ct
-from abcir.reproducibility import icc_2_1, read_feature_icc_csv, reproducible_features
-from abcir.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd
+from abcir.imaging.ct import file_sha256, read_ct
+from abcir.consensus.feature_icc import read_feature_icc_csv, reproducible_features
+from abcir.stats.agreement import icc_2_1
+from abcir.imaging.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd
 
 TAG = "ABCImmunoResponse.Consensus."
 

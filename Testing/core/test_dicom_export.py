@@ -17,14 +17,15 @@ from pydicom import config
 from pydicom.valuerep import validate_value
 
 from abcir.cli import main
-from abcir.clinical import ClinicalFacts
-from abcir.dicom_export import (NOT_VALIDATED, ReportedPrediction, export_dicom, read_lesion_seg,
-                                read_prediction_sr)
-from abcir.dicom_series import read_dicom_ct
+from abcir.patient.clinical_facts import ClinicalFacts
+from abcir.dicom.export import export_dicom
+from abcir.dicom.seg_export import read_lesion_seg
+from abcir.dicom.series import read_dicom_ct
+from abcir.dicom.sr_export import NOT_VALIDATED, ReportedPrediction, read_prediction_sr
 from abcir.errors import InputError
-from abcir.imaging import voxel_hash
-from abcir.lesions import load_lesions
-from abcir.prediction import CTIdentity, LesionSummary, Prediction, WeightsInfo
+from abcir.imaging.ct import voxel_hash
+from abcir.patient.lesions import load_lesions
+from abcir.prediction.predict import CTIdentity, LesionSummary, Prediction, WeightsInfo
 from dicom_cases import copy_series, synthetic_series
 
 ORGANS = {7: "other", 8: "adrenal"}  # pancreas and right adrenal stand in for target lesions

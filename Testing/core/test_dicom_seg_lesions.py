@@ -19,10 +19,10 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from abcir.cli import main
-from abcir.dicom_lesions import FRACTIONAL_THRESHOLD
-from abcir.dicom_series import read_dicom_ct
+from abcir.dicom.seg_reading import FRACTIONAL_THRESHOLD
+from abcir.dicom.series import read_dicom_ct
 from abcir.errors import InputError
-from abcir.lesions import load_lesions
+from abcir.patient.lesions import load_lesions
 from dicom_cases import copy_series, synthetic_series, uid
 from test_dicom_export import make_prediction
 

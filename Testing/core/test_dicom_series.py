@@ -10,9 +10,9 @@ import pytest
 import SimpleITK as sitk
 
 from abcir.cli import main
-from abcir.dicom_series import list_series, read_dicom_ct
+from abcir.dicom.series import list_series, read_dicom_ct
 from abcir.errors import InputError
-from abcir.imaging import read_ct, voxel_hash
+from abcir.imaging.ct import read_ct, voxel_hash
 from dicom_cases import PET_IMAGE_STORAGE, copy_series, synthetic_series, uid
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,10 +12,10 @@ import numpy as np
 import pytest
 import radiomics
 import SimpleITK as sitk
-from abcir import engine_check
-from abcir.bundle import bundled_bundle
-from abcir.clinical import parse_clinical
-from abcir.engine_check import (
+from abcir.features import engine_check, parallel
+from abcir.models.bundle import bundled_bundle
+from abcir.patient.clinical_facts import parse_clinical
+from abcir.features.engine_check import (
     CT_FILE,
     MASK_FILE,
     ROUNDING_LIMIT,
@@ -25,11 +26,13 @@ from abcir.engine_check import (
     encode_value,
     load_reference,
     reference_dir,
+    start_engine_check,
 )
-from abcir.features import engine_values, feature_names, pyradiomics_version
-from abcir.lesions import Lesion
-from abcir.measurements import measure_lesion
-from abcir.prediction import VALUES_VERIFIED, Prediction, predict_lesions
+from abcir.features.engine import engine_values
+from abcir.features.catalogue import feature_names, pyradiomics_version
+from abcir.patient.lesions import Lesion
+from abcir.patient.measurements import measure_lesion
+from abcir.prediction.predict import VALUES_VERIFIED, Prediction, predict_lesions
 from abcir.records import from_json_dict, to_json_dict
 from abcir.resources import parameter_file
 from radiomics.featureextractor import RadiomicsFeatureExtractor
@@ -228,3 +231,31 @@ def test_reference_json_fits_its_record():
     data = json.loads((reference_dir() / "values.json").read_text())
     assert data == to_json_dict(load_reference())
     assert list(data["values"]) == list(feature_names())
+
+
+def test_a_worker_computes_the_check_for_this_process(monkeypatch):
+    """``start_engine_check``: a worker process checks while this one would read the CT; same result."""
+    calls = []
+    monkeypatch.setattr(engine_check, "engine_values", lambda *args: calls.append(args[2]) or engine_values(*args))
+    parallel.shutdown_pools()
+    try:
+        start_engine_check(parallel.extraction_pool(2))
+        from_worker = check_engine()
+    finally:
+        parallel.shutdown_pools()
+    assert calls == []  # computed in the worker, not here
+    check_engine.cache_clear()
+    assert check_engine() == from_worker and calls == ["engine reference"]
+    assert from_worker.reproduced
+
+
+def test_a_check_the_worker_never_began_is_computed_here(monkeypatch):
+    calls = []
+    monkeypatch.setattr(engine_check, "engine_values", lambda *args: calls.append(args[2]) or engine_values(*args))
+    never_started = Future()
+    never_started.cancel()  # what shutting the pool down does to a check still queued
+    pool = ThreadPoolExecutor(max_workers=1)
+    monkeypatch.setattr(pool, "submit", lambda *args: never_started)
+    start_engine_check(pool)
+    pool.shutdown()
+    assert check_engine().reproduced and calls == ["engine reference"]

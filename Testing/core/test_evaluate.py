@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from abcir.commands.evaluate import add_cli
+from abcir.commands.evaluate import add_cli, run_evaluate
 from abcir.errors import InputError
-from abcir.evaluation import run_evaluate
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stats"
 REFERENCE = json.loads((FIXTURES / "reference.json").read_text())

@@ -19,12 +19,14 @@ import radiomics
 import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-from abcir import features, parallel
+from abcir.features import extract, parallel
 from abcir.errors import InputError
-from abcir.features import extract_lesions, fast_path_blocker, feature_names
-from abcir.lesions import Lesion
-from abcir.measurements import measure_lesion
-from abcir.parallel import single_threaded_blas
+from abcir.features.extract import extract_lesions
+from abcir.features.engine import fast_path_blocker
+from abcir.features.catalogue import feature_names
+from abcir.patient.lesions import Lesion
+from abcir.patient.measurements import measure_lesion
+from abcir.features.parallel import single_threaded_blas
 from abcir.resources import parameter_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -159,8 +161,8 @@ def test_unsupported_settings_fall_back_to_stock(stock, monkeypatch):
     assert "normalize" in reason and "Square" in reason
     ct, lesions = medium_case()
     calls = []
-    monkeypatch.setattr(features, "fast_path_blocker", lambda extractor=None: "a test setting")
-    monkeypatch.setattr(features, "prepare_lesion", lambda *args: calls.append(args))
+    monkeypatch.setattr(extract, "fast_path_blocker", lambda extractor=None: "a test setting")
+    monkeypatch.setattr(extract, "prepare_lesion", lambda *args: calls.append(args))
     rows = extract_lesions(ct, lesions[:1], "P")
     assert calls == []
     np.testing.assert_array_equal(rows[0].values, stock_values(stock, ct, lesions[0].mask))

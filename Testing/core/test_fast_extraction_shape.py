@@ -7,7 +7,7 @@ import pytest
 from radiomics import cShape
 from scipy import ndimage
 
-from abcir.shape_mesh import mesh_coefficients
+from abcir.features.shape_mesh import mesh_coefficients
 
 UNIT = np.array([1.0, 1.0, 1.0])
 

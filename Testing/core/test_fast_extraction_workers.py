@@ -26,11 +26,13 @@ import radiomics
 import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-from abcir import cli, extraction, features, parallel
-from abcir.features import extract_lesions, feature_names
-from abcir.lesions import Lesion
-from abcir.measurements import measure_lesion
-from abcir.parallel import single_threaded_blas
+from abcir import cli
+from abcir.features import extract, parallel
+from abcir.features.extract import extract_lesions
+from abcir.features.catalogue import feature_names
+from abcir.patient.lesions import Lesion
+from abcir.patient.measurements import measure_lesion
+from abcir.features.parallel import single_threaded_blas
 from abcir.resources import parameter_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -64,7 +66,7 @@ def stock(case) -> list[np.ndarray]:
 def record_computing_threads(monkeypatch, after_each=lambda threads: None) -> list[int]:
     """Patch ``compute_input`` to note the thread that computes each piece (then call ``after_each``)."""
     threads: list[int] = []
-    compute = features.compute_input
+    compute = extract.compute_input
 
     def recorded(piece):
         threads.append(threading.get_ident())
@@ -72,7 +74,7 @@ def record_computing_threads(monkeypatch, after_each=lambda threads: None) -> li
         after_each(threads)
         return result
 
-    monkeypatch.setattr(features, "compute_input", recorded)
+    monkeypatch.setattr(extract, "compute_input", recorded)
     return threads
 
 
@@ -82,7 +84,7 @@ def test_this_process_computes_while_the_worker_is_still_starting(case, stock, m
     pool = ThreadPoolExecutor(max_workers=1)
     started = threading.Event()
     pool.submit(started.wait, 120)  # the only worker is busy starting (as a new process importing pyradiomics)
-    monkeypatch.setattr(features, "extraction_pool", lambda jobs, backend: pool)
+    monkeypatch.setattr(extract, "extraction_pool", lambda jobs, backend: pool)
     me = threading.get_ident()
 
     def start_when_only_its_piece_is_left(threads: list[int]) -> None:
@@ -104,7 +106,7 @@ def test_this_process_computes_while_the_worker_is_still_starting(case, stock, m
 def test_a_free_worker_and_this_process_share_the_pieces(case, stock, monkeypatch):
     ct, lesions = case
     pool = ThreadPoolExecutor(max_workers=1)
-    monkeypatch.setattr(features, "extraction_pool", lambda jobs, backend: pool)
+    monkeypatch.setattr(extract, "extraction_pool", lambda jobs, backend: pool)
     threads = record_computing_threads(monkeypatch)
     progress = []
     try:
@@ -141,13 +143,13 @@ def test_extract_command_starts_the_workers_before_reading_the_ct(case, stock, t
         sitk.WriteImage(lesion.mask, str(tmp_path / f"{lesion.lesion_id}.nrrd"))
     parallel.shutdown_pools()
     workers_when_read = []
-    read_ct = extraction.read_ct
+    read_ct = extract.read_ct
 
     def watched(*args, **kwargs):
         workers_when_read.append(len(multiprocessing.active_children()))
         return read_ct(*args, **kwargs)
 
-    monkeypatch.setattr(extraction, "read_ct", watched)
+    monkeypatch.setattr(extract, "read_ct", watched)
     out = tmp_path / "features.csv"
     assert cli.main(["extract", "--ct", str(tmp_path / "ct.nrrd"), "--lesions",
                      *[str(tmp_path / f"{lesion.lesion_id}.nrrd") for lesion in lesions],

@@ -12,11 +12,15 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from abcir import feature_cache, features, files
-from abcir.feature_cache import CACHE_ENVIRONMENT_VARIABLE, FeatureCache, cache_key
-from abcir.features import N_FEATURES, Provenance, extract_lesions
-from abcir.lesions import Lesion
-from abcir.measurements import measure_lesion
+from abcir import files
+from abcir.features import cache as feature_cache
+from abcir.features import catalogue, engine, extract
+from abcir.features.cache import CACHE_ENVIRONMENT_VARIABLE, FeatureCache, cache_key
+from abcir.paper import N_FEATURES
+from abcir.features.catalogue import Provenance
+from abcir.features.extract import extract_lesions
+from abcir.patient.lesions import Lesion
+from abcir.patient.measurements import measure_lesion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from synthetic_ct import add_lesion, synthetic_ct  # noqa: E402
@@ -55,7 +59,7 @@ def test_key_changes_with_every_input(tmp_path, change):
 def test_key_changes_with_software(tmp_path, monkeypatch):
     cache = FeatureCache(tmp_path)
     cache.put(PROVENANCE, sample_values())
-    versions = features.software_versions()
+    versions = catalogue.software_versions()
     monkeypatch.setattr(feature_cache, "software_versions", lambda: {**versions, "pyradiomics": "3.1.0"})
     assert cache.get(PROVENANCE) is None
 
@@ -83,7 +87,7 @@ def test_stale_or_corrupt_entries_are_never_used(tmp_path, how, caplog):
     cache = FeatureCache(tmp_path)
     path = cache.put(PROVENANCE, sample_values())
     corrupt(path, how)
-    with caplog.at_level(logging.WARNING, logger="abcir.feature_cache"):
+    with caplog.at_level(logging.WARNING, logger="abcir.features.cache"):
         assert cache.get(PROVENANCE) is None
     assert "recomputing" in caplog.text
     assert not path.exists()  # removed, so the next put replaces it
@@ -114,13 +118,15 @@ def patient():
 
 def count_extractions(monkeypatch) -> list[str]:
     computed: list[str] = []
-    prepare = features.prepare_lesion
+    prepare = extract.prepare_lesion
 
     def counting(ct, mask, lesion_id):
         computed.append(lesion_id)
         return prepare(ct, mask, lesion_id)
 
-    monkeypatch.setattr(features, "prepare_lesion", counting)
+    # One job goes through engine_values, several through extract_lesions' own pieces: count both.
+    monkeypatch.setattr(extract, "prepare_lesion", counting)
+    monkeypatch.setattr(engine, "prepare_lesion", counting)
     return computed
 
 

@@ -10,9 +10,10 @@ import radiomics
 import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-from abcir.extraction import extract_patient
-from abcir.features import N_FEATURES, feature_names, feature_names_sha256
-from abcir.imaging import file_sha256, read_ct, voxel_hash
+from abcir.features.extract import extract_patient
+from abcir.paper import N_FEATURES
+from abcir.features.catalogue import feature_names, feature_names_sha256
+from abcir.imaging.ct import file_sha256, read_ct, voxel_hash
 from abcir.resources import parameter_file
 
 ORGANS = {7: "pancreas", 8: "adrenal"}  # lesion-sized organs standing in for target lesions

@@ -10,9 +10,9 @@ import SimpleITK as sitk
 
 from abcir.cli import main
 from abcir.errors import InputError
-from abcir.imaging import read_ct
-from abcir.lesions import load_lesions
-from abcir.segfile import SITE_TAG, Segment, write_seg_nrrd
+from abcir.imaging.ct import read_ct
+from abcir.patient.lesions import load_lesions
+from abcir.imaging.segfile import SITE_TAG, Segment, write_seg_nrrd
 
 
 def _ct(size=(40, 40, 12), spacing=(0.8, 0.8, 2.0)) -> sitk.Image:

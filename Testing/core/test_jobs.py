@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-import abcir
 from abcir.consensus.predictions import ReaderPredictions, predict_readers
 from abcir.errors import InputError
 from abcir.records import to_json_dict
@@ -170,10 +168,8 @@ def test_malformed_event_lines_are_refused(line, expected):
 
 def run_child(folder: Path) -> subprocess.CompletedProcess:
     """``python -m abcir.jobs FOLDER`` importing the same abcir as this test."""
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(Path(abcir.__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])]))
     return subprocess.run([sys.executable, "-m", "abcir.jobs", str(folder)], capture_output=True, text=True,
-                          env=environment, timeout=300, check=False)
+                          timeout=300, check=False)
 
 
 def events_of(folder: Path) -> list:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from abcir.lesions import align_to_ct, load_lesions, same_grid
+from abcir.patient.lesions import align_to_ct, load_lesions, same_grid
 
 DIRECTIONS = st.one_of(
     st.just((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)),

@@ -16,10 +16,10 @@ import SimpleITK as sitk
 from seg_nrrd_files import DICOM_MASTER, terminology
 
 from abcir.cli import main
-from abcir.imaging import file_stem
-from abcir.lesions import load_lesions
-from abcir.segfile import SITE_TAG, Segment, write_seg_nrrd
-from abcir.sites import (
+from abcir.imaging.ct import file_stem
+from abcir.patient.lesions import load_lesions
+from abcir.imaging.segfile import SITE_TAG, Segment, write_seg_nrrd
+from abcir.patient.sites import (
     SITE_SOURCES,
     SITES,
     TERMINOLOGY_TAG,

@@ -16,7 +16,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.transform import Rotation
 
-from abcir.measurements import measure_lesion
+from abcir.patient.measurements import measure_lesion
 
 # TotalSegmentator labels of the real CT: pancreas, adrenal, colon, T11, T12, spleen (lesion-sized and large).
 REAL_ORGANS = (7, 8, 20, 33, 32, 1)
@@ -63,7 +63,7 @@ def test_empty_mask_measures_zero():
     assert measure_lesion(_mask(np.zeros((3, 4, 4)))).voxel_count == 0
 
 
-# The reference is a frozen copy of abcir.measurements before issue #15 (it shares _slice_diameters with today's
+# The reference is a frozen copy of abcir.patient.measurements before issue #15 (it shares _slice_diameters with today's
 # code, copied here on purpose): a later change to the module must not move the reference with it.
 def _reference_slice_diameters(points: np.ndarray) -> tuple[float, float]:
     try:

@@ -11,17 +11,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import statsmodels.api as sm
-from abcir.bundle import load_bundle
+from abcir.models.bundle import load_bundle
 from abcir.errors import InputError
-from abcir.features import feature_names
+from abcir.features.catalogue import feature_names
 from abcir.models import LogisticArchitecture, LogisticModel, MLPArchitecture, MLPModel, sigmoid
 from abcir.stats.delong import delong_auc
 from tiny_bundles import INFORMATIVE, NO_TORCH, fast_settings, tiny_bundle, tiny_cohort, tiny_preprocessing
 
 torch = pytest.importorskip("torch", reason=NO_TORCH)
 
-from abcir.training import (SelectionSettings, TorchMLP, fit_clinical, fit_mlp, fit_preprocessing,  # noqa: E402
-                            torch_model)
+from abcir.training import SelectionSettings, TorchMLP, fit_clinical, fit_mlp, fit_preprocessing, torch_model
 from abcir.training.selection import univariate_auc  # noqa: E402
 
 FAST = fast_settings()
@@ -237,9 +236,9 @@ def test_prediction_imports_and_scores_without_torch(tmp_path):
                     raise ModuleNotFoundError("No module named 'torch'")
 
         sys.meta_path.insert(0, NoTorch())
-        import abcir.prediction, abcir.commands.predict, abcir.cli
+        import abcir.prediction.predict, abcir.commands.predict, abcir.cli
         abcir.cli.build_parser()
-        from abcir.bundle import load_bundle
+        from abcir.models.bundle import load_bundle
         model = load_bundle({str(path)!r}).model()
         scores = model.score(np.load({str(tmp_path / 'radiomics.npy')!r}), np.load({str(tmp_path / 'clinical.npy')!r}))
         print(json.dumps({{"scores": scores.tolist(), "torch": [m for m in sys.modules if m.startswith("torch")]}}))

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from abcir.imaging import read_ct_with_warnings
-from abcir.nifti import qform_sform_warning, read_nifti_geometry
+from abcir.imaging.ct import read_ct_with_warnings
+from abcir.imaging.nifti import qform_sform_warning, read_nifti_geometry
 
 SPACING = (0.8, 0.9, 2.5)
 ORIGIN_LPS = (-40.0, 25.0, 100.0)
@@ -110,7 +110,7 @@ def test_other_formats_and_single_forms_are_not_checked(tmp_path):
 def test_a_lesion_mask_with_a_shifted_sform_is_warned_about_too(tmp_path, caplog):
     import logging
 
-    from abcir.lesions import load_lesions
+    from abcir.patient.lesions import load_lesions
 
     ct = _write_ct(tmp_path / "ct.nrrd")
     mask = sitk.GetImageFromArray(np.zeros((12, 30, 40), dtype=np.uint8))
@@ -121,6 +121,6 @@ def test_a_lesion_mask_with_a_shifted_sform_is_warned_about_too(tmp_path, caplog
     srow = _srow(path)
     srow[0, 3] += 3.0
     _patch(path, srow)
-    with caplog.at_level(logging.WARNING, logger="abcir.lesions"):
+    with caplog.at_level(logging.WARNING, logger="abcir.patient.lesions"):
         load_lesions([path], ct)
     assert any("'liver_1.nii': its qform and sform disagree" in record.getMessage() for record in caplog.records)

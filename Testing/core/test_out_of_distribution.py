@@ -9,12 +9,12 @@ import pytest
 import SimpleITK as sitk
 from tiny_bundles import tiny_bundle
 
-from abcir.bundle import load_bundle
-from abcir.features import LesionFeatures, Provenance, feature_names, pyradiomics_version
-from abcir.imaging import file_sha256
-from abcir.lesions import Lesion
-from abcir.measurements import measure_lesion
-from abcir.prediction import OOD_Z_LIMIT, Prediction, predict_features
+from abcir.models.bundle import load_bundle
+from abcir.features.catalogue import LesionFeatures, Provenance, feature_names, pyradiomics_version
+from abcir.imaging.ct import file_sha256
+from abcir.patient.lesions import Lesion
+from abcir.patient.measurements import measure_lesion
+from abcir.prediction.predict import OOD_Z_LIMIT, Prediction, predict_features
 from abcir.resources import parameter_file
 
 

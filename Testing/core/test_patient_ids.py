@@ -11,10 +11,10 @@ import SimpleITK as sitk
 from dicom_cases import synthetic_series
 
 from abcir.cli import main
-from abcir.cohort_table import BATCH_COLUMNS, TRAIN_COLUMNS, TRAIN_COLUMNS_IF_PRESENT, read_cohort
+from abcir.cohort.table import BATCH_COLUMNS, TRAIN_COLUMNS, TRAIN_COLUMNS_IF_PRESENT, read_cohort
 from abcir.errors import InputError
-from abcir.imaging import file_stem, read_ct
-from abcir.patient_ids import default_patient_id
+from abcir.imaging.ct import file_stem, read_ct
+from abcir.patient.ids import default_patient_id
 
 TCIA_FOLDER = "1.000000-P4P113S303I10349 Gated 40.0B-29543"  # a TCIA series folder: digits and a dot first
 

@@ -7,22 +7,23 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import abcir.bundle
+import abcir.models.bundle
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from abcir.aggregation import aggregate
-from abcir.bundle import WEIGHTS, Cutoff, FeatureSet, TrainingData, load_bundle
+from abcir.models.aggregation import aggregate
+from abcir.models.bundle import WEIGHTS, Cutoff, FeatureSet, TrainingData, load_bundle
 from abcir.cli import main
-from abcir.clinical import parse_clinical
+from abcir.patient.clinical_facts import parse_clinical
 from abcir.commands.predict import format_prediction, format_probability
-from abcir.dicom_series import read_dicom_ct
+from abcir.dicom.series import read_dicom_ct
 from abcir.errors import BundleError, InputError
-from abcir.features import extract_lesions, feature_names, feature_names_sha256
-from abcir.imaging import file_sha256, voxel_hash
-from abcir.lesions import load_lesions
+from abcir.features.extract import extract_lesions
+from abcir.features.catalogue import feature_names, feature_names_sha256
+from abcir.imaging.ct import file_sha256, voxel_hash
+from abcir.patient.lesions import load_lesions
 from abcir.models import sigmoid
-from abcir.prediction import OOD_Z_LIMIT, CTIdentity, Prediction, predict_features, predict_lesions
+from abcir.prediction.predict import OOD_Z_LIMIT, CTIdentity, Prediction, predict_features, predict_lesions
 from tiny_bundles import tiny_bundle, tiny_fit, training
 
 CLINICAL = ["lines=1", "sites=1-2", "visceral=yes", "tnbc=yes"]
@@ -293,6 +294,6 @@ def test_cli_refuses_pickled_weights_with_the_reason(bundles, tmp_path, capsys):
 
 
 def test_cli_without_bundled_weights_says_what_to_do(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(abcir.bundle, "weights_dir", lambda: tmp_path)
+    monkeypatch.setattr(abcir.models.bundle, "weights_dir", lambda: tmp_path)
     assert main(["predict", "--model", "clinical", "--clinical", *CLINICAL]) == 2
     assert "ships no 'clinical' weights" in capsys.readouterr().err

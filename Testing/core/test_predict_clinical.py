@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from abcir.clinical import CLINICAL_ENCODING, ClinicalFacts, parse_clinical
+from abcir.patient.clinical_facts import CLINICAL_ENCODING, ClinicalFacts, parse_clinical
 from abcir.errors import InputError
 
 

@@ -1,8 +1,8 @@
 """pyradiomics' own test cases still give their baseline values when read through abcir's loaders.
 
 This catches orientation, casting and label bugs in our I/O: the image is read
-with ``abcir.imaging.read_image`` and the label map goes through
-``abcir.lesions.load_lesions`` (which puts each label on the image grid). The
+with ``abcir.imaging.ct.read_image`` and the label map goes through
+``abcir.patient.lesions.load_lesions`` (which puts each label on the image grid). The
 values must equal stock pyradiomics reading the same files itself, exactly, and
 the committed baselines within 0.1 % (tighter than pyradiomics' own suite: the
 brain1 mesh-based shape baselines are from an older pyradiomics and differ by up
@@ -19,8 +19,8 @@ import pytest
 import radiomics
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-from abcir.imaging import read_image
-from abcir.lesions import load_lesions
+from abcir.imaging.ct import read_image
+from abcir.patient.lesions import load_lesions
 
 CLASSES = ("firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm", "shape")
 CASES = ("brain1", "brain2", "breast1")

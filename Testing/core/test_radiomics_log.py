@@ -7,12 +7,12 @@ import logging
 import pytest
 import radiomics
 import SimpleITK as sitk
-from abcir.engine_check import CT_FILE, MASK_FILE, reference_dir
+from abcir.features.engine_check import CT_FILE, MASK_FILE, reference_dir
 from abcir.errors import InputError
-from abcir.features import extract_lesions
-from abcir.lesions import Lesion
-from abcir.measurements import measure_lesion
-from abcir.radiomics_log import QUIET_LEVEL, quiet_radiomics
+from abcir.features.extract import extract_lesions
+from abcir.patient.lesions import Lesion
+from abcir.patient.measurements import measure_lesion
+from abcir.features.radiomics_log import QUIET_LEVEL, quiet_radiomics
 from abcir.resources import parameter_file
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 

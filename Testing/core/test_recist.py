@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from abcir.recist import select_targets, validate_targets
+from abcir.patient.recist import select_targets, validate_targets
 
 
 @dataclass

@@ -45,9 +45,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from abcir.cli import main
-from abcir.dicom_lesions import RT_STRUCTURE_SET_STORAGE
+from abcir.dicom.seg_reading import RT_STRUCTURE_SET_STORAGE
 from abcir.errors import InputError
-from abcir.lesions import load_lesions
+from abcir.patient.lesions import load_lesions
 from test_dicom_seg_lesions import real_series_and_organs
 
 ORGANS = {"pancreas": 7, "adrenal": 8, "colon": 20}  # lesion-sized organs (1327, 1254, 10340 voxels)

@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 
 from abcir.errors import InputError
-from abcir.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd
+from abcir.imaging.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd
 
 
 def _segments():

@@ -16,7 +16,7 @@ from seg_nrrd_files import overlapping_masks, slicer_45_file, slicer_410_file, w
 
 from abcir.cli import main
 from abcir.errors import InputError
-from abcir.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd
+from abcir.imaging.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 NAMES = ["liver_1", "liver_2", "lung_1"]

@@ -8,12 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from abcir.stats.baseline_table import (
-    baseline_table,
-    contingency_test,
-    fisher_exact_2xc,
-    wilcoxon_rank_sum,
-)
+from abcir.stats.baseline_table import baseline_table, contingency_test, fisher_exact_2xc, wilcoxon_rank_sum
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stats"
 REFERENCE = json.loads((FIXTURES / "reference.json").read_text())["cohort"]["baseline"]

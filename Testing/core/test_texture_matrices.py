@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from radiomics import cMatrices, getFeatureClasses
 
-from abcir import texture_matrices
-from abcir.features import lesion_values, prepare_lesion
-from abcir.imaging import read_ct
-from abcir.lesions import align_to_ct
-from abcir.texture_matrices import with_numpy_matrices
+from abcir.features import texture_matrices
+from abcir.features.engine import lesion_values, prepare_lesion
+from abcir.imaging.ct import read_ct
+from abcir.patient.lesions import align_to_ct
+from abcir.features.texture_matrices import with_numpy_matrices
 
 FUNCTIONS = ("calculate_glcm", "calculate_glrlm", "calculate_gldm", "calculate_ngtdm")
 

@@ -16,11 +16,12 @@ import pytest
 import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-from abcir.batch import FAILURES_CSV
+from abcir.batch.store import FAILURES_CSV
 from abcir.cli import main
 from abcir.errors import InputError
-from abcir.features import N_FEATURES, extract_lesions
-from abcir.lesions import load_lesions
+from abcir.paper import N_FEATURES
+from abcir.features.extract import extract_lesions
+from abcir.patient.lesions import load_lesions
 from abcir.resources import parameter_file
 
 MESSAGE = (r"Lesion 'liver_1': the CT covers too few slices around it for the paper's LoG filters "

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiny_bundles
-from abcir.bundle import MANIFEST, WEIGHTS, Cutoff, FeatureSet, ValidationRecord
-from abcir.features import feature_names, feature_names_sha256
+from abcir.models.bundle import MANIFEST, WEIGHTS, Cutoff, FeatureSet, ValidationRecord
+from abcir.features.catalogue import feature_names, feature_names_sha256
 from tiny_bundles import (
     CACHE_EPOCH,
     GENERATOR,

@@ -8,16 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from abcir.bundle import load_bundle
+from abcir.models.bundle import load_bundle
 from abcir.cli import main
-from abcir.clinical import CLINICAL_ENCODING
+from abcir.patient.clinical_facts import CLINICAL_ENCODING
 from abcir.cohort.generator import make_cohort
 from abcir.errors import InputError
 
 pytest.importorskip("torch", reason="abcir train needs torch (pip install 'abcir[train]'); not installed here")
 
-from abcir.training.pipeline import (TrainingSettings, extract_cohort, read_training_cohort,  # noqa: E402
-                                     train_cohort, training_frame)
+from abcir.training.pipeline import extract_cohort, read_training_cohort, train_cohort, training_frame  # noqa: E402
+from abcir.training.settings import TrainingSettings  # noqa: E402
 from abcir.training.split import training_mask  # noqa: E402
 
 N_PATIENTS = 24

@@ -22,11 +22,13 @@ import SimpleITK as sitk
 from dicom_cases import synthetic_series
 from test_dicom_export import make_prediction
 
-from abcir.dicom_export import ReportedPrediction, export_dicom, read_lesion_seg, read_prediction_sr
-from abcir.dicom_series import read_dicom_ct
-from abcir.lesions import Lesion
-from abcir.measurements import measure_lesion
-from abcir.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd
+from abcir.dicom.export import export_dicom
+from abcir.dicom.seg_export import read_lesion_seg
+from abcir.dicom.series import read_dicom_ct
+from abcir.dicom.sr_export import ReportedPrediction, read_prediction_sr
+from abcir.patient.lesions import Lesion
+from abcir.patient.measurements import measure_lesion
+from abcir.imaging.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd
 
 CHAIR = "Dr Müller-Łukasiewicz"
 READER_A = "Dr Ødegård"
@@ -38,8 +40,6 @@ ASCII_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING
 def _abcir(*args: str) -> subprocess.CompletedProcess:
     """``abcir ARGS`` in a child process with an ASCII locale and console."""
     env = {**os.environ, **ASCII_LOCALE}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2] / "ABCImmunoResponse"),
-                                         env.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, "-m", "abcir.cli", *args], env=env, capture_output=True, timeout=300)
 
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import abcir
 import numpy as np
 import pytest
-from abcir.bundle import (
+from abcir.models.bundle import (
     Cutoff,
     FeatureSet,
     TrainingData,
@@ -44,8 +44,8 @@ from abcir.bundle import (
     write_bundle,
 )
 from abcir.errors import BundleError
-from abcir.features import feature_names, feature_names_sha256, pyradiomics_version
-from abcir.imaging import file_sha256
+from abcir.features.catalogue import feature_names, feature_names_sha256, pyradiomics_version
+from abcir.imaging.ct import file_sha256
 from abcir.models import LogisticArchitecture, MLPArchitecture, RadiomicsPreprocessing
 from abcir.resources import parameter_file
 from safetensors.numpy import load_file, save_file

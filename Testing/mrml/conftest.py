@@ -25,7 +25,7 @@ from mrml_scene import (LESION_LABELS, SLICER_CORE_MISSING, case_logic, case_par
 @pytest.fixture(scope="session")
 def real_ct(shared_data, tmp_path_factory):
     """The real CT (read by the core from DICOM) as an NRRD file, its image, and the organ labels on its grid."""
-    from abcir.imaging import read_ct
+    from abcir.imaging.ct import read_ct
 
     folder = tmp_path_factory.mktemp("real_ct")
     image = read_ct(shared_data / "ct_dicom_example" / "dicom")
@@ -38,9 +38,9 @@ def real_ct(shared_data, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def core_seg_file(real_ct, tmp_path_factory):
-    """A .seg.nrrd written by the core (abcir.segfile) with the three stand-in lesions and their site tags."""
-    from abcir.segfile import SITE_TAG, Segment, write_seg_nrrd
-    from abcir.sites import SITES
+    """A .seg.nrrd written by the core (abcir.imaging.segfile) with the three stand-in lesions and their site tags."""
+    from abcir.imaging.segfile import SITE_TAG, Segment, write_seg_nrrd
+    from abcir.patient.sites import SITES
 
     segments = []
     for value, (name, site) in LESION_LABELS.items():
@@ -77,10 +77,10 @@ def bundles(real_ct, core_seg_file, tmp_path_factory):
     from (../shared/data); with others the tests skip, naming the generator that adds the fit."""
     import numpy as np
 
-    from abcir.aggregation import aggregate
-    from abcir.bundle import Cutoff
-    from abcir.features import extract_lesions
-    from abcir.lesions import load_lesions
+    from abcir.models.aggregation import aggregate
+    from abcir.models.bundle import Cutoff
+    from abcir.features.extract import extract_lesions
+    from abcir.patient.lesions import load_lesions
     from tiny_bundles import tiny_bundle, tiny_fit
 
     lesions = [lesion for lesion in load_lesions([core_seg_file], real_ct["image"])

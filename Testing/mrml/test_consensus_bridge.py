@@ -21,7 +21,7 @@ pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
 from abcir.consensus.session import ChairChoice  # noqa: E402
 from abcir.errors import InputError  # noqa: E402
-from abcir.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd  # noqa: E402
+from abcir.imaging.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd  # noqa: E402
 from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime  # noqa: E402
 from ABCImmunoResponseLib.consensus import (SESSION_ATTRIBUTE, collectConsensusInputs, methodsFor,  # noqa: E402
                                             sameReadings, segmentIdByName, showPairOutlines, startSession)

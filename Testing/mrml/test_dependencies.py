@@ -23,7 +23,7 @@ PANEL_MODULES = ("ABCImmunoResponseLib.volumes", "ABCImmunoResponseLib.segments"
                  "ABCImmunoResponseLib.case", "ABCImmunoResponseLib.case_logic", "ABCImmunoResponseLib.case_files",
                  "ABCImmunoResponseLib.consensus", "ABCImmunoResponseLib.dependencies",
                  "ABCImmunoResponseLib.dicom_export", "ABCImmunoResponseLib.i18n",
-                 "abcir.errors", "abcir.models", "abcir.resources", "abcir.sites")
+                 "abcir.errors", "abcir.models", "abcir.resources", "abcir.patient.sites")
 
 
 def test_minimum_versions_are_those_of_pyproject():

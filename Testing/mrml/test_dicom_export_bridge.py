@@ -19,8 +19,9 @@ from mrml_scene import SLICER_CORE_MISSING
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
-from abcir.dicom_export import read_lesion_seg, read_prediction_sr  # noqa: E402
-from abcir.dicom_series import read_dicom_ct  # noqa: E402
+from abcir.dicom.seg_export import read_lesion_seg  # noqa: E402
+from abcir.dicom.series import read_dicom_ct  # noqa: E402
+from abcir.dicom.sr_export import read_prediction_sr  # noqa: E402
 from abcir.errors import InputError  # noqa: E402
 from ABCImmunoResponseLib.dicom_export import (INSTANCE_UIDS_ATTRIBUTE, exportResultToDicom,  # noqa: E402
                                                resultLesions, seriesFolder, sourceInstanceUids)

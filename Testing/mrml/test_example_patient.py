@@ -13,7 +13,7 @@ from mrml_scene import SLICER_CORE_MISSING, load_segmentation, load_volume
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
-from abcir.bundle import BundleError, bundled_bundle  # noqa: E402
+from abcir.models.bundle import BundleError, bundled_bundle  # noqa: E402
 from abcir.cohort import make_example_patient  # noqa: E402
 from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime  # noqa: E402
 from ABCImmunoResponseLib.lesion_table import clinicalPrefill, lesionRows  # noqa: E402

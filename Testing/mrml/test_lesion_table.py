@@ -10,7 +10,7 @@ from mrml_scene import LESION_LABELS, SLICER_CORE_MISSING
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
-from abcir.measurements import measure_lesion  # noqa: E402
+from abcir.patient.measurements import measure_lesion  # noqa: E402
 from ABCImmunoResponseLib.lesion_table import clinicalPrefill, lesionRows  # noqa: E402
 from ABCImmunoResponseLib.segments import setSegmentIncluded, setSegmentSite  # noqa: E402
 

@@ -18,7 +18,7 @@ from mrml_scene import (SLICER_CORE_MISSING, case_logic, case_parameter_node, ca
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
-from abcir.bundle import BundleError, bundled_bundle  # noqa: E402
+from abcir.models.bundle import BundleError, bundled_bundle  # noqa: E402
 from abcir.errors import InputError  # noqa: E402
 from ABCImmunoResponseLib.case import collectCaseInputs  # noqa: E402
 from ABCImmunoResponseLib.case_logic import RunCancelled  # noqa: E402
@@ -58,7 +58,7 @@ setSegmentIncluded(nodes["segmentation"], "Segment_20", False)
 run = case_logic(nodes, sys.argv[6], jobs=2).startPrediction(case_parameter_node(nodes, sys.argv[5]))
 durations, update = [], None
 while update is None or update.outcome is None:
-    time.sleep(0.1)
+    time.sleep(0.02)
     started = time.perf_counter()
     update = run.poll()
     durations.append(time.perf_counter() - started)

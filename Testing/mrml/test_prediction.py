@@ -18,8 +18,8 @@ from mrml_scene import SLICER_CORE_MISSING, case_logic, case_parameter_node, cas
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
 from abcir.errors import BundleError, InputError  # noqa: E402
-from abcir.imaging import read_ct  # noqa: E402
-from abcir.lesions import load_lesions  # noqa: E402
+from abcir.imaging.ct import read_ct  # noqa: E402
+from abcir.patient.lesions import load_lesions  # noqa: E402
 from ABCImmunoResponseLib.case import collectCaseInputs  # noqa: E402
 from ABCImmunoResponseLib.process import Progress  # noqa: E402
 from ABCImmunoResponseLib.results import (FEATURES_ATTRIBUTE, RESULT_ATTRIBUTE, addResultTable,  # noqa: E402
@@ -129,7 +129,7 @@ def test_the_clinical_model_lists_the_lesions_without_extracting(predicted, bund
 
 
 def test_display_lines_say_probability_risk_cutoff_and_that_the_weights_are_not_validated(predicted, bundles):
-    from abcir.bundle import load_bundle
+    from abcir.models.bundle import load_bundle
     from ABCImmunoResponseLib.results import annotationText, bundleDescription, resultLines
 
     prediction = predicted["applied"].prediction

@@ -19,19 +19,20 @@ import psutil
 import pytest
 import SimpleITK as sitk
 
-from abcir.bundle import BundleError, bundled_bundle
-from abcir.clinical import parse_clinical
+from abcir.models.bundle import BundleError, bundled_bundle
+from abcir.patient.clinical_facts import parse_clinical
 from abcir.cohort import make_example_patient
-from abcir.feature_cache import CACHE_ENVIRONMENT_VARIABLE
-from abcir.feature_table import provenance_path, read_features_csv
-from abcir.features import extract_lesions, feature_names
-from abcir.imaging import check_ct
+from abcir.features.cache import CACHE_ENVIRONMENT_VARIABLE
+from abcir.features.table import provenance_path, read_features_csv
+from abcir.features.extract import extract_lesions
+from abcir.features.catalogue import feature_names
+from abcir.imaging.ct import check_ct
 from abcir.jobs import FEATURES_FILE, JobLesion, PredictJob, write_job
-from abcir.lesions import Lesion, align_to_ct
-from abcir.measurements import measure_lesion
-from abcir.parallel import extraction_workers
-from abcir.prediction import CTIdentity, Prediction, predict_features
-from abcir.segfile import SITE_TAG, read_seg_nrrd
+from abcir.patient.lesions import Lesion, align_to_ct
+from abcir.patient.measurements import measure_lesion
+from abcir.features.parallel import extraction_workers
+from abcir.prediction.predict import CTIdentity, Prediction, predict_features
+from abcir.imaging.segfile import SITE_TAG, read_seg_nrrd
 from ABCImmunoResponseLib.process import Outcome, ProcessTask, Progress, TaskState
 
 MODULE_FOLDER = Path(__file__).resolve().parents[2] / "ABCImmunoResponse"  # the child imports this abcir

@@ -7,7 +7,7 @@ from mrml_scene import SLICER_CORE_MISSING, load_segmentation, load_volume
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
-from abcir.clinical import ClinicalFacts  # noqa: E402
+from abcir.patient.clinical_facts import ClinicalFacts  # noqa: E402
 from abcir.errors import InputError  # noqa: E402
 from ABCImmunoResponseLib.parameters import (MODULE_NAME, CaseParameters, clinicalFacts,  # noqa: E402
                                              findParameterNode, readCaseParameters, writeNodeReference)

@@ -17,8 +17,8 @@ pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
 import slicer  # noqa: E402
 
-from abcir.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd  # noqa: E402
-from abcir.sites import SITES  # noqa: E402
+from abcir.imaging.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd  # noqa: E402
+from abcir.patient.sites import SITES  # noqa: E402
 from ABCImmunoResponseLib.segments import (segmentIds, segmentMask, segmentSite, segmentTag,  # noqa: E402
                                            setSegmentSite)
 

@@ -21,9 +21,9 @@ pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 import slicer  # noqa: E402
 import vtk  # noqa: E402
 
-from abcir.lesions import load_lesions  # noqa: E402
-from abcir.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd  # noqa: E402
-from abcir.sites import SITES, TERMINOLOGY_TAG  # noqa: E402
+from abcir.patient.lesions import load_lesions  # noqa: E402
+from abcir.imaging.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd  # noqa: E402
+from abcir.patient.sites import SITES, TERMINOLOGY_TAG  # noqa: E402
 from ABCImmunoResponseLib.lesion_table import lesionRows  # noqa: E402
 from ABCImmunoResponseLib.segments import (ANATOMIC_CONTEXT, TERMINOLOGY_CONTEXT, segmentIds,  # noqa: E402
                                            segmentSite, segmentTag, setSegmentSite)

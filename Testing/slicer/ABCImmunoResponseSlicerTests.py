@@ -122,7 +122,7 @@ def consensusOfTwoReaders(test) -> None:
     import SimpleITK as sitk
 
     from abcir.consensus.session import ChairChoice
-    from abcir.segfile import Segment, read_seg_nrrd, write_seg_nrrd
+    from abcir.imaging.segfile import Segment, read_seg_nrrd, write_seg_nrrd
 
     logic, parameterNode = exampleCase(test)
     readerA = parameterNode.segmentation

@@ -6,7 +6,7 @@ Layout of a cohort folder::
     ct/SYN0001.nrrd        CT, int16 HU, LPS, gzip
     lesions/SYN0001.seg.nrrd   target lesions, one segment each, site in the segment tag
     cohort.csv             one row per patient: files, the four clinical facts, response, PFS
-                           (``abcir.cohort_table``'s format, which batch and train read)
+                           (``abcir.cohort.table``'s format, which batch and train read)
     hidden_phenotype.csv   the hidden truth per lesion (for checking the generator, never for training)
 
 Every file is written under a temporary name and renamed, so an interrupted run
@@ -31,13 +31,15 @@ import scipy
 import SimpleITK as sitk
 
 from .. import __version__
-from ..clinical import CLINICAL_ENCODING, ClinicalFacts
-from ..cohort_table import CohortRow, write_cohort
+from ..patient.clinical_facts import CLINICAL_ENCODING, ClinicalFacts
+from .table import CohortRow, write_cohort
 from ..errors import InputError
 from ..files import atomic_write, atomic_write_text
-from ..segfile import write_seg_nrrd
-from .clinical_model import SyntheticPatient, draw_clinical_cohort, draw_outcomes
-from .phantom import LesionPlan, PatientPlan, PhantomCT, plan_patient, render
+from ..imaging.segfile import write_seg_nrrd
+from .lesion_plan import LesionPlan
+from .patients import SyntheticPatient, draw_clinical_cohort, draw_outcomes
+from .phantom_plan import PhantomPlan, plan_phantom
+from .rendering import PhantomCT, render
 
 COHORT_FORMAT = "abcir-synthetic-cohort"
 # Bump when a change to the model or the phantom changes the generated files.
@@ -87,7 +89,23 @@ class ExamplePatient:
 
 
 def patient_rng(seed: int, index: int) -> np.random.Generator:
-    """The random stream of patient ``index`` (0-based) of the cohort with ``seed``."""
+    """The random stream of patient ``index`` (0-based) of the cohort with ``seed``.
+
+    One stream per patient makes a patient's files independent of the others and of the
+    number of processes.
+
+    Parameters
+    ----------
+    seed : int
+        Cohort seed.
+    index : int
+        0-based patient index.
+
+    Returns
+    -------
+    numpy.random.Generator
+        Seeded with ``[seed, 1, index]``.
+    """
     return np.random.default_rng([seed, 1, index])
 
 
@@ -96,6 +114,13 @@ def write_ct_nrrd(path: Path, ct: PhantomCT) -> None:
 
     Written with ITK's NRRD writer, whose files carry no time stamp (pynrrd's do), so
     the same patient gives the same bytes.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Target file; written under a temporary name and renamed (replaces an existing file).
+    ct : PhantomCT
+        The rendered patient (HU, spacing and origin in mm).
     """
     image = ct.image()
     image.SetMetaData(SYNTHETIC_FIELD, SYNTHETIC_NOTE)
@@ -150,7 +175,7 @@ def _patient_paths(folder: Path, patient_id: str) -> tuple[Path, Path]:
     return folder / CT_FOLDER / f"{patient_id}.nrrd", folder / LESIONS_FOLDER / f"{patient_id}.seg.nrrd"
 
 
-def _write_patient(plan: PatientPlan, rng: np.random.Generator, ct_path: Path, lesions_path: Path,
+def _write_patient(plan: PhantomPlan, rng: np.random.Generator, ct_path: Path, lesions_path: Path,
                    overwrite: bool) -> None:
     """Render a planned patient and write its CT and lesions."""
     ct = render(plan, rng)
@@ -162,7 +187,7 @@ def _cohort_patient(task: tuple[Path, SyntheticPatient, int, int]) -> tuple[tupl
     """Plan one patient (cheap, always) and render it unless both its files are already there."""
     folder, patient, seed, index = task
     rng = patient_rng(seed, index)
-    plan = plan_patient(patient, rng)
+    plan = plan_phantom(patient, rng)
     ct_path, lesions_path = _patient_paths(folder, patient.patient_id)
     if ct_path.is_file() and lesions_path.is_file():
         return plan.lesions, False
@@ -195,7 +220,32 @@ def _hidden_rows(patient: SyntheticPatient, lesions: tuple[LesionPlan, ...]) -> 
 
 def make_cohort(folder: str | os.PathLike, n: int, seed: int, jobs: int = 1,
                 progress: CohortProgress | None = None) -> CohortSummary:
-    """Generate (or complete) a cohort of ``n`` patients in ``folder``; see the module docstring."""
+    """Generate (or complete) a cohort of ``n`` patients in ``folder``; see the module docstring.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        New or empty folder, or one holding this very cohort (same n, seed, versions) to complete.
+    n : int
+        Number of patients (at least 1).
+    seed : int
+        Cohort seed; the files depend only on it, ``n`` and the numpy/scipy versions.
+    jobs : int
+        Parallel processes (at least 1).
+    progress : callable or None
+        Called as ``progress(done, total, patient_id)`` after each patient.
+
+    Returns
+    -------
+    CohortSummary
+        Folder, table path, patient and lesion counts, and how many patients this run made.
+
+    Raises
+    ------
+    InputError
+        When ``n`` or ``jobs`` is below 1, or ``folder`` is a file, a non-empty folder that is
+        not a generated cohort, or another generated cohort.
+    """
     if n < 1:
         raise InputError(f"Cohort size {n}: give at least one patient (--n 1 or more).")
     if jobs < 1:
@@ -237,6 +287,23 @@ def make_example_patient(folder: str | os.PathLike, seed: int = 0) -> ExamplePat
     Writes ``SYN-EXAMPLE.nrrd`` and ``SYN-EXAMPLE.seg.nrrd`` in ``folder``; refuses to
     replace either. Its outcome is drawn from the cohort's model for its facts. The same
     seed gives the same patient.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Existing folder to write into.
+    seed : int
+        Seed of the patient.
+
+    Returns
+    -------
+    ExamplePatient
+        The two file paths and the patient's facts and hidden truth.
+
+    Raises
+    ------
+    InputError
+        When either file already exists in ``folder``.
     """
     folder = Path(folder)
     ct_path, lesions_path = folder / f"{EXAMPLE_ID}.nrrd", folder / f"{EXAMPLE_ID}.seg.nrrd"
@@ -251,7 +318,7 @@ def make_example_patient(folder: str | os.PathLike, seed: int = 0) -> ExamplePat
             patient_id=EXAMPLE_ID, center="center_A", split="validation", clinical=EXAMPLE_FACTS,
             metastatic_sites=EXAMPLE_SITES, phenotype=float(phenotype[0]), response=bool(response[0]),
             best_response=str(best[0]), pfs_months=float(pfs[0]), pfs_event=bool(event[0]))
-        plan = plan_patient(patient, rng, lesions_per_site=1)
+        plan = plan_phantom(patient, rng, lesions_per_site=1)
         if len(plan.lesions) == len(EXAMPLE_SITES):
             break
     # Segments in the order of EXAMPLE_SITES, so that the demo always lists them the same way.

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import stderr_progress
-from ..options import (
-    DEFAULT_MAX_CENTROID_DISTANCE_MM,
-    DEFAULT_MIN_ICC,
-    FEATURE_ICC_FILE,
-    MODEL_KINDS,
-    READERS_CSV_HELP,
-)
+from ..options import DEFAULT_MAX_CENTROID_DISTANCE_MM, DEFAULT_MIN_ICC, FEATURE_ICC_FILE, MODEL_KINDS, READERS_CSV_HELP
+from ..progress import stderr_progress
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -41,11 +35,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..consensus.cohort import (
-        check_output_folder,
-        run_cohort_agreement,
-        write_cohort_agreement,
-    )
+    from ..consensus.cohort import check_output_folder, run_cohort_agreement, write_cohort_agreement
     from ..consensus.cohort_report import write_report
 
     out = check_output_folder(args.out)

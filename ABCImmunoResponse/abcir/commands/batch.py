@@ -9,6 +9,13 @@ from ..options import MODEL_KINDS
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``abcir batch`` with the command line's ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The sub-command registry of the ``abcir`` parser.
+    """
     parser = subparsers.add_parser(
         "batch", help="features and predictions for every patient of a cohort table (resumable)",
         description="Extract the 1130 features of every target lesion of every patient in a cohort table and "
@@ -32,7 +39,25 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import TerminalProgress, run_batch
+    """Run ``abcir batch`` with parsed ``args``, showing a progress bar on stderr, and say where the tables are.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``cohort``, ``out``, ``jobs``, ``scheduler``, ``models`` and ``weights``.
+
+    Returns
+    -------
+    int
+        The exit code: 0, or 1 when a patient or a prediction failed (listed in ``failures.csv``).
+
+    Raises
+    ------
+    InputError
+        As ``abcir.batch.run.run_batch``; the command line turns it into a one-line message.
+    """
+    from ..batch.run import run_batch
+    from ..progress import TerminalProgress
 
     summary = run_batch(args.cohort, args.out, jobs=args.jobs, scheduler=args.scheduler, models=args.models,
                         weights=args.weights, progress=TerminalProgress())

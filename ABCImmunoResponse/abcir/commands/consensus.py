@@ -6,21 +6,17 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cli import as_typed, stderr_progress, text_argument
+from ..cli import as_typed, text_argument
 from ..errors import InputError
-from ..options import (
-    CONSENSUS_METHODS,
-    CONSENSUS_PAIR_METHODS,
-    DEFAULT_MAX_CENTROID_DISTANCE_MM,
-    MODEL_KINDS,
-)
-from ..sites import SITES, normalise_site
+from ..options import CONSENSUS_METHODS, CONSENSUS_PAIR_METHODS, DEFAULT_MAX_CENTROID_DISTANCE_MM, MODEL_KINDS
+from ..progress import stderr_progress
+from ..patient.sites import SITES, normalise_site
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-    from ..consensus.agreement import ReaderComparison
     from ..consensus.building import PairKey, SegmentLook
+    from ..consensus.comparison import ReaderComparison
     from ..consensus.session import ConsensusSession
 
 EPILOG = """\
@@ -115,9 +111,9 @@ def _resolve(option: str, lesion_id: str, comparison: ReaderComparison) -> PairK
 def _read_edited(path: str, lesion_id: str, ct: sitk.Image) -> tuple[sitk.Image, str]:
     import SimpleITK as sitk
 
-    from ..imaging import file_sha256
-    from ..lesions import align_to_ct
-    from ..segfile import read_seg_nrrd
+    from ..imaging.ct import file_sha256
+    from ..patient.lesions import align_to_ct
+    from ..imaging.segfile import read_seg_nrrd
 
     file = Path(path)
     if not file.is_file():
@@ -140,7 +136,7 @@ def _read_edited(path: str, lesion_id: str, ct: sitk.Image) -> tuple[sitk.Image,
 def _looks(path: str) -> dict[str, SegmentLook]:
     """A reader's segment colours and tags by lesion id; label maps and mask files carry none."""
     from ..consensus.building import segment_looks
-    from ..segfile import read_seg_nrrd
+    from ..imaging.segfile import read_seg_nrrd
 
     return segment_looks(read_seg_nrrd(path)) if Path(path).name.lower().endswith(".seg.nrrd") else {}
 
@@ -177,7 +173,8 @@ def _decide(args: argparse.Namespace, comparison: ReaderComparison, session: Con
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..consensus.agreement import (
+    from ..consensus.building import build_consensus
+    from ..consensus.comparison import (
         AGREEMENT_FILE,
         SUMMARY_FILE,
         ComparedInputs,
@@ -185,11 +182,10 @@ def run(args: argparse.Namespace) -> int:
         compare_readers,
         write_agreement,
     )
-    from ..consensus.building import build_consensus
     from ..consensus.predictions import predict_readers
     from ..consensus.session import new_session, reopen, session_paths, write_consensus
-    from ..imaging import file_sha256, file_stem, read_ct, voxel_hash
-    from ..lesions import load_lesions
+    from ..imaging.ct import file_sha256, file_stem, read_ct, voxel_hash
+    from ..patient.lesions import load_lesions
 
     out = Path(args.out)
     session: ConsensusSession | None = None

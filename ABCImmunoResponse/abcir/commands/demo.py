@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..cli import stderr_progress
+from ..progress import stderr_progress
 from .predict import format_prediction
 
 
@@ -21,7 +21,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from ..prediction.demo import run_demo
 
     start = time.perf_counter()
     result = run_demo(args.out, seed=args.seed, jobs=args.jobs, progress=stderr_progress)

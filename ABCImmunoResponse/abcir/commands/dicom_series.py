@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from ..dicom_series import SeriesInfo
+    from ..dicom.series import SeriesInfo
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def _spacing(series: SeriesInfo) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..dicom_series import choose_series, list_series
+    from ..dicom.series import choose_series, list_series
 
     series = list_series(args.folder)
     try:

@@ -1,9 +1,16 @@
-"""``abcir evaluate``: every statistic of the paper for a file of model predictions (``abcir.evaluation``)."""
+"""``abcir evaluate``: every statistic of the paper for a file of model predictions, as files.
+
+The statistics are :mod:`abcir.evaluation`; this module reads the options and
+writes ``metrics.json`` and ``report.html`` (with its PNG figures) into the
+``--out`` folder. The statistics and report modules are imported when the
+command runs, so that ``abcir --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 
 def _cutoff_argument(text: str) -> float | None:
@@ -19,7 +26,92 @@ def _cutoff_argument(text: str) -> float | None:
     return value
 
 
+def prepare_output(out: str | Path, force: bool) -> Path:
+    """Create the report folder ``out``, refusing to overwrite an earlier report unless ``force``.
+
+    Parameters
+    ----------
+    out : str or Path
+        The folder; created with its parents if absent.
+    force : bool
+        Whether an earlier ``metrics.json`` or ``report.html`` there may be replaced.
+
+    Returns
+    -------
+    Path
+        The folder, which exists.
+
+    Raises
+    ------
+    InputError
+        ``out`` is a file, or holds an earlier report and ``force`` is false.
+    """
+    from ..errors import InputError
+    from ..evaluation.metrics import METRICS_FILE
+    from ..report.html import REPORT_FILE
+
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out '{out_dir}' is a file; give a folder for the report.")
+    existing = [name for name in (METRICS_FILE, REPORT_FILE) if (out_dir / name).exists()]
+    if existing and not force:
+        raise InputError(f"Folder '{out_dir}' already holds a report ({', '.join(existing)}); "
+                         "choose another --out folder or add --force to overwrite it.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def run_evaluate(predictions: str | Path, out: str | Path, subgroups: list[str] | None = None,
+                 cutoff: float | None = None, force: bool = False) -> tuple[Path, Path]:
+    """Read a predictions file, evaluate every model in it and write the metrics and the report.
+
+    Parameters
+    ----------
+    predictions : str or Path
+        The predictions CSV (format in :mod:`abcir.evaluation.table`).
+    out : str or Path
+        The folder for ``metrics.json``, ``report.html`` and the figures.
+    subgroups : list of str or None
+        Clinical columns to compute subgroup AUCs over.
+    cutoff : float or None
+        A fixed risk cut-off on the score (log-odds); ``None`` chooses each
+        model's by the maximally selected log-rank statistic.
+    force : bool
+        Whether an earlier report in ``out`` may be replaced.
+
+    Returns
+    -------
+    tuple of Path
+        The paths of ``metrics.json`` and ``report.html``.
+
+    Raises
+    ------
+    InputError
+        The predictions file is unreadable or invalid, a subgroup is not one of
+        its clinical columns, or ``out`` cannot take the report (see
+        ``prepare_output``). Nothing is written before the statistics succeed.
+    """
+    from ..evaluation.analysis import evaluate
+    from ..evaluation.metrics import write_metrics
+    from ..evaluation.table import read_predictions
+    from ..report import write_report
+
+    table = read_predictions(predictions)
+    evaluation = evaluate(table, subgroups or (), cutoff)
+    out_dir = prepare_output(out, force)
+    metrics_path = write_metrics(evaluation, out_dir)
+    report_path = write_report(evaluation, out_dir)
+    return metrics_path, report_path
+
+
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``abcir evaluate`` with the command line's ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The sub-command registry of the ``abcir`` parser.
+    """
     parser = subparsers.add_parser(
         "evaluate", help="AUC, calibration, decision curves, survival and a report for predictions",
         description=("Compute every statistic of the paper (AUC with DeLong CI, Table 2 metrics, "
@@ -40,8 +132,23 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import run_evaluate
+    """Run ``abcir evaluate`` with parsed ``args`` and say where the files are.
 
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``predictions``, ``out``, ``subgroup``, ``cutoff`` (log-odds or ``None``) and ``force``.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+
+    Raises
+    ------
+    InputError
+        As ``run_evaluate``; the command line turns it into a one-line message.
+    """
     metrics_path, report_path = run_evaluate(args.predictions, args.out, args.subgroup,
                                              args.cutoff, args.force)
     print(f"Wrote {metrics_path} and {report_path}")

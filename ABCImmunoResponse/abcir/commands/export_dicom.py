@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from ..prediction import Prediction
+    from ..prediction.predict import Prediction
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def read_result(path: str) -> Prediction:
     """A prediction result JSON file as a ``Prediction``."""
-    from ..prediction import Prediction
+    from ..prediction.predict import Prediction
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -44,9 +44,9 @@ def read_result(path: str) -> Prediction:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..dicom_export import export_dicom
-    from ..dicom_series import list_series, read_dicom_ct
-    from ..lesions import load_lesions
+    from ..dicom.export import export_dicom
+    from ..dicom.series import list_series, read_dicom_ct
+    from ..patient.lesions import load_lesions
 
     prediction = read_result(args.result)
     recorded_series = prediction.ct.series_instance_uid if prediction.ct else ""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import stderr_progress, text_argument
-from ..recist import validate_targets
+from ..cli import text_argument
+from ..progress import stderr_progress
+from ..patient.recist import validate_targets
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -26,17 +27,16 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..parallel import extraction_pool, shutdown_pools
+    from ..features.parallel import extraction_pool, shutdown_pools, skip_garbage_collection_at_exit
 
     extraction_pool(args.jobs)  # the workers import pyradiomics while this process reads the CT
-    from ..extraction import extract_patient
+    skip_garbage_collection_at_exit()
+    from ..features.extract import extract_patient
+    from ..features.table import write_features_csv
 
     rows = extract_patient(args.ct, args.lesions, patient_id=args.patient_id, sites_csv=args.sites,
                            jobs=args.jobs, progress=stderr_progress, series_uid=args.series_uid)
     shutdown_pools(wait=False)  # the workers exit while this process writes the table
-    # pandas, imported after the extraction: before it, it would delay the first lesion the workers get.
-    from ..feature_table import write_features_csv
-
     for finding in validate_targets([row.lesion for row in rows]):
         print(f"RECIST {finding.severity}: {finding.message}", file=sys.stderr)
     path = write_features_csv(args.out, rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..cli import stderr_progress
+from ..progress import stderr_progress
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..cli import stderr_progress
-from ..clinical import clinical_usage, parse_clinical
+from ..patient.clinical_facts import clinical_usage, parse_clinical
 from ..errors import InputError
 from ..files import refuse_existing
 from ..options import MODEL_KINDS
+from ..progress import stderr_progress
 from ..records import write_new_json
 
 if TYPE_CHECKING:
-    from ..prediction import Prediction
+    from ..prediction.predict import Prediction
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -73,11 +73,15 @@ def run(args: argparse.Namespace) -> int:
     if args.lesions and not args.ct:
         raise InputError("--lesions needs --ct: lesions are read on the CT's grid.")
     clinical = parse_clinical(args.clinical) if args.clinical else None
-    if args.lesions and args.model != "clinical":
-        from ..parallel import extraction_pool
+    from ..features.parallel import extraction_pool, skip_garbage_collection_at_exit
 
-        extraction_pool(args.jobs)  # the workers import pyradiomics while this process reads the CT
-    from ..prediction import predict_patient
+    # The workers import pyradiomics, then check the engine, while this process reads the CT.
+    pool = extraction_pool(args.jobs) if args.lesions and args.model != "clinical" else None
+    skip_garbage_collection_at_exit()
+    from ..features.engine_check import start_engine_check
+    from ..prediction.predict import predict_patient
+
+    start_engine_check(pool)
 
     prediction = predict_patient(args.ct, args.lesions, clinical, model=args.model, weights=args.weights,
                                  sites_csv=args.sites, jobs=args.jobs, progress=stderr_progress,

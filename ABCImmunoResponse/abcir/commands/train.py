@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import stderr_progress, text_argument
+from ..cli import text_argument
 from ..errors import InputError
 from ..options import AGGREGATIONS, DEFAULT_AGGREGATION
+from ..progress import stderr_progress
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -40,13 +41,14 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # torch is imported here, not at start-up: predicting needs no torch.
-    from ..training.pipeline import TrainingSettings, load_training_inputs, train_cohort
+    from ..training.pipeline import load_training_inputs, train_cohort
+    from ..training.settings import TrainingSettings
 
     if (args.min_icc is None) != (args.agreement is None):
         raise InputError("--min-icc and --agreement go together: the ICCs come from an 'abcir agreement' folder.")
     subset = None
     if args.min_icc is not None:
-        from ..reproducibility import reproducible_features
+        from ..consensus.feature_icc import reproducible_features
 
         subset = tuple(reproducible_features(args.agreement, args.min_icc))
         if not subset:

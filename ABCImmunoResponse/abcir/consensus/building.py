@@ -40,11 +40,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..lesions import Lesion, same_grid
-from ..measurements import LesionSize, measure_lesion
+from ..imaging.segfile import SITE_TAG, Segment
 from ..options import CONSENSUS_METHODS, CONSENSUS_PAIR_METHODS
-from ..segfile import SITE_TAG, Segment
-from ..sites import SITES
+from ..patient.lesions import Lesion, same_grid
+from ..patient.measurements import LesionSize, measure_lesion
+from ..patient.sites import SITES
 from .matching import LesionMatch
 
 STAPLE_THRESHOLD = 0.5

@@ -28,34 +28,18 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..clinical import ClinicalFacts, parse_clinical
 from ..errors import BundleError, InputError
-from ..feature_table import features_frame, write_features_csv
-from ..features import (
-    LesionFeatures,
-    ProgressCallback,
-    extract_lesions,
-    feature_names,
-    feature_names_sha256,
-)
-from ..imaging import read_ct, voxel_hash
-from ..lesions import load_lesions
-from ..options import (
-    DEFAULT_MAX_CENTROID_DISTANCE_MM,
-    DEFAULT_MIN_ICC,
-    FEATURE_ICC_FILE,
-    READERS_CSV_HELP,
-)
-from ..prediction import CTIdentity, predict_features, resolve_bundle
-from ..reproducibility import (
-    BlandAltman,
-    KappaResult,
-    bland_altman,
-    cohen_kappa,
-    feature_icc_frame,
-    write_feature_icc_csv,
-)
-from .agreement import ReaderComparison, compare_readers, json_ready
+from ..features.catalogue import LesionFeatures, feature_names, feature_names_sha256
+from ..features.extract import ProgressCallback, extract_lesions
+from ..features.table import features_frame, write_features_csv
+from ..imaging.ct import read_ct, voxel_hash
+from ..options import DEFAULT_MAX_CENTROID_DISTANCE_MM, DEFAULT_MIN_ICC, FEATURE_ICC_FILE, READERS_CSV_HELP
+from ..patient.clinical_facts import ClinicalFacts, parse_clinical
+from ..patient.lesions import load_lesions
+from ..prediction.predict import CTIdentity, predict_features, resolve_bundle
+from ..stats.agreement import BlandAltman, KappaResult, bland_altman, cohen_kappa, feature_icc_frame
+from .comparison import ReaderComparison, compare_readers, json_ready
+from .feature_icc import write_feature_icc_csv
 
 REQUIRED_COLUMNS = ("patient_id", "ct", "reader_a", "reader_b")
 CLINICAL_COLUMNS = ("lines", "sites", "visceral", "tnbc")

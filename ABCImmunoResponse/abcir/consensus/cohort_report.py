@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ..reproducibility import KOO_LI_CLASSES
+from ..stats.agreement import KOO_LI_CLASSES
 from .cohort import CohortAgreement
 
 REPORT_FILE = "report.html"

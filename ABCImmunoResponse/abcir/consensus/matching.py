@@ -25,8 +25,8 @@ import SimpleITK as sitk
 from scipy.optimize import linear_sum_assignment
 
 from ..errors import InputError
-from ..lesions import Lesion
 from ..options import DEFAULT_MAX_CENTROID_DISTANCE_MM
+from ..patient.lesions import Lesion
 
 OVERLAP = "overlap"
 CENTROID = "centroid"

@@ -31,7 +31,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..errors import InputError
-from ..lesions import same_grid
+from ..patient.lesions import same_grid
 
 HD_PERCENTILE = 95.0
 SURFACE_CONVENTION = ("surface = mask voxels with a face neighbour outside (6-connected); distances between voxel "

@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Sequence
 
 import SimpleITK as sitk
 
-from ..clinical import clinical_usage, parse_clinical
 from ..errors import BundleError, InputError
-from ..features import LesionFeatures, ProgressCallback, extract_lesions
-from ..imaging import voxel_hash
-from ..lesions import Lesion
-from ..prediction import CTIdentity, Prediction, predict_features, resolve_bundle
+from ..features.catalogue import LesionFeatures
+from ..features.extract import ProgressCallback, extract_lesions
+from ..imaging.ct import voxel_hash
+from ..patient.clinical_facts import clinical_usage, parse_clinical
+from ..patient.lesions import Lesion
+from ..prediction.predict import CTIdentity, Prediction, predict_features, resolve_bundle
 
 if TYPE_CHECKING:
-    from ..feature_cache import FeatureCache
+    from ..features.cache import FeatureCache
 
 SIDES = ("a", "b", "consensus")
 

@@ -22,11 +22,11 @@ import SimpleITK as sitk
 
 from .. import __version__
 from ..errors import InputError
-from ..imaging import file_sha256
+from ..imaging.ct import file_sha256
+from ..imaging.segfile import SITE_TAG, read_seg_nrrd, write_seg_nrrd
 from ..records import from_json_dict, to_json_dict, write_new_json
-from ..segfile import SITE_TAG, read_seg_nrrd, write_seg_nrrd
-from .agreement import ComparedInputs, InputFile, ReaderComparison
 from .building import TAG_PREFIX, ConsensusSegment, Decision, PairKey, describe
+from .comparison import ComparedInputs, InputFile, ReaderComparison
 
 SESSION_FORMAT = "abcir.consensus_session/1"
 DEFAULT_NAME = "consensus"

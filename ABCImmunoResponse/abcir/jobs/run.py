@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..errors import InputError
-from ..parallel import extraction_pool, shutdown_pools
+from ..features.parallel import extraction_pool, shutdown_pools, skip_garbage_collection_at_exit
 from ..records import write_new_json
 from .events import EVENTS_FILE, DoneEvent, ErrorEvent, Event, ProgressEvent, StatusEvent, one_line, write_event
 from .spec import FEATURES_FILE, RESULT_FILE, JobLesion, PredictJob, ReadersJob, read_job
@@ -33,9 +33,9 @@ from .spec import FEATURES_FILE, RESULT_FILE, JobLesion, PredictJob, ReadersJob,
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-    from ..feature_cache import FeatureCache
-    from ..features import ProgressCallback
-    from ..lesions import Lesion
+    from ..features.cache import FeatureCache
+    from ..features.extract import ProgressCallback
+    from ..patient.lesions import Lesion
 
 # Where abcir.prediction.CTIdentity.from_image finds the DICOM study and series UIDs.
 STUDY_INSTANCE_UID_TAG = "0020|000d"
@@ -50,8 +50,8 @@ def _lesions(folder: Path, lesions: Sequence[JobLesion], ct: sitk.Image) -> list
     """The core's lesions: each mask read, checked on the CT grid and measured (RECIST sizes in mm)."""
     import SimpleITK as sitk
 
-    from ..lesions import Lesion, align_to_ct
-    from ..measurements import measure_lesion
+    from ..patient.lesions import Lesion, align_to_ct
+    from ..patient.measurements import measure_lesion
 
     result = []
     for lesion in lesions:
@@ -67,7 +67,7 @@ def _lesions(folder: Path, lesions: Sequence[JobLesion], ct: sitk.Image) -> list
 
 
 def _cache(folder: str | None) -> FeatureCache | None:
-    from ..feature_cache import FeatureCache
+    from ..features.cache import FeatureCache
 
     return FeatureCache(folder) if folder else None
 
@@ -77,10 +77,12 @@ def _progress(report: Report) -> ProgressCallback:
 
 
 def _predict(folder: Path, job: PredictJob, report: Report) -> dict:
-    from ..clinical import clinical_usage, parse_clinical
-    from ..features import extract_lesions
-    from ..imaging import check_ct, read_image
-    from ..prediction import CTIdentity, predict_features, predict_lesions, resolve_bundle
+    from ..patient.clinical_facts import clinical_usage, parse_clinical
+    from ..features.engine_check import start_engine_check
+    from ..features.table import provenance_path, write_features_csv
+    from ..features.extract import extract_lesions
+    from ..imaging.ct import check_ct, read_image
+    from ..prediction.predict import CTIdentity, predict_features, predict_lesions, resolve_bundle
 
     # Weights and facts first: a mistake there is reported before the CT is read.
     bundle = resolve_bundle(job.model, job.bundle)
@@ -88,6 +90,8 @@ def _predict(folder: Path, job: PredictJob, report: Report) -> dict:
     if bundle.kind != "radiomics" and clinical is None:
         raise InputError(f"Clinical facts: none given, but the {bundle.kind} model needs all four "
                          f"({clinical_usage()}); enter them, or choose the radiomics model.")
+    if bundle.kind != "clinical":
+        start_engine_check(extraction_pool(job.jobs))  # run_job's workers: one checks while the CT is read
     report(StatusEvent("Reading the CT and the lesion masks"))
     ct = read_image(folder / job.ct)
     for tag, uid in ((STUDY_INSTANCE_UID_TAG, job.study_uid), (SERIES_INSTANCE_UID_TAG, job.series_uid)):
@@ -102,9 +106,6 @@ def _predict(folder: Path, job: PredictJob, report: Report) -> dict:
     rows = extract_lesions(ct, lesions, job.patient_id, jobs=job.jobs, progress=_progress(report),
                            cache=_cache(job.cache))
     shutdown_pools(wait=False)  # the workers exit while this process predicts and writes
-    # pandas, imported after the extraction: before it, it would delay the first lesion the workers get.
-    from ..feature_table import provenance_path, write_features_csv
-
     report(StatusEvent("Predicting"))
     prediction = predict_features(rows, clinical, bundle.kind, bundle, CTIdentity.from_image(ct))
     table = write_features_csv(folder / FEATURES_FILE, rows)
@@ -115,7 +116,7 @@ def _predict(folder: Path, job: PredictJob, report: Report) -> dict:
 
 def _readers(folder: Path, job: ReadersJob, report: Report) -> dict:
     from ..consensus.predictions import predict_readers
-    from ..imaging import check_ct, read_image
+    from ..imaging.ct import check_ct, read_image
 
     report(StatusEvent("Reading the CT and both readers' lesion masks"))
     ct = read_image(folder / job.ct)
@@ -148,6 +149,7 @@ def main(argv: Sequence[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     folder = Path(argv[0])
+    skip_garbage_collection_at_exit()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
     # newline="\n": one line per event on every platform, whatever the parent's reader expects.
     with open(folder / EVENTS_FILE, "a", encoding="utf-8", newline="\n") as stream:

@@ -39,7 +39,7 @@ class JobLesion:
 class PredictJob:
     """One patient's prediction, as the panel's Apply computes it.
 
-    ``clinical`` holds the ``key=value`` words ``abcir.clinical.parse_clinical``
+    ``clinical`` holds the ``key=value`` words ``abcir.patient.clinical_facts.parse_clinical``
     reads (None for the radiomics model); ``bundle`` a weight bundle folder, or
     None for the weights shipped for ``model``; ``jobs`` the extraction worker
     processes; ``cache`` a ``FeatureCache`` folder or None; the UIDs, when the

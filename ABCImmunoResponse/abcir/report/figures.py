@@ -1,7 +1,7 @@
 """The report's figures as PNG files, drawn without a display.
 
 Each function draws one figure of the paper's Figures 3-6 from an
-:class:`abcir.evaluation.Evaluation`, writes ``fig_<name>.png`` into the
+:class:`abcir.evaluation.results.Evaluation`, writes ``fig_<name>.png`` into the
 output folder and returns the file name, so the HTML can refer to it with a
 relative link and open offline.  Figures are sized for a 1000-pixel-wide page
 at 110 dpi with 11-pt text, and every axis names its quantity and unit.
@@ -12,16 +12,14 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..evaluation.results import Evaluation, ModelEvaluation
 from ..stats.survival import number_at_risk
-
-if TYPE_CHECKING:
-    from ..evaluation import Evaluation, ModelEvaluation
 
 DPI = 110
 FIGURE_PREFIX = "fig_"

@@ -14,17 +14,14 @@ from __future__ import annotations
 import datetime
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import __version__
+from ..evaluation.results import Evaluation
 from ..stats.baseline_table import wilcoxon_rank_sum
 from . import figures
 from .figures import FIGURE_PREFIX, auc_text, format_p, p_phrase
-
-if TYPE_CHECKING:
-    from ..evaluation import Evaluation
 
 REPORT_FILE = "report.html"
 #: Two-sided normal quantile for the C-index 95% CI shown next to its SE (Table S5).
@@ -210,7 +207,23 @@ def _baseline(evaluation: Evaluation) -> str:
 
 
 def write_report(evaluation: Evaluation, out_dir: Path) -> Path:
-    """Draw the figures into ``out_dir`` and write ``report.html`` there; return its path."""
+    """Draw the figures into ``out_dir`` and write ``report.html`` there.
+
+    Figures of an earlier report in ``out_dir`` (``fig_*.png``) are removed first,
+    so that the page never links a figure of another run.
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+        The results of ``abcir.evaluation.analysis.evaluate``.
+    out_dir : Path
+        An existing folder; ``report.html`` there is replaced.
+
+    Returns
+    -------
+    Path
+        The ``report.html`` written (UTF-8), with the PNG figures beside it.
+    """
     out_dir = Path(out_dir)
     for old in out_dir.glob(f"{FIGURE_PREFIX}*.png"):
         old.unlink()  # figures of an earlier run that --force replaces

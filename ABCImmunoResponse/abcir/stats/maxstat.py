@@ -35,11 +35,8 @@ import numpy as np
 from scipy.stats import norm
 
 from abcir.errors import InputError
+from abcir.paper import MAXSTAT_MAX_PROPORTION, MAXSTAT_MIN_PROPORTION
 
-#: Smallest and largest share of patients allowed in the lower group (paper:
-#: maxstat defaults, which keep at least 10% of patients in each risk group).
-MIN_PROPORTION = 0.1
-MAX_PROPORTION = 0.9
 
 
 @dataclass(frozen=True)
@@ -110,8 +107,8 @@ def maxstat_logrank(
     marker: np.ndarray,
     time: np.ndarray,
     event: np.ndarray,
-    min_proportion: float = MIN_PROPORTION,
-    max_proportion: float = MAX_PROPORTION,
+    min_proportion: float = MAXSTAT_MIN_PROPORTION,
+    max_proportion: float = MAXSTAT_MAX_PROPORTION,
 ) -> MaxstatResult:
     """Choose the cut-off of ``marker`` that best separates survival (months, 0/1 events)."""
     marker = np.asarray(marker, dtype=float)

@@ -6,11 +6,11 @@ MLP, fixed seeds, early stopping on an inner validation split) and
 here is needed for prediction, which runs on numpy.
 """
 
-from .evaluation import validation_record
 from .export import ModelFit, save_bundle
 from .logistic import fit_clinical
 from .mlp import MLPSettings, TorchMLP, fit_mlp, torch_model
 from .selection import SelectionSettings, fit_preprocessing
+from .validation import validation_record
 
 __all__ = ["MLPSettings", "ModelFit", "SelectionSettings", "TorchMLP", "fit_clinical", "fit_mlp",
            "fit_preprocessing", "save_bundle", "torch_model", "validation_record"]

@@ -14,7 +14,10 @@ import numpy as np
 import safetensors
 
 from .. import __version__
-from ..bundle import (
+from ..features.catalogue import feature_names, feature_names_sha256, pyradiomics_version
+from ..imaging.ct import file_sha256
+from ..models import LogisticArchitecture, MLPArchitecture, RadiomicsPreprocessing, ResponseModel, build_model
+from ..models.bundle import (
     SCHEMA,
     SCHEMA_VERSION,
     Cutoff,
@@ -24,16 +27,7 @@ from ..bundle import (
     WeightsManifest,
     write_bundle,
 )
-from ..clinical import CLINICAL_ENCODING
-from ..features import feature_names, feature_names_sha256, pyradiomics_version
-from ..imaging import file_sha256
-from ..models import (
-    LogisticArchitecture,
-    MLPArchitecture,
-    RadiomicsPreprocessing,
-    ResponseModel,
-    build_model,
-)
+from ..patient.clinical_facts import CLINICAL_ENCODING
 from ..resources import parameter_file
 
 

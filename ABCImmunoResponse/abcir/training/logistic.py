@@ -9,12 +9,12 @@ import statsmodels
 import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
-from ..clinical import CLINICAL_ENCODING
 from ..errors import InputError
 from ..models import LogisticArchitecture
+from ..patient.clinical_facts import CLINICAL_ENCODING
 from ..stats.delong import delong_auc
-from .evaluation import check_labels
 from .export import ModelFit
+from .validation import check_labels
 
 
 def fit_clinical(clinical: np.ndarray, labels: np.ndarray) -> ModelFit:

@@ -28,15 +28,15 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the installation
     raise ImportError("abcir.training needs torch (pip install 'abcir[train]'); prediction does not.") from error
 
-from ..aggregation import DEFAULT_AGGREGATION
-from ..clinical import CLINICAL_ENCODING
 from ..errors import InputError
-from ..features import feature_names as extractor_feature_names
+from ..features.catalogue import feature_names as extractor_feature_names
 from ..models import MLPArchitecture
+from ..models.aggregation import DEFAULT_AGGREGATION
+from ..patient.clinical_facts import CLINICAL_ENCODING
 from ..stats.delong import delong_auc
-from .evaluation import check_labels, validation_record
 from .export import ModelFit
 from .selection import SelectionSettings, fit_preprocessing
+from .validation import check_labels, validation_record
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,12 @@ Every number comes from the saved, verified bundles.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ..bundle import load_bundle
-
-if TYPE_CHECKING:
-    from .pipeline import TrainingSettings
+from ..models.bundle import load_bundle
+from .settings import TrainingSettings
 
 NOT_VALIDATED = ("**Not clinically validated.** These weights have not been validated on patients for clinical use; "
                  "their probabilities must not inform treatment.")

@@ -11,49 +11,34 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..aggregation import DEFAULT_AGGREGATION, aggregate
-from ..bundle import Cutoff, TrainingData
-from ..clinical import CLINICAL_ENCODING
-from ..cohort_table import TRAIN_COLUMNS, TRAIN_COLUMNS_IF_PRESENT, CohortRow, CohortTable, read_cohort
+from ..cohort.table import TRAIN_COLUMNS, TRAIN_COLUMNS_IF_PRESENT, CohortRow, CohortTable, read_cohort
 from ..errors import InputError
-from ..extraction import extract_patient
-from ..feature_cache import FeatureCache
-from ..feature_table import features_frame, read_features_csv
-from ..features import feature_names
+from ..features.cache import FeatureCache
+from ..features.catalogue import feature_names
+from ..features.extract import extract_patient
+from ..features.table import features_frame, read_features_csv
+from ..models.aggregation import aggregate
+from ..models.bundle import Cutoff, TrainingData
+from ..paper import CUTOFF_METHOD
+from ..patient.clinical_facts import CLINICAL_ENCODING
 from ..stats.maxstat import maxstat_logrank
-from .evaluation import validation_record
 from .export import save_bundle
 from .logistic import fit_clinical
-from .mlp import MLPSettings, fit_mlp
+from .mlp import fit_mlp
+from .model_card import write_model_card
+from .settings import TrainingSettings
 from .split import check_split, training_mask
+from .validation import validation_record
 
 log = logging.getLogger(__name__)
 
-MODEL_KINDS = ("clinical", "radiomics", "combined")
-CUTOFF_METHOD = "maxstat: maximally selected log-rank statistic on training PFS (minprop 0.1, maxprop 0.9)"
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """What a training run depends on besides its data; recorded in the model card."""
-
-    seed: int = 0
-    aggregation: str = DEFAULT_AGGREGATION
-    mlp: MLPSettings = field(default_factory=MLPSettings)
-    source: str = "site"
-    site: str = "site"
-    description: str = ""
-    date_from: str | None = None
-    date_to: str | None = None
-    feature_subset: tuple[str, ...] | None = None  # e.g. reproducible features (ICC >= 0.75)
-    command: str = ""
 
 
 @dataclass
@@ -67,7 +52,7 @@ class TrainingResult:
 
 
 def read_training_cohort(path: str | os.PathLike, need_images: bool) -> CohortTable:
-    """A cohort table (``abcir.cohort_table``) with what training needs; ``ct`` and ``lesions`` too for images."""
+    """A cohort table (``abcir.cohort.table``) with what training needs; ``ct`` and ``lesions`` too for images."""
     required = (*TRAIN_COLUMNS, "ct", "lesions") if need_images else TRAIN_COLUMNS
     return read_cohort(path, required=required, filled_if_present=TRAIN_COLUMNS_IF_PRESENT)
 
@@ -176,8 +161,6 @@ def train_cohort(table: pd.DataFrame, lesion_features: pd.DataFrame, out_dir: st
         aucs[kind] = (held_out.auc, held_out.auc_ci)
     predictions_path = out / "predictions.csv"
     predictions.to_csv(predictions_path, index=False, float_format="%.17g")
-    from .model_card import write_model_card
-
     card = write_model_card(out, table, train, bundles, settings)
     return TrainingResult(bundles, predictions_path, card, aucs)
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-from ..aggregation import AGGREGATIONS
 from ..errors import InputError
+from ..models.aggregation import AGGREGATIONS
 from ..models.preprocessing import FeatureSelection, RadiomicsPreprocessing
 
 SELECTION_METHOD = ("drop non-finite and near-constant features; rank by |univariate AUC - 0.5|; "

@@ -1,6 +1,6 @@
 """The split of a site's training cohort into a training and a validation part, as the paper split it.
 
-The cohort itself is read by ``abcir.cohort_table`` (one format for batch, train
+The cohort itself is read by ``abcir.cohort.table`` (one format for batch, train
 and make-cohort); ``pipeline.training_frame`` turns it into the table used here.
 """
 

@@ -1,0 +1,90 @@
+"""What a lesion's features are: the 1130 names, the software that computes them, and their provenance.
+
+Every cached value and every prediction refers to these: the names in the fixed
+column order of ``Resources/Parameters/feature_names.txt``, the versions of the
+packages whose code computes them (part of every cache key), and a lesion's
+``Provenance`` (hashes of its CT and mask voxels, the parameter file, spacings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import pywt
+import radiomics
+import SimpleITK as sitk
+import yaml
+
+from abcir import __version__
+from abcir.paper import N_FEATURES
+from abcir.patient.lesions import Lesion
+from abcir.resources import parameter_file, resources_dir
+
+PINNED_PYRADIOMICS_VERSION = "3.0.1"
+# Raised whenever a change to this engine could change a value (part of every cache key).
+ENGINE_VERSION = "2"
+
+
+@lru_cache(maxsize=None)
+def feature_names() -> tuple[str, ...]:
+    """The 1130 feature names in the fixed column order (Resources/Parameters/feature_names.txt)."""
+    path = resources_dir() / "Parameters" / "feature_names.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    names = tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+    if len(names) != N_FEATURES:
+        raise RuntimeError(f"{path} lists {len(names)} features, not {N_FEATURES}; the installation is damaged.")
+    return names
+
+
+def feature_names_sha256(names: Sequence[str] | None = None) -> str:
+    """SHA-256 of the feature list, one name per line: weight bundles pin it."""
+    return hashlib.sha256("\n".join(names or feature_names()).encode()).hexdigest()
+
+
+def pyradiomics_version() -> str:
+    """The installed pyradiomics version without the leading 'v'."""
+    return str(radiomics.__version__).lstrip("v")
+
+
+@lru_cache(maxsize=None)
+def resampled_spacing_mm() -> tuple[float, ...]:
+    """The isotropic spacing the parameter file resamples to (mm)."""
+    settings = yaml.safe_load(parameter_file().read_text(encoding="utf-8"))["setting"]
+    return tuple(float(s) for s in settings["resampledPixelSpacing"])
+
+
+def software_versions() -> dict[str, str]:
+    """Every package whose version can change a feature value (resampling, filters, features)."""
+    return {"pyradiomics": pyradiomics_version(), "SimpleITK": sitk.Version_VersionString(),
+            "PyWavelets": pywt.__version__, "numpy": np.__version__, "abcir_engine": ENGINE_VERSION}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a lesion's feature values depend on: enough to recompute and compare them."""
+
+    pyradiomics_version: str
+    parameter_file_sha256: str
+    ct_sha256: str
+    mask_sha256: str
+    spacing_original_mm: tuple[float, float, float]
+    spacing_resampled_mm: tuple[float, float, float]
+    abcir_version: str = __version__
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LesionFeatures:
+    """The 1130 feature values of one lesion (``feature_names()`` order) with its provenance."""
+
+    patient_id: str
+    lesion: Lesion
+    values: np.ndarray
+    provenance: Provenance
+

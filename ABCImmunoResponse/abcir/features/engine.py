@@ -1,0 +1,424 @@
+"""Radiomics features of one lesion, exactly as stock pyradiomics computes them with the paper's settings.
+
+pyradiomics resamples CT and mask to 1 x 1 x 1 mm with a cubic B-spline and
+computes the seven feature classes on the original, LoG (sigma 1, 2, 3 mm) and
+wavelet images: 1130 values per lesion (paper, Table S2). The values returned
+here are those of ``RadiomicsFeatureExtractor(parameter_file).execute(ct, mask)``
+to the last bit; every lesion carries the provenance needed to reproduce them.
+
+How the same values come faster than from ``execute``:
+
+* resampling reads only the lesion's region of the CT (``abcir.features.resampling``),
+  not the whole volume that ITK's B-spline prefilter would otherwise process,
+  and skips ``getMask``'s cast and ``numpy.unique`` of the whole mask (a
+  lesion's mask is binary and non-empty by construction; its bounding box is
+  all pyradiomics takes from it);
+* the discretised image is computed once per image type and shared by the six
+  texture / first-order classes (pyradiomics bins it once per class);
+* the shape class's mesh diameters are searched on the convex hull instead of
+  over every pair of mesh vertices (``abcir.features.shape_mesh``: same doubles);
+* the work of a lesion is split into independent pieces (shape and each of the
+  12 filtered images), which ``jobs`` > 1 shares between worker processes
+  (``abcir.features.parallel``), started before the CT is read, and this process, which
+  resamples and filters the next lesion meanwhile.
+
+Everything after resampling is pyradiomics' own code with the same inputs.
+Settings outside what this reproduces (see ``fast_path_blocker``) fall back to
+stock ``execute``. While these functions run, pyradiomics' logger passes
+errors only, and gets its own level back afterwards (``abcir.features.radiomics_log``).
+"""
+
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterator, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+from radiomics import cShape, getFeatureClasses, imageoperations
+from radiomics.featureextractor import RadiomicsFeatureExtractor
+from radiomics.shape import RadiomicsShape
+
+from abcir.errors import InputError
+from abcir.features.catalogue import PINNED_PYRADIOMICS_VERSION, feature_names, pyradiomics_version
+from abcir.features.radiomics_log import quiet_radiomics
+from abcir.features.resampling import mask_bounding_box, pyradiomics_grid, resample_bspline, resample_nearest
+from abcir.features.shape_mesh import mesh_coefficients
+from abcir.features.texture_matrices import with_numpy_matrices
+from abcir.paper import N_FEATURES
+from abcir.patient.lesions import Lesion
+from abcir.resources import parameter_file
+
+# pyradiomics 3.0.1 getLoGImage: no LoG image at all when the filtered image has fewer voxels along an axis.
+LOG_MIN_SIZE = 4
+AXIS_NAMES = ("x", "y", "z")
+
+
+@lru_cache(maxsize=1)
+def _extractor() -> RadiomicsFeatureExtractor:
+    with quiet_radiomics():
+        return RadiomicsFeatureExtractor(str(parameter_file()))
+
+
+def fast_path_blocker(extractor: RadiomicsFeatureExtractor | None = None) -> str | None:
+    """Why the parameter file needs stock ``execute`` (a setting this engine does not reproduce), or None."""
+    extractor = extractor or _extractor()
+    settings = extractor.settings
+    interpolator = settings.get("interpolator")
+    checks = {
+        "resampledPixelSpacing is not set": settings.get("resampledPixelSpacing") is None,
+        f"interpolator {interpolator!r} is not the cubic B-spline": interpolator not in (
+            "sitkBSpline", sitk.sitkBSpline, "sitkBSpline3", getattr(sitk, "sitkBSpline3", sitk.sitkBSpline)),
+        "normalize is on": bool(settings.get("normalize")),
+        "resegmentRange is set": settings.get("resegmentRange") is not None,
+        "correctMask is on": bool(settings.get("correctMask")),
+        f"image types {sorted(extractor.enabledImagetypes)} go beyond Original, LoG, Wavelet":
+            not set(extractor.enabledImagetypes) <= {"Original", "LoG", "Wavelet"},
+        f"pyradiomics {pyradiomics_version()} is not the {PINNED_PYRADIOMICS_VERSION} whose code this reproduces":
+            pyradiomics_version() != PINNED_PYRADIOMICS_VERSION,
+    }
+    reasons = [reason for reason, blocked in checks.items() if blocked]
+    return "; ".join(reasons) or None
+
+
+@dataclass
+class PreparedLesion:
+    """One lesion after pyradiomics' loading and resampling: everything the feature classes read.
+
+    ``image`` and ``mask`` are the resampled, padded region (a few MB, cheap to
+    send to a worker process); ``bounding_box`` is ``checkMask``'s.
+    """
+
+    lesion_id: str
+    image: sitk.Image
+    mask: sitk.Image
+    bounding_box: np.ndarray
+
+
+def _check_roi(image: sitk.Image, mask: sitk.Image, bounding_box: np.ndarray) -> None:
+    """pyradiomics' ``_checkROI``: the mask's bounding box must lie in the image (tolerance 1e-3 voxel)."""
+    nd = mask.GetDimension()
+    bb = bounding_box
+    corners = (mask.TransformContinuousIndexToPhysicalPoint(bb[:nd] - .5),
+               mask.TransformContinuousIndexToPhysicalPoint(bb[:nd] + bb[nd:] - 0.5))
+    corners = (image.TransformPhysicalPointToContinuousIndex(corners[0]),
+               image.TransformPhysicalPointToContinuousIndex(corners[1]))
+    tolerance = 1e-3
+    if np.any(np.min(corners, axis=0) < (- .5 - tolerance)) or \
+            np.any(np.max(corners, axis=0) > (np.array(image.GetSize()) - .5 + tolerance)):
+        raise ValueError(f"Bounding box of ROI is larger than image space: ROI bounds {corners}, "
+                         f"image size {image.GetSize()}")
+
+
+@quiet_radiomics()
+def prepare_lesion(ct: sitk.Image, mask: sitk.Image, lesion_id: str) -> PreparedLesion:
+    """Resample one lesion as ``RadiomicsFeatureExtractor.loadImage`` does and run ``checkMask``.
+
+    Raises InputError where pyradiomics raises ValueError (e.g. a lesion too
+    thin after resampling).
+    """
+    settings = _extractor().settings.copy()
+    label = settings.get("label", 1)
+    try:
+        box = mask_bounding_box(mask, label)
+        if box is None:
+            raise ValueError(f"Label ({label}) not present in mask")
+        _check_roi(ct, mask, box)
+        grid = pyradiomics_grid(ct, mask, box, settings)
+        if grid is not None:
+            image = resample_bspline(ct, grid)
+            resampled_mask = resample_nearest(mask, grid, sitk.sitkUInt32)
+        else:  # the CT already has the resampled spacing: pyradiomics only crops
+            image, resampled_mask = imageoperations.resampleImage(ct, sitk.Cast(mask, sitk.sitkUInt32), **settings)
+        bounding_box, corrected = imageoperations.checkMask(image, resampled_mask, **settings)
+    except ValueError as error:  # pyradiomics' own checks (e.g. ROI too small after resampling)
+        raise InputError(f"Lesion '{lesion_id}': pyradiomics refused it ({error}).") from error
+    return PreparedLesion(lesion_id, image, resampled_mask if corrected is None else corrected, bounding_box)
+
+
+def _filtered_region(ct: sitk.Image, mask: sitk.Image, box: np.ndarray,
+                     settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Size (voxels, x y z) and spacing (mm) of the image pyradiomics filters for one lesion.
+
+    That image is the lesion's bounding box resampled and padded by ``padDistance``
+    voxels (``pyradiomics_grid``), or, when the CT has the resampled spacing already,
+    the CT cropped to the box plus the padding (``imageoperations.cropToTumorMask``);
+    both are clipped to the CT.
+    """
+    grid = pyradiomics_grid(ct, mask, box, settings)
+    if grid is not None:
+        return np.array(grid.size), np.array(grid.spacing)
+    pad = settings.get("padDistance", 5)
+    nd = mask.GetDimension()
+    lower = np.maximum(box[:nd] - pad, 0)
+    upper = np.minimum(box[:nd] + box[nd:] - 1 + pad, np.array(mask.GetSize()) - 1)
+    return upper - lower + 1, np.array(ct.GetSpacing())
+
+
+def check_filter_coverage(ct: sitk.Image, lesions: Sequence[Lesion]) -> None:
+    """Refuse, before anything is extracted, a lesion whose CT is too thin for the LoG filters.
+
+    pyradiomics 3.0.1 (``imageoperations.getLoGImage``) filters the image of
+    ``_filtered_region`` and skips every LoG sigma when it has fewer than
+    ``LOG_MIN_SIZE`` voxels along an axis, and a sigma when it has fewer than
+    ceil(sigma / spacing) + 1: 851 features instead of 1130, with no error. With the
+    paper's settings (1 mm, padding 5 voxels, sigma up to 3 mm) the padding alone
+    exceeds what LoG needs, so only a CT that is itself at most 3 mm thick along an
+    axis (three 1 mm slices; a slab) is refused. The sizes are computed with
+    pyradiomics' own arithmetic, so the check agrees with it exactly; it costs one
+    bounding box per lesion.
+    """
+    extractor = _extractor()
+    sigmas = (extractor.enabledImagetypes.get("LoG") or {}).get("sigma", [])
+    if not sigmas:
+        return
+    settings = extractor.settings
+    for lesion in lesions:
+        box = mask_bounding_box(lesion.mask, settings.get("label", 1))
+        if box is None:
+            continue  # an empty mask is refused by extraction itself, naming the lesion
+        size, spacing = _filtered_region(ct, lesion.mask, box, settings)
+        needed = np.maximum(LOG_MIN_SIZE, np.ceil(max(sigmas) / spacing) + 1).astype(int)
+        short = np.flatnonzero(size < needed)
+        if short.size == 0:
+            continue
+        axis = int(short[0])
+        count, step = ct.GetSize()[axis], ct.GetSpacing()[axis]
+        what = f"{count} {'slices' if axis == 2 else 'voxels along ' + AXIS_NAMES[axis]} of {step:g} mm"
+        raise InputError(
+            f"Lesion '{lesion.lesion_id}': the CT covers too few slices around it for the paper's LoG filters "
+            f"(sigma up to {max(sigmas):g} mm): it has {what} ({count * step:g} mm), so the lesion's region, "
+            f"resampled to {spacing[axis]:g} mm and padded by {settings.get('padDistance', 5)} voxels, is "
+            f"{size[axis]} voxels along {AXIS_NAMES[axis]}, and pyradiomics computes LoG only on at least "
+            f"{needed[axis]}: the CT must extend more than {(needed[axis] - 1) * spacing[axis]:g} mm along "
+            f"{AXIS_NAMES[axis]} around the lesion. Give the whole series, not a slab.")
+
+
+class _MeshShape(RadiomicsShape):
+    """pyradiomics' shape class, its mesh coefficients computed by ``abcir.features.shape_mesh`` (same doubles)."""
+
+    def _initSegmentBasedCalculation(self):  # noqa: N802 (pyradiomics' name)
+        # The statements of pyradiomics 3.0.1 RadiomicsShape._initSegmentBasedCalculation; only the call to
+        # cShape.calculate_coefficients goes to mesh_coefficients where that reproduces it (unit spacing).
+        self.pixelSpacing = np.array(self.inputImage.GetSpacing()[::-1])
+        padding = np.tile(1, 3)
+        pad = sitk.ConstantPadImageFilter()
+        pad.SetPadLowerBound(padding.tolist())
+        pad.SetPadUpperBound(padding.tolist())
+        self.inputMask = pad.Execute(self.inputMask)
+        self.maskArray = (sitk.GetArrayFromImage(self.inputMask) == self.label)
+        self.labelledVoxelCoordinates = np.where(self.maskArray != 0)
+        coefficients = mesh_coefficients(self.maskArray, self.pixelSpacing)
+        if coefficients is None:
+            coefficients = cShape.calculate_coefficients(self.maskArray, self.pixelSpacing)
+        self.SurfaceArea, self.Volume, self.diameters = coefficients
+        voxels = len(self.labelledVoxelCoordinates[0])
+        coordinates = np.array(self.labelledVoxelCoordinates, dtype="int").transpose((1, 0))
+        physical = coordinates * self.pixelSpacing[None, :]
+        physical -= np.mean(physical, axis=0)
+        physical /= np.sqrt(voxels)
+        covariance = np.dot(physical.T.copy(), physical)
+        self.eigenValues = np.linalg.eigvals(covariance)
+        machine_errors = np.bitwise_and(self.eigenValues < 0, self.eigenValues > -1e-10)
+        if np.sum(machine_errors) > 0:
+            self.logger.warning("Encountered %d eigenvalues < 0 and > -1e-10, rounding to 0", np.sum(machine_errors))
+            self.eigenValues[machine_errors] = 0
+        self.eigenValues.sort()
+
+
+_MeshShape.__module__ = RadiomicsShape.__module__
+
+
+def _shape_features(extractor: RadiomicsFeatureExtractor, image: sitk.Image, mask: sitk.Image,
+                    bounding_box: np.ndarray) -> dict:
+    """``RadiomicsFeatureExtractor.computeShape`` (3D shape class only) with ``_MeshShape``."""
+    settings = extractor.settings.copy()
+    if "shape2D" in extractor.enabledFeatures or mask.GetDimension() != 3:
+        return extractor.computeShape(image, mask, bounding_box, **settings)
+    features = {}
+    if "shape" in extractor.enabledFeatures:
+        cropped, cropped_mask = imageoperations.cropToTumorMask(image, mask, bounding_box)
+        instance = _MeshShape(cropped, cropped_mask, **settings)
+        for name in extractor.enabledFeatures["shape"] or ():
+            instance.enableFeatureByName(name)
+        for name, value in instance.execute().items():
+            features[f"original_shape_{name}"] = value
+    return features
+
+
+def _discretise(matrix: np.ndarray, mask: np.ndarray, settings: dict) -> np.ndarray:
+    """``imageoperations.binImage`` for a fixed bin width, with numpy's min and max of the ROI.
+
+    pyradiomics' ``getBinEdges`` takes Python's built-in ``min``/``max`` over the
+    ROI's values, one element at a time; numpy's give the same value (no NaN
+    can occur in these images; for a float minimum of zero the sign of the
+    zero may differ, which changes neither the edges' values nor any bin).
+    """
+    if settings.get("binCount") is not None:
+        return imageoperations.binImage(matrix, mask, **settings)[0]
+    bin_width = settings.get("binWidth", 25)
+    values = matrix[mask]
+    minimum, maximum = values.min(), values.max()
+    low = minimum - (minimum % bin_width)
+    edges = np.arange(low, maximum + 2 * bin_width, bin_width)
+    if len(edges) == 1:  # flat region: one bin
+        edges = [edges[0] - .5, edges[0] + .5]
+    discretised = np.zeros(matrix.shape, dtype="int")
+    discretised[mask] = np.digitize(values, edges)
+    return discretised
+
+
+def _shared_binning(feature_class: type, shared: dict) -> type:
+    """``feature_class`` whose discretisation is computed once and shared by every class of one image.
+
+    All six classes bin the same image array with the same mask and settings
+    in ``__init__`` (``RadiomicsFeaturesBase._applyBinning``); each gets its
+    own copy, so no class can change what another sees.
+    """
+    def _applyBinning(self, matrix):  # noqa: N802 (pyradiomics' name)
+        if "matrix" not in shared:
+            binned = _discretise(matrix, self.maskArray, self.settings)
+            gray_levels = np.unique(binned[self.maskArray])
+            shared.update(matrix=binned, grayLevels=gray_levels, Ng=int(np.max(gray_levels)))
+        self.coefficients["grayLevels"] = shared["grayLevels"].copy()
+        self.coefficients["Ng"] = shared["Ng"]
+        return shared["matrix"].copy()
+
+    return type(feature_class.__name__, (feature_class,),
+                {"_applyBinning": _applyBinning, "__module__": feature_class.__module__})
+
+
+def _image_type_features(extractor: RadiomicsFeatureExtractor, image: sitk.Image, mask: sitk.Image,
+                         image_type_name: str, **kwargs) -> dict:
+    """``RadiomicsFeatureExtractor.computeFeatures`` with one discretisation for all classes.
+
+    GLCM, GLRLM, GLDM and NGTDM compute their matrices in numpy (``abcir.features.texture_matrices``,
+    the same matrices as pyradiomics' C code, faster).
+    """
+    features = {}
+    classes = getFeatureClasses()
+    shared: dict = {}
+    for class_name, names in extractor.enabledFeatures.items():
+        if class_name.startswith("shape") or class_name not in classes:
+            continue
+        instance = _shared_binning(with_numpy_matrices(classes[class_name]), shared)(image, mask, **kwargs)
+        for name in names or ():
+            instance.enableFeatureByName(name)
+        for name, value in instance.execute().items():
+            features[f"{image_type_name}_{class_name}_{name}"] = value
+    return features
+
+
+@dataclass
+class FeatureInput:
+    """One piece of a lesion's extraction, ready for pyradiomics' feature classes.
+
+    ``image_type`` is the parameter file's key (``Original``, ``LoG``,
+    ``Wavelet``) or ``shape``; ``name`` is pyradiomics' prefix of the feature
+    names (``wavelet-LLH``). Images are cropped to the lesion's bounding box,
+    except for ``shape`` and for a LoG piece (``sigma`` set), which get the
+    padded region and its box: a LoG image serves one piece only, so it is
+    computed by whoever computes that piece.
+    """
+
+    lesion_id: str
+    image_type: str
+    name: str
+    image: sitk.Image
+    mask: sitk.Image
+    bounding_box: np.ndarray | None = None
+    sigma: float | None = None
+
+
+def _arguments(extractor: RadiomicsFeatureExtractor, image_type: str) -> dict:
+    """The keyword arguments ``execute`` hands the filters and feature classes of one image type."""
+    arguments = extractor.settings.copy()
+    arguments.update(extractor.enabledImagetypes.get(image_type) or {})
+    return arguments
+
+
+def feature_inputs(prepared: PreparedLesion) -> Iterator[FeatureInput]:
+    """Shape, the LoG sigmas, then every other filtered image cropped to the lesion (``execute`` steps 4, 6).
+
+    Filters shared by several pieces (the wavelet bands) run here, once, when
+    their pieces are asked for, so that workers compute the first pieces
+    meanwhile; the pieces are independent and can be computed in any order.
+    """
+    extractor = _extractor()
+    image, mask, box = prepared.image, prepared.mask, prepared.bounding_box
+    if int(sitk.GetArrayViewFromImage(mask).max()) <= 255:
+        # The classes only compare the mask with the label: uint8 says the same in a quarter of the bytes
+        # sent to a worker.
+        mask = sitk.Cast(mask, sitk.sitkUInt8)
+    yield FeatureInput(prepared.lesion_id, "shape", "shape", image, mask, box)
+    for image_type, custom in extractor.enabledImagetypes.items():
+        if image_type == "LoG":
+            for sigma in (custom or {}).get("sigma", []):
+                yield FeatureInput(prepared.lesion_id, image_type, f"LoG sigma {sigma}", image, mask, box, sigma)
+            continue
+        generator = getattr(imageoperations, f"get{image_type}Image")
+        for filtered, name, _ in generator(image, mask, **_arguments(extractor, image_type)):
+            cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, mask, box, padDistance=0)
+            yield FeatureInput(prepared.lesion_id, image_type, name, cropped, cropped_mask)
+
+
+@quiet_radiomics()
+def compute_input(piece: FeatureInput) -> dict:
+    """The features of one piece (any process; a pure function of its input)."""
+    extractor = _extractor()
+    if piece.image_type == "shape":
+        return _shape_features(extractor, piece.image, piece.mask, piece.bounding_box)
+    arguments = _arguments(extractor, piece.image_type)
+    if piece.sigma is None:
+        return _image_type_features(extractor, piece.image, piece.mask, piece.name, **arguments)
+    features = {}
+    log_arguments = dict(arguments, sigma=[piece.sigma])
+    for filtered, name, _ in imageoperations.getLoGImage(piece.image, piece.mask, **log_arguments):
+        cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, piece.mask, piece.bounding_box, padDistance=0)
+        features.update(_image_type_features(extractor, cropped, cropped_mask, name, **arguments))
+    return features
+
+
+def ordered_values(result: dict, lesion_id: str) -> np.ndarray:
+    """pyradiomics' result as a float vector in the fixed order; anything but the 1130 names is an error."""
+    computed = {name: value for name, value in result.items() if not name.startswith("diagnostics_")}
+    expected = feature_names()
+    if set(computed) != set(expected):
+        missing = sorted(set(expected) - set(computed))
+        extra = sorted(set(computed) - set(expected))
+        raise RuntimeError(f"Lesion '{lesion_id}': pyradiomics {pyradiomics_version()} returned {len(computed)} "
+                           f"features, not the {N_FEATURES} of the paper (missing {missing[:3]}, extra {extra[:3]}). "
+                           f"Install pyradiomics=={PINNED_PYRADIOMICS_VERSION}.")
+    return np.array([float(computed[name]) for name in expected], dtype=np.float64)
+
+
+@quiet_radiomics()
+def lesion_values(prepared: PreparedLesion) -> np.ndarray:
+    """All 1130 values of one prepared lesion, in this process (one task per lesion for a cluster)."""
+    result: dict = {}
+    for piece in feature_inputs(prepared):
+        result.update(compute_input(piece))
+    return ordered_values(result, prepared.lesion_id)
+
+
+@quiet_radiomics()
+def stock_values(ct: sitk.Image, mask: sitk.Image, lesion_id: str) -> np.ndarray:
+    """The values from stock ``RadiomicsFeatureExtractor.execute`` (reference, and fallback path)."""
+    try:
+        result = _extractor().execute(ct, mask)
+    except ValueError as error:  # pyradiomics' own checks (e.g. ROI too small after resampling)
+        raise InputError(f"Lesion '{lesion_id}': pyradiomics refused it ({error}).") from error
+    return ordered_values(result, lesion_id)
+
+
+def engine_values(ct: sitk.Image, mask: sitk.Image, lesion_id: str) -> np.ndarray:
+    """One lesion's values in this process, the way ``extract_lesions`` computes them with one worker.
+
+    The fast engine, or stock ``execute`` where ``fast_path_blocker`` says the
+    fast engine does not reproduce the settings or the installed pyradiomics.
+    """
+    if fast_path_blocker():
+        return stock_values(ct, mask, lesion_id)
+    return lesion_values(prepare_lesion(ct, mask, lesion_id))

@@ -1,0 +1,134 @@
+"""Reading a CT and checking that it is one: 3D, one component, Hounsfield units.
+
+A DICOM folder goes through ``dicom.series`` (series choice and slice checks);
+NRRD, NIfTI and MetaImage files are read with SimpleITK. Voxel data are never
+changed here: resampling belongs to feature extraction, where pyradiomics does it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError
+from .nifti import qform_sform_warning
+
+log = logging.getLogger(__name__)
+
+CT_FILE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+# Any body CT holds air (-1000 HU) or at least fat (-100 HU); an image whose
+# minimum is above this is not in Hounsfield units.
+MAX_PLAUSIBLE_CT_MINIMUM_HU = -100.0
+
+
+def has_suffix(path: Path, suffixes: tuple[str, ...]) -> bool:
+    """Case-insensitive test of a file name's ending, for double endings such as .nii.gz."""
+    name = path.name.lower()
+    return any(name.endswith(suffix) for suffix in suffixes)
+
+
+def file_stem(path: str | os.PathLike) -> str:
+    """A file's name without its image extension ('P 1.2.nii.gz' -> 'P 1.2', 'A.seg.nrrd' -> 'A').
+
+    Not ``name.split('.')[0]``: TCIA names such as ``1.000000-P4P113 Gated 40.0B`` hold dots.
+    Names with another ending are returned whole.
+    """
+    name = Path(path).name
+    suffix = max((s for s in (".seg.nrrd", *CT_FILE_SUFFIXES) if name.lower().endswith(s)), key=len, default="")
+    return name[:len(name) - len(suffix)] if len(name) > len(suffix) else name
+
+
+def read_image_with_warnings(path: str | os.PathLike,
+                             series_uid: str | None = None) -> tuple[sitk.Image, tuple[str, ...]]:
+    """A volume from a DICOM folder or one NRRD/NIfTI/MetaImage file, as stored (no checks), and what the
+    reader noticed on the way (DICOM: tilt resampled, anonymised UIDs; NIfTI: a qform and an sform that
+    disagree) for the result to carry."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"CT '{path}': no such file or folder.")
+    if path.is_dir():
+        from ..dicom.series import read_dicom_ct
+
+        dicom = read_dicom_ct(path, series_uid=series_uid)
+        return dicom.image, tuple(dicom.warnings)
+    if not has_suffix(path, CT_FILE_SUFFIXES):
+        raise InputError(f"CT '{path}': unsupported file type; give a DICOM series folder or one "
+                         f"{', '.join(CT_FILE_SUFFIXES)} file.")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        raise InputError(f"CT '{path}': cannot be read ({str(error).strip().splitlines()[-1]}).") from error
+    warning = qform_sform_warning(path, image)
+    if warning:
+        log.warning("CT: %s", warning)
+    return image, (warning,) if warning else ()
+
+
+def read_image(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:
+    """Read a volume from a DICOM folder or one NRRD/NIfTI/MetaImage file, as stored (no checks)."""
+    return read_image_with_warnings(path, series_uid)[0]
+
+
+def read_ct_with_warnings(path: str | os.PathLike,
+                          series_uid: str | None = None) -> tuple[sitk.Image, tuple[str, ...]]:
+    """``read_ct`` plus the reader's warnings."""
+    image, warnings = read_image_with_warnings(path, series_uid)
+    check_ct(image, str(path))
+    return image, warnings
+
+
+def read_ct(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:
+    """Read a CT from a DICOM folder or one image file, and check it is a 3D CT in HU."""
+    return read_ct_with_warnings(path, series_uid)[0]
+
+
+def check_ct(image: sitk.Image, name: str) -> None:
+    """Refuse images that cannot be a CT volume in Hounsfield units, saying what is wrong."""
+    if image.GetDimension() != 3:
+        raise InputError(f"CT '{name}': a {image.GetDimension()}D image; a CT volume is 3D. "
+                         "Give the whole series, not a single slice.")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"CT '{name}': {image.GetNumberOfComponentsPerPixel()} components per voxel "
+                         "(colour or vector image); a CT has one intensity per voxel.")
+    if min(image.GetSize()) < 2:
+        raise InputError(f"CT '{name}': size {image.GetSize()} is a single slice; a CT volume has several slices.")
+    array = sitk.GetArrayViewFromImage(image)
+    low, high = float(array.min()), float(array.max())
+    if low > MAX_PLAUSIBLE_CT_MINIMUM_HU:
+        raise InputError(f"CT '{name}': intensities range {low:g}..{high:g}, which does not look like CT in "
+                         "Hounsfield units (air -1000, fat -100, liver +60 HU). Give the original CT in HU, "
+                         "not a screenshot or a rescaled export.")
+
+
+def voxel_hash(image: sitk.Image) -> str:
+    """SHA-256 of an image's voxels and geometry: the identity of what was measured."""
+    digest = hashlib.sha256()
+    digest.update(memoryview(np.ascontiguousarray(sitk.GetArrayViewFromImage(image))).cast("B"))
+    digest.update(image.GetPixelIDTypeAsString().encode())
+    for values in (image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection()):
+        # 9 decimals: header rounding (0.9765625 read as 0.9765625000000001) must not change the identity.
+        digest.update(np.asarray(values, dtype=float).round(9).tobytes())
+    return digest.hexdigest()
+
+
+def is_dicom_file(path: str | os.PathLike) -> bool:
+    """True for a DICOM Part 10 file (the 'DICM' marker after the 128-byte preamble), whatever its name."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
