@@ -26,7 +26,7 @@ from .volumes import imageFromVolumeNode
 
 if TYPE_CHECKING:
     from abcir.models.bundle import WeightBundle
-    from abcir.jobs.spec import JobLesion, PredictJob
+    from abcir.jobs.spec import JobLesion, PredictJob, SensitivityRequest
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,10 @@ def jobLesions(folder: Path, prefix: str, lesions: Sequence[tuple[str, str | Non
                  for index, (name, site, mask) in enumerate(lesions))
 
 
-def writePredictionJob(folder: Path, inputs: CaseInputs, jobs: int, cacheFolder: Path | None) -> PredictJob:
-    """The prediction of ``inputs`` as a job folder the child process runs (``python -m abcir.jobs FOLDER``)."""
+def writePredictionJob(folder: Path, inputs: CaseInputs, jobs: int, cacheFolder: Path | None,
+                       sensitivity: SensitivityRequest | None = None) -> PredictJob:
+    """The prediction of ``inputs`` as a job folder the child process runs (``python -m abcir.jobs FOLDER``);
+    with ``sensitivity``, the child also computes it under outline changes."""
     from abcir.jobs.spec import PredictJob, write_job
 
     job = PredictJob(
@@ -117,6 +119,6 @@ def writePredictionJob(folder: Path, inputs: CaseInputs, jobs: int, cacheFolder:
         lesions=jobLesions(folder, "lesion", [(item.name, item.site, item.mask) for item in inputs.lesions]),
         clinical=tuple(inputs.clinical.to_tokens()) if inputs.clinical is not None else None, model=inputs.bundle.kind,
         bundle=str(inputs.bundle.path), jobs=jobs, cache=str(cacheFolder) if cacheFolder else None,
-        study_uid=inputs.studyUid, series_uid=inputs.seriesUid)
+        study_uid=inputs.studyUid, series_uid=inputs.seriesUid, sensitivity=sensitivity)
     write_job(folder, job)
     return job

@@ -23,7 +23,7 @@ from .i18n import tr as _
 from .lesion_table import LesionRow
 
 if TYPE_CHECKING:
-    from abcir.prediction.predict import Prediction
+    from abcir.prediction.result import Prediction
 
 SEGMENTATION_SUFFIX = ".seg.nrrd"
 RESULT_SUFFIX = ".result.json"

@@ -1,4 +1,5 @@
-"""What the module's Logic does, on any MRML scene: predict, and the consensus of two readers.
+"""What the module's Logic does, on any MRML scene: predict (with its outline sensitivity), and the consensus
+of two readers.
 
 Long work (feature extraction and the models) runs in a child process
 (``process.ProcessTask`` running ``python -m abcir.jobs``): Slicer's main
@@ -24,23 +25,31 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from abcir.errors import InputError
 
-from .case import collectCaseInputs, resolveBundle, writePredictionJob
+from .case import CaseInputs, collectCaseInputs, resolveBundle, writePredictionJob
 from .consensus import ConsensusWorkflow
 from .i18n import tr as _
 from .lesion_table import SizeCache
 from .parameters import clinicalFacts, readCaseParameters, writeNodeReference
 from .process import Outcome, ProcessTask, Progress
 from .results import FEATURES_ATTRIBUTE, addResultTable
+from .segments import segmentIdByName, segmentMask, segmentSite
+from .sensitivity import (addOutlineSegmentation, defaultPerturbations, estimateSeconds, lesionIndex, maskVolumeMl,
+                          removeOutlineNodes, sensitivityRequest, sensitivityWanted,
+                          storedRequest, storedSensitivity, storeSensitivity, writeOutlinesJob)
+from .volumes import imageFromVolumeNode
 
 if TYPE_CHECKING:
     from abcir.consensus.building import PairKey
     from abcir.consensus.predictions import ReaderPredictions
     from abcir.consensus.session import ChairChoice
-    from abcir.prediction.predict import Prediction
+    from abcir.jobs.spec import SensitivityRequest
+    from abcir.prediction.result import Prediction
+    from abcir.sensitivity.perturbations import PerturbationSet
+    from abcir.sensitivity.result import SensitivityResult
 
 POLL_INTERVAL_S = 0.1  # how often ``Run.wait`` looks at the child (the panel's timer uses the same)
 RESULTS_FOLDER = "ABCImmunoResponse-results"  # below the work folder: the features of each result
@@ -119,11 +128,13 @@ class RunUpdate:
 
 @dataclass(frozen=True)
 class PredictionApplied:
-    """A finished prediction in the scene: its new result table, the prediction and its features file."""
+    """A finished prediction in the scene: its new result table, the prediction, its features file, and its
+    outline sensitivity (None when not computed)."""
 
     tableNode: object
     prediction: Prediction
     featuresFile: Path | None
+    sensitivity: SensitivityResult | None = None
 
 
 class Run:
@@ -191,6 +202,7 @@ class CaseLogic:
         self.scene = scene
         self.runtime = runtime
         self.consensus = ConsensusWorkflow()
+        self.perturbations: PerturbationSet | None = None  # the outline changes; None: the core's default set
 
     # Prediction
 
@@ -199,25 +211,80 @@ class CaseLogic:
         parameters = readCaseParameters(parameterNode)
         inputs = collectCaseInputs(parameters, sizes)
         caseName = parameters.ctVolume.GetName()
+        request = self.sensitivityRequest(parameters.outlineSensitivity, inputs)
 
         def apply(result: dict, folder: Path) -> PredictionApplied:
-            from abcir.prediction.predict import Prediction
+            from abcir.prediction.result import Prediction
+            from abcir.sensitivity.result import SensitivityResult
 
             prediction = Prediction.from_dict(result["prediction"], "Result of the prediction process")
+            sensitivity = (SensitivityResult.from_dict(result["sensitivity"], "Result of the prediction process")
+                           if request is not None else None)
             featuresFile = self._keepFeatures(folder, result["features_files"])
-            tableNode = addResultTable(self.scene, prediction, caseName)
+            tableNode = addResultTable(self.scene, prediction, caseName, sensitivity)
             if featuresFile is not None:
                 tableNode.SetAttribute(FEATURES_ATTRIBUTE, str(featuresFile))
+            if sensitivity is not None:
+                storeSensitivity(tableNode, sensitivity, request)
             writeNodeReference(parameterNode, "resultTable", tableNode)
-            return PredictionApplied(tableNode, prediction, featuresFile)
+            return PredictionApplied(tableNode, prediction, featuresFile, sensitivity)
 
         return self._start(lambda folder: writePredictionJob(folder, inputs, self.runtime.jobs,
-                                                             self.runtime.cacheFolder), apply, len(inputs.lesions))
+                                                             self.runtime.cacheFolder, request),
+                           apply, len(inputs.lesions))
+
+    def sensitivityPlan(self, choice: str, model: str, volumesMl: Sequence[float]) -> tuple[bool, float]:
+        """Whether a prediction of target lesions of these volumes (mL) computes the outline sensitivity, and
+        its estimated extra seconds (``sensitivity.estimateSeconds``); the panel's checkbox shows both."""
+        perturbations = self.perturbations or defaultPerturbations()
+        return (sensitivityWanted(choice, model, volumesMl, perturbations),
+                estimateSeconds(volumesMl, perturbations))
+
+    def sensitivityRequest(self, choice: str, inputs: CaseInputs) -> SensitivityRequest | None:
+        """What the child is asked for: the outline changes when ``choice`` (or, automatic, their cost) says so."""
+        volumes = [maskVolumeMl(lesion.mask) for lesion in inputs.lesions]
+        wanted, _seconds = self.sensitivityPlan(choice, inputs.bundle.kind, volumes)
+        return sensitivityRequest(self.perturbations or defaultPerturbations()) if wanted else None
 
     def predict(self, parameterNode, timeoutSeconds: float = 3600.0,
                 tick: Callable[[], None] | None = None) -> PredictionApplied:
         """Predict and wait for the result (scripts, tests, CI); the panel polls ``startPrediction`` instead."""
         return self.startPrediction(parameterNode).wait(timeoutSeconds, tick)
+
+    def startOutlines(self, parameterNode, lesionName: str) -> Run:
+        """Make the changed outlines of one lesion of the last prediction, to show them (a temporary node).
+
+        The child makes them again with the request stored with the result and
+        the lesion's place in the prediction, so they are those the analysis
+        used, of the lesion's outline as it is in the scene now. The reader's
+        segmentation is only read; the new node is not saved with the scene.
+        """
+        parameters = readCaseParameters(parameterNode)
+        table, volume, segmentation = parameters.resultTable, parameters.ctVolume, parameters.segmentation
+        request = storedRequest(table)
+        index = lesionIndex(storedSensitivity(table), lesionName)
+        segmentId = segmentIdByName(segmentation, lesionName) if segmentation is not None else None
+        if volume is None or segmentId is None:
+            raise InputError(_("Lesion '{name}': no segment of that name in the selected segmentation, or no CT "
+                               "selected; select the CT and segmentation of the prediction.").format(name=lesionName))
+        segment = segmentation.GetSegmentation().GetSegment(segmentId)
+        mask, site, ct = segmentMask(segmentation, segmentId, volume), segmentSite(segment).site, \
+            imageFromVolumeNode(volume)
+
+        def apply(result: dict, folder: Path):
+            return addOutlineSegmentation(self.scene, volume, lesionName, result["outlines"], folder)
+
+        return self._start(lambda folder: writeOutlinesJob(folder, ct, lesionName, site, mask, index, request),
+                           apply, request.perturbations().size)
+
+    def showOutlines(self, parameterNode, lesionName: str, timeoutSeconds: float = 600.0,
+                     tick: Callable[[], None] | None = None):
+        """``startOutlines`` and wait; returns the temporary segmentation node."""
+        return self.startOutlines(parameterNode, lesionName).wait(timeoutSeconds, tick)
+
+    def removeOutlines(self) -> None:
+        """Remove the temporary outlines nodes (only those; the reader's segmentations stay)."""
+        removeOutlineNodes(self.scene)
 
     def _keepFeatures(self, folder: Path, names: list[str]) -> Path | None:
         """Move the child's features table and its provenance out of the job folder before it is removed.

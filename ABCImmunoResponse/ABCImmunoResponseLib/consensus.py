@@ -23,10 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-import numpy as np
 import SimpleITK as sitk
-import vtk
-from vtk.util import numpy_support
 
 import slicer
 from abcir.errors import InputError
@@ -35,7 +32,7 @@ from abcir.patient.sites import SITE_TAG, SITES
 from .case import CT_FILE, jobLesions, writeImage
 from .i18n import tr as _
 from .segments import lesionFromInput, lesionInputs, segmentIds, segmentTag, setSegmentSite
-from .volumes import ijkToRasMatrix, imageFromVolumeNode
+from .volumes import imageFromVolumeNode, orientedLabelmap
 
 if TYPE_CHECKING:
     from abcir.patient.clinical_facts import ClinicalFacts
@@ -167,18 +164,6 @@ def buildConsensus(comparison: ReaderComparison, session: ConsensusSession,
                            looks_a=inputs.looksA if inputs else None, looks_b=inputs.looksB if inputs else None)
 
 
-def _orientedMask(mask: sitk.Image, volumeNode) -> slicer.vtkOrientedImageData:
-    """A mask on the volume's voxel grid as a labelmap Slicer's segmentations take (same IJK to RAS)."""
-    voxels = np.ascontiguousarray(sitk.GetArrayViewFromImage(mask), dtype=np.uint8)
-    image = slicer.vtkOrientedImageData()
-    image.SetDimensions(*voxels.shape[::-1])
-    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
-    image.GetPointData().GetScalars().DeepCopy(numpy_support.numpy_to_vtk(voxels.ravel(), deep=True,
-                                                                          array_type=vtk.VTK_UNSIGNED_CHAR))
-    image.SetImageToWorldMatrix(ijkToRasMatrix(volumeNode))
-    return image
-
-
 def addConsensusSegmentation(scene, volumeNode, segments: list[ConsensusSegment], session: ConsensusSession,
                              name: str = ""):
     """A NEW segmentation node holding the consensus segments with the core's tags; returns it.
@@ -201,7 +186,7 @@ def addConsensusSegmentation(scene, volumeNode, segments: list[ConsensusSegment]
                                "this CT again.").format(name=segment.name, ct=volumeNode.GetName()))
         segmentId = node.GetSegmentation().AddEmptySegment(segment.segment_id, segment.name, segment.color)
         if not slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
-                _orientedMask(segment.mask, volumeNode), node, segmentId,
+                orientedLabelmap(sitk.GetArrayViewFromImage(segment.mask), volumeNode), node, segmentId,
                 slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE):
             raise InputError(_("Consensus segment '{name}': Slicer could not store its voxels.").format(
                 name=segment.name))
@@ -236,17 +221,6 @@ def showPairOutlines(pair: tuple[tuple[object, str | None], tuple[object, str | 
         display.SetVisibility2DOutline(True)
         display.SetSegmentVisibility(segmentId, True)
         display.SetSegmentOverrideColor(segmentId, *color)
-
-
-def segmentIdByName(segmentationNode, name: str | None) -> str | None:
-    """The id of the segment called ``name`` (the core's lesion id), or None."""
-    if name is None:
-        return None
-    segmentation = segmentationNode.GetSegmentation()
-    for segmentId in segmentIds(segmentationNode):
-        if segmentation.GetSegment(segmentId).GetName() == name:
-            return segmentId
-    return None
 
 
 def writeReadersJob(folder: Path, inputs: ConsensusInputs, consensus: list[ConsensusSegment] | None,

@@ -28,7 +28,7 @@ from .segments import LesionInput, lesionFromInput, segmentIds, segmentMask
 if TYPE_CHECKING:
     from abcir.dicom.export import DicomExport
     from abcir.patient.lesions import Lesion
-    from abcir.prediction.predict import Prediction
+    from abcir.prediction.result import Prediction
 
 INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"  # set by Slicer's DICOM scalar volume plugin
 

@@ -13,8 +13,10 @@ The CT, segmentation, clinical facts, model and weights are those the panel
 saved in the scene's parameter node; options override them. The prediction
 runs as the panel runs it, through ``CaseLogic``: in a child process, with
 progress on stderr. The result JSON is
-``Prediction.to_dict()``; ``--table`` writes the result table as CSV and
-``--save-scene`` a new ``.mrb`` holding the result table, as the panel would.
+``Prediction.to_dict()``; ``--table`` writes the result table as CSV (with the
+outline sensitivity's columns when it was computed: ``--sensitivity``, by default
+the panel's choice) and ``--save-scene`` a new ``.mrb`` holding the result table,
+as the panel would.
 Existing files are never overwritten. Exit code 0 on success, 2 when an input
 is wrong (the message says which and how to fix it).
 """
@@ -39,7 +41,7 @@ from abcir.records import write_new_json  # noqa: E402
 
 from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime, RunFailed  # noqa: E402
 from ABCImmunoResponseLib.i18n import tr as _  # noqa: E402
-from ABCImmunoResponseLib.parameters import (CaseParameters, findParameterNode,  # noqa: E402
+from ABCImmunoResponseLib.parameters import (SENSITIVITY_CHOICES, CaseParameters, findParameterNode,  # noqa: E402
                                              getOrCreateParameterNode, readCaseParameters, writeCaseParameters)
 from ABCImmunoResponseLib.results import resultLines, tableFiles, writeTableCsv  # noqa: E402
 
@@ -60,6 +62,9 @@ def buildParser() -> argparse.ArgumentParser:
                         help="name of the segmentation node (default: the panel's, else the only one)")
     parser.add_argument("--model", choices=MODEL_KINDS, help="default: the panel's")
     parser.add_argument("--weights", help="weight bundle folder (default: the panel's, else the bundled weights)")
+    parser.add_argument("--sensitivity", choices=SENSITIVITY_CHOICES,
+                        help="predict again under outline changes (automatic: when estimated under 10 s; "
+                             "default: the panel's choice)")
     parser.add_argument("--clinical", nargs="+", metavar="KEY=VALUE",
                         help=f"the four clinical facts, as abcir predict takes them: {clinical_usage()} "
                              "(default: the panel's, confirmed there)")
@@ -83,7 +88,7 @@ def caseParameters(scene, args: argparse.Namespace) -> CaseParameters:
     """The panel's saved state, with the options applied on top."""
     parameterNode = findParameterNode(scene)
     parameters = readCaseParameters(parameterNode) if parameterNode is not None else CaseParameters()
-    for option, field in (("model", "model"), ("weights", "bundlePath")):
+    for option, field in (("model", "model"), ("weights", "bundlePath"), ("sensitivity", "outlineSensitivity")):
         if getattr(args, option):
             setattr(parameters, field, getattr(args, option))
     if args.clinical:  # all four, read as the command line reads them; confirmed by whoever runs the command
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace, scene, load) -> int:
         writeTableCsv(applied.tableNode, args.table)
     if args.save_scene and not scene.WriteToMRB(str(args.save_scene)):
         raise InputError(_("Output '{path}': the scene could not be written.").format(path=args.save_scene))
-    print(resultLines(prediction).text())
+    print(resultLines(prediction, applied.sensitivity).text())
     return 0
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import slicer
 from abcir.patient.measurements import LesionSize, measure_lesion
-from abcir.patient.recist import Finding, validate_targets
-from abcir.patient.sites import SITE_FROM_NAME, SITES, is_visceral
+from abcir.patient.recist import Finding, SizedTarget, validate_targets
+from abcir.patient.sites import SITE_FROM_NAME, SITES
 
 from .segments import isSegmentIncluded, segmentIds, segmentMask, segmentSite
 
@@ -23,7 +23,7 @@ DUPLICATE_RULE = "duplicate_name"
 
 
 @dataclass(frozen=True)
-class LesionRow:
+class LesionRow(SizedTarget):
     """One segment as a candidate target lesion."""
 
     segmentId: str
@@ -34,22 +34,10 @@ class LesionRow:
     size: LesionSize
     findings: tuple[Finding, ...]
 
-    # The rules in abcir.patient.recist read these names.
     @property
     def lesion_id(self) -> str:
+        """The segment's name, which the RECIST rules cite."""
         return self.name
-
-    @property
-    def longest_axial_diameter_mm(self) -> float:
-        return self.size.longest_axial_diameter_mm
-
-    @property
-    def short_axis_mm(self) -> float:
-        return self.size.short_axis_mm
-
-    @property
-    def visceral(self) -> bool | None:
-        return is_visceral(self.site)
 
     @property
     def siteFromName(self) -> bool:

@@ -24,6 +24,8 @@ DEFAULT_MODEL = "combined"
 PRIOR_LINES_CHOICES = ("", "1", "2+")
 METASTATIC_SITES_CHOICES = ("", "1-2", "3+")
 YES_NO_CHOICES = ("", "no", "yes")
+# Outline sensitivity (issue 17): "automatic" runs it when its estimated cost is small (``sensitivity.py``).
+SENSITIVITY_CHOICES = ("automatic", "on", "off")
 
 
 def _node(className: str):
@@ -42,6 +44,7 @@ class CaseParameters:
     priorLines, metastaticSites, visceral, tnbc - clinical facts as entered ("" = not yet).
     metastaticSitesPrefilled, visceralPrefilled - taken from the lesion table, not yet confirmed by the reader.
     model, bundlePath - the model and a site's weight bundle folder ("" = the bundled weights).
+    outlineSensitivity - predict again under outline changes: "on", "off", or "automatic" (on when cheap).
     resultTable - the last result (the prediction's JSON is in its attribute).
     readerA, readerB, readerAName, readerBName - two readers' segmentations of ctVolume, for the consensus.
     chairName - who decides the consensus; consensusSegmentation - the last consensus made (a new node each time).
@@ -57,6 +60,7 @@ class CaseParameters:
     visceralPrefilled: bool = False
     model: str = _choice(MODEL_KINDS, DEFAULT_MODEL)
     bundlePath: str = ""
+    outlineSensitivity: str = _choice(SENSITIVITY_CHOICES, "automatic")
     resultTable: object = _node("vtkMRMLTableNode")
     readerA: object = _node("vtkMRMLSegmentationNode")
     readerB: object = _node("vtkMRMLSegmentationNode")

@@ -97,6 +97,17 @@ def segmentIds(segmentationNode) -> list[str]:
     return [segmentation.GetNthSegmentID(index) for index in range(segmentation.GetNumberOfSegments())]
 
 
+def segmentIdByName(segmentationNode, name: str | None) -> str | None:
+    """The id of the segment called ``name`` (the core's lesion id), or None."""
+    if name is None:
+        return None
+    segmentation = segmentationNode.GetSegmentation()
+    for segmentId in segmentIds(segmentationNode):
+        if segmentation.GetSegment(segmentId).GetName() == name:
+            return segmentId
+    return None
+
+
 def segmentMask(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
     """The segment as a uint8 0/1 mask on the volume's voxel grid (LPS), nearest neighbour.
 

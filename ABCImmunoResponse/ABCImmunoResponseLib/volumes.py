@@ -1,4 +1,4 @@
-"""Voxels of a volume node's grid as the SimpleITK images the core reads, same voxels and geometry.
+"""Voxels of a volume node's grid as the SimpleITK images the core reads, same voxels and geometry, and back.
 
 Slicer keeps geometry in RAS (right, anterior, superior); ITK, DICOM and every
 file the core writes use LPS, so the first two axes change sign. Voxels are
@@ -7,11 +7,14 @@ copied: the copy can be handed to a worker thread while the scene goes on.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import SimpleITK as sitk
 import vtk
 from vtk.util import numpy_support
 
+import slicer
 from abcir.errors import InputError
 
 from .i18n import tr as _
@@ -59,3 +62,21 @@ def imageFromVolumeNode(volumeNode) -> sitk.Image:
                            "the CT series itself, which has one intensity per voxel.").format(
             name=volumeNode.GetName(), components=components))
     return imageOnVolumeGrid(voxelArray(imageData), volumeNode)
+
+
+def orientedLabelmap(voxels: np.ndarray, volumeNode, firstIndex: Sequence[int] = (0, 0, 0)
+                     ) -> slicer.vtkOrientedImageData:
+    """0/1 ``voxels`` (z, y, x) on the volume's grid as a labelmap Slicer's segmentations take.
+
+    ``firstIndex`` (i, j, k) is the volume voxel of ``voxels[0, 0, 0]``: a crop
+    keeps its place through the labelmap's extent, without a CT-sized copy.
+    """
+    array = np.ascontiguousarray(voxels, dtype=np.uint8)
+    image = slicer.vtkOrientedImageData()
+    image.SetExtent(*(value for start, count in zip(firstIndex, array.shape[::-1])
+                      for value in (int(start), int(start) + count - 1)))
+    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    image.GetPointData().GetScalars().DeepCopy(numpy_support.numpy_to_vtk(array.ravel(), deep=True,
+                                                                          array_type=vtk.VTK_UNSIGNED_CHAR))
+    image.SetImageToWorldMatrix(ijkToRasMatrix(volumeNode))
+    return image

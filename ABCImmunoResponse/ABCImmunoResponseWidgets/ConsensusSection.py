@@ -13,7 +13,8 @@ import slicer
 from slicer.i18n import tr as _
 
 from abcir.patient.sites import SITES
-from ABCImmunoResponseLib.consensus import segmentIdByName, showPairOutlines
+from ABCImmunoResponseLib.consensus import showPairOutlines
+from ABCImmunoResponseLib.segments import segmentIdByName
 from ABCImmunoResponseLib.segments import centreSliceViewsOnSegment
 
 from .Dependencies import ensurePredictionDependencies

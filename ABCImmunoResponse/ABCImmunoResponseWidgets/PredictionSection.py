@@ -3,7 +3,11 @@
 Predict asks the Logic to start the prediction in its own process and hands
 the run to the panel's ``TaskRunner``; the result appears only when the child
 has finished, as a new table node, with the weights' provenance beside the
-probability everywhere it is shown.
+probability everywhere it is shown. The outline sensitivity (issue 17) is a
+checkbox whose automatic state and cost estimate come from the Logic; its range
+is shown beside the probability, and one lesion's changed outlines can be shown
+as a temporary segmentation (the Logic makes it in the child process). The
+widgets of the sensitivity are built here, next to those of the ``.ui`` file.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ABCImmunoResponseLib.dependencies import radiomicsAvailable, unmetRequireme
 from ABCImmunoResponseLib.dicom_export import exportResultToDicom, sourceInstanceUids
 from ABCImmunoResponseLib.results import (FEATURES_ATTRIBUTE, RESULT_ATTRIBUTE, annotationText, bundleDescription,
                                           predictionFromJson, resultLines, writeTableCsv)
+from ABCImmunoResponseLib.sensitivity import COST_LIMIT_S, storedSensitivity
 
 from .Dependencies import ensurePredictionDependencies
 
@@ -47,6 +52,30 @@ class PredictionSection:
         ui.exportTableButton.connect("clicked(bool)", self.onExportResultTable)
         ui.saveCaseButton.connect("clicked(bool)", self.onSaveCase)
         ui.exportDicomButton.connect("clicked(bool)", self.onExportDicom)
+        self._addSensitivityWidgets()
+
+    def _addSensitivityWidgets(self) -> None:
+        """The checkbox under the weights; the range under the risk group; the outlines row under the warnings."""
+        self.sensitivityCheckBox = qt.QCheckBox()
+        self.sensitivityCheckBox.connect("toggled(bool)", self.onSensitivityToggled)
+        self.ui.modelCollapsibleButton.layout().addRow(self.sensitivityCheckBox)
+        resultLayout = self.ui.resultCollapsibleButton.layout()
+        self.sensitivityLabel = qt.QLabel()
+        self.sensitivityLabel.wordWrap = True
+        resultLayout.insertWidget(resultLayout.indexOf(self.ui.riskLabel) + 1, self.sensitivityLabel)
+        self.outlinesComboBox = qt.QComboBox()
+        self.outlinesComboBox.toolTip = _("The lesion whose changed outlines to show")
+        self.showOutlinesButton = qt.QPushButton(_("Show its changed outlines"))
+        self.showOutlinesButton.toolTip = _("Shows the outline changes the sensitivity used for this lesion as a "
+                                            "temporary segmentation, which is not saved with the scene. Your "
+                                            "segmentation is not changed.")
+        self.hideOutlinesButton = qt.QPushButton(_("Hide them"))
+        self.showOutlinesButton.connect("clicked(bool)", self.onShowOutlines)
+        self.hideOutlinesButton.connect("clicked(bool)", lambda checked: self.logic.removeOutlines())
+        row = qt.QHBoxLayout()
+        for widget in (self.outlinesComboBox, self.showOutlinesButton, self.hideOutlinesButton):
+            row.addWidget(widget)
+        resultLayout.insertLayout(resultLayout.indexOf(self.ui.warningsLabel) + 1, row)
 
     def update(self, node) -> None:
         self.parameterNode = node
@@ -54,6 +83,7 @@ class PredictionSection:
         self.ui.modelComboBox.currentIndex = self.ui.modelComboBox.findData(node.model)
         self.ui.modelComboBox.blockSignals(wasBlocked)
         self.ui.weightsLabel.text = self._weightsText(node.model, node.bundlePath)
+        self._showSensitivityChoice(node)
         text, enabled = self.runner.buttonState(self, _("Predict"))
         self.ui.predictButton.text = text
         self.ui.predictButton.enabled = enabled and bool(node.ctVolume)
@@ -97,6 +127,37 @@ class PredictionSection:
                 self.parameterNode.model = bundle.kind
                 self.parameterNode.bundlePath = folder
 
+    # Outline sensitivity
+
+    def _showSensitivityChoice(self, node) -> None:
+        volumes = [row.volumeMl for row in self.lesions.rows if row.included]
+        checked, seconds = self.logic.sensitivityPlan(node.outlineSensitivity, node.model, volumes)
+        wasBlocked = self.sensitivityCheckBox.blockSignals(True)
+        self.sensitivityCheckBox.checked = checked
+        self.sensitivityCheckBox.blockSignals(wasBlocked)
+        self.sensitivityCheckBox.enabled = node.model != "clinical"
+        self.sensitivityCheckBox.text = _("Outline sensitivity (about {seconds:.0f} s more)").format(seconds=seconds)
+        why = (_("Chosen automatically: on when the estimate is under {limit:.0f} s.").format(limit=COST_LIMIT_S)
+               if node.outlineSensitivity == "automatic" else _("Your choice."))
+        self.sensitivityCheckBox.toolTip = _(
+            "Predicts again with each target lesion's outline changed a little (1 mm narrower and wider, and "
+            "randomised along image edges) and shows how far the probability moves and whether the risk group "
+            "holds. {why}").format(why=why)
+
+    def onSensitivityToggled(self, checked: bool) -> None:
+        self.parameterNode.outlineSensitivity = "on" if checked else "off"
+
+    def onShowOutlines(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("The changed outlines cannot be shown."), waitCursor=True):
+            lesion = self.outlinesComboBox.currentText
+            run = self.logic.startOutlines(self.parameterNode.parameterNode, lesion)
+            self.runner.start(run, self, _("Changing the outline of lesion '{lesion}' in a separate process...").format(
+                lesion=lesion), _("Done."), self._onOutlinesShown)
+
+    def _onOutlinesShown(self, node) -> None:
+        self.ui.statusLabel.text = _("Shown as '{name}' (temporary: not saved with the scene).").format(
+            name=node.GetName())
+
     # Predict
 
     def onPredictButton(self) -> None:
@@ -116,29 +177,44 @@ class PredictionSection:
     # Result
 
     def _showResult(self, tableNode) -> None:
-        prediction = None
+        prediction = sensitivity = None
         if tableNode is not None and tableNode.GetAttribute(RESULT_ATTRIBUTE):
             try:
                 prediction = predictionFromJson(tableNode.GetAttribute(RESULT_ATTRIBUTE))
+                sensitivity = storedSensitivity(tableNode)
             except ImportError:
                 self.ui.probabilityLabel.text = _("The result is in table '{table}'; install the prediction's "
                                                   "packages (press Predict) to show it here.").format(
                     table=tableNode.GetName())
                 return
+        self._fillOutlineLesions(sensitivity)
         if prediction is None:
             self.ui.probabilityLabel.text = _("No prediction yet.")
-            for label in (self.ui.riskLabel, self.ui.provenanceLabel, self.ui.warningsLabel):
+            for label in (self.ui.riskLabel, self.sensitivityLabel, self.ui.provenanceLabel, self.ui.warningsLabel):
                 label.text = ""
             self._setSliceAnnotation("")
             return
-        lines = resultLines(prediction)
+        lines = resultLines(prediction, sensitivity)
         self.ui.probabilityLabel.text = f"<b>{lines.probability}</b>"
         self.ui.riskLabel.text = lines.riskGroup
+        self.sensitivityLabel.text = lines.sensitivity
         self.ui.provenanceLabel.text = lines.provenance
         colour = "#1b5e20" if prediction.weights.clinically_validated else "#c62828"
         self.ui.provenanceLabel.setStyleSheet(f"color: {colour}")
         self.ui.warningsLabel.text = "\n".join(lines.warnings)
-        self._setSliceAnnotation(annotationText(prediction))
+        self._setSliceAnnotation(annotationText(prediction, sensitivity))
+
+    def _fillOutlineLesions(self, sensitivity) -> None:
+        """The result's lesions, the one whose outline moves the prediction most first."""
+        names = [] if sensitivity is None else sorted(
+            (item.lesion_id for item in sensitivity.lesions), key=lambda name: name != sensitivity.deciding_lesion)
+        if [self.outlinesComboBox.itemText(index) for index in range(self.outlinesComboBox.count)] != names:
+            self.outlinesComboBox.clear()
+            for name in names:
+                self.outlinesComboBox.addItem(name)
+        for widget in (self.outlinesComboBox, self.showOutlinesButton, self.hideOutlinesButton):
+            widget.visible = bool(names)
+        self.showOutlinesButton.enabled = bool(names) and not self.runner.busy
 
     @staticmethod
     def _setSliceAnnotation(text: str) -> None:

@@ -85,6 +85,7 @@ class TaskRunner:
             return
         for text in update.statuses:
             self._statusLabel.text = text
+            self._progressBar.setRange(0, 0)  # a new step: busy until it reports how far it is
         for progress in update.progress:
             self._progressBar.setRange(0, progress.total)
             self._progressBar.value = progress.done

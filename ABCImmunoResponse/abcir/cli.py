@@ -20,7 +20,7 @@ import logging
 import os
 import shlex
 import sys
-from typing import Sequence
+from typing import Any, Protocol, Sequence
 
 from . import __version__
 from .errors import InputError
@@ -41,7 +41,25 @@ COMMAND_MODULES = (
 )
 
 
+class Subcommands(Protocol):
+    """Where a command module's ``add_cli`` adds its sub-command: what ``add_subparsers()`` returns.
+
+    Named by what it does rather than by argparse's private ``_SubParsersAction``.
+    """
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """A new sub-command ``name``; keyword arguments as for ``argparse.ArgumentParser``."""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``abcir`` parser with every sub-command of ``COMMAND_MODULES``, in that order.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Parser with ``--version``, ``-v/--verbose`` and a required COMMAND; each
+        sub-command sets ``args.handler`` to its module's ``run``.
+    """
     parser = argparse.ArgumentParser(prog="abcir", description=(
         "Radiomics response prediction for advanced breast cancer on anti-PD-1 combination therapy "
         "(Zhao et al., J Immunother Cancer 2023). Research software; not clinically validated."))
@@ -57,6 +75,25 @@ def as_typed(value: str, errors: str = "replace") -> str:
     """``value`` (an argument, or a name taken from a path) with undecodable bytes decoded as UTF-8.
 
     See ``text_argument``; bytes that are not UTF-8 either become U+FFFD unless ``errors`` says otherwise.
+
+    Parameters
+    ----------
+    value : str
+        A string from ``sys.argv`` or the file system; undecodable bytes appear
+        in it as lone surrogates (U+DC80 to U+DCFF).
+    errors : str, optional
+        The error handler of ``bytes.decode`` for bytes that are not UTF-8
+        either: "replace" (the default) or "strict" to raise.
+
+    Returns
+    -------
+    str
+        ``value`` unchanged when it has no such surrogates, else its bytes decoded as UTF-8.
+
+    Raises
+    ------
+    UnicodeDecodeError
+        With ``errors="strict"``, if the bytes are not UTF-8.
     """
     if not any("\udc80" <= char <= "\udcff" for char in value):
         return value
@@ -70,6 +107,21 @@ def text_argument(value: str) -> str:
     bytes of 'Müller' as lone surrogates, which no UTF-8 file can hold. Terminals
     send UTF-8, so those bytes are decoded as UTF-8. File paths are not passed
     through this: the file system wants their bytes back as they came.
+
+    Parameters
+    ----------
+    value : str
+        The argument as argparse received it (used as an argparse ``type``).
+
+    Returns
+    -------
+    str
+        The text, surrogate-escaped bytes decoded as UTF-8.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If those bytes are not UTF-8 either; argparse reports it as a usage error.
     """
     try:
         return as_typed(value, "strict")
@@ -79,6 +131,25 @@ def text_argument(value: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``abcir`` command and return its exit code; an ``InputError`` becomes one line on stderr.
+
+    Parameters
+    ----------
+    argv : sequence of str or None, optional
+        The arguments after the program name; None (the default) reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The command's exit code (0 when its handler returns None), or 2 after an
+        ``InputError``, whose message is printed to stderr.
+
+    Raises
+    ------
+    SystemExit
+        From argparse, for ``--help``, ``--version`` (code 0) or invalid
+        arguments (code 2).
+    """
     for stream in (sys.stdout, sys.stderr):
         # A console that cannot show a name (a reader 'Dr Łukasz' on a Latin-1 terminal) shows it
         # escaped instead of failing after the files were written; files are always UTF-8.

@@ -17,7 +17,25 @@ from .errors import InputError
 
 
 def refuse_existing(path: str | os.PathLike, what: str = "Output") -> Path:
-    """``path`` if nothing is there yet; results never replace an earlier file."""
+    """``path`` if nothing is there yet; results never replace an earlier file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where the caller means to write.
+    what : str, optional
+        How the message names the file, e.g. "Features table" (default "Output").
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` as a Path.
+
+    Raises
+    ------
+    InputError
+        If a file or folder already exists at ``path``.
+    """
     path = Path(path)
     if path.exists():
         raise InputError(f"{what} '{path}' already exists; choose another name (it is not overwritten).")
@@ -25,7 +43,29 @@ def refuse_existing(path: str | os.PathLike, what: str = "Output") -> Path:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Write through ``write(temporary_name)``, then rename to ``path`` (replacing it, if the caller allows)."""
+    """Write through ``write(temporary_name)``, then rename to ``path`` (replacing it, if the caller allows).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The final file; its folder is created if missing. An existing file is
+        replaced: callers that must not replace one check first (``refuse_existing``).
+    write : callable
+        Called once with the temporary file's name (same folder, created empty)
+        and writes the whole content there.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    OSError
+        If the folder or temporary file cannot be created or the rename fails.
+        Whatever ``write`` raises is passed on; the temporary file is removed
+        in every case.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=path.name, dir=path.parent)
@@ -40,7 +80,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` as UTF-8 (line ends as given, on every OS) through ``atomic_write``, on disk before the rename."""
+    """Write ``text`` as UTF-8 (line ends as given, on every OS) through ``atomic_write``, on disk before the rename.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The final file; an existing one is replaced.
+    text : str
+        The whole content, written without newline translation and fsynced.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written or renamed into place.
+    """
     def write(name: str) -> None:
         with open(name, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)

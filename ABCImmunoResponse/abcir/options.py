@@ -31,6 +31,17 @@ DEFAULT_MAX_CENTROID_DISTANCE_MM = MIN_LONGEST_DIAMETER_MM
 DEFAULT_MIN_ICC = 0.75
 # The per-feature table in an agreement folder (``abcir agreement --out DIR``), read by ``abcir train --agreement``.
 FEATURE_ICC_FILE = "feature_icc.csv"
+# The per-feature ICC(2,1) between segmented and changed outlines that ``abcir batch --sensitivity`` writes into its
+# folder, in the format of FEATURE_ICC_FILE; read by ``abcir train --perturbation-icc``.
+PERTURBATION_ICC_FILE = "perturbation_icc.csv"
+
+# Outline sensitivity (issue #17, abcir.sensitivity): the named sets of outline changes per lesion
+# (abcir.sensitivity.perturbations defines each) and the default, which ``--perturbations N`` varies.
+PERTURBATION_SETS = ("outline-1mm", "morphology-1mm", "extended")
+DEFAULT_PERTURBATION_SET = "outline-1mm"
+# The risk group is called unstable when it flips in more than this share of the outline changes: one change in
+# ten may be an implausible outline, more says the group depends on where the border is drawn.
+DEFAULT_FLIP_LIMIT = 0.10
 
 # The table ``abcir agreement --cohort`` reads (abcir.consensus.cohort.read_readers_csv).
 READERS_CSV_HELP = """\

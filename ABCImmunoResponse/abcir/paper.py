@@ -59,5 +59,3 @@ TRAINING_FACT_COUNTS = {"prior_lines_ge2": 79 + 33, "metastatic_sites_ge3": 64 +
 TRAINING_RESPONDERS = 61
 #: Best response of all 240 patients (Results; Figure S1).
 BEST_RESPONSE_COUNTS = {"CR": 16, "PR": 69, "SD": 101, "PD": 54}
-#: Median PFS (months) of the radiomics model's low- and high-risk groups, training cohort (Table S6).
-MEDIAN_PFS_MONTHS_LOW_HIGH_RISK = (10.12, 3.75)

@@ -23,7 +23,23 @@ T = TypeVar("T")
 
 
 def to_json_dict(record: Any) -> dict:
-    """A dataclass as a JSON-ready dict (tuples become lists when dumped)."""
+    """A dataclass as a JSON-ready dict (tuples become lists when dumped).
+
+    Parameters
+    ----------
+    record : dataclass instance
+        The record; nested dataclasses become nested dicts.
+
+    Returns
+    -------
+    dict
+        Field name -> value, recursively (``dataclasses.asdict``).
+
+    Raises
+    ------
+    TypeError
+        If ``record`` is not a dataclass instance.
+    """
     return dataclasses.asdict(record)
 
 
@@ -32,17 +48,88 @@ def write_json(path: str | os.PathLike, data: dict) -> Path:
 
     For files a program keeps up to date in its own output folder (a batch's ``batch.json``);
     results use ``write_new_json``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; an existing one is replaced atomically.
+    data : dict
+        JSON-serialisable content, written indented by 2 with a final newline.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` holds NaN or an infinity (nothing is written).
+    TypeError
+        If ``data`` holds a value JSON cannot represent (nothing is written).
+    OSError
+        If the file cannot be written.
     """
     return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
 
 
 def write_new_json(path: str | os.PathLike, data: dict, what: str = "Output") -> Path:
-    """Write ``data`` as a new UTF-8 JSON file (strict: no NaN; names as written); never replaces a file."""
+    """Write ``data`` as a new UTF-8 JSON file (strict: no NaN; names as written); never replaces a file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create.
+    data : dict
+        JSON-serialisable content.
+    what : str, optional
+        How the message names the file if it exists (default "Output").
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        If something already exists at ``path``.
+    ValueError, TypeError, OSError
+        As ``write_json``.
+    """
     return write_json(refuse_existing(path, what), data)
 
 
 def from_json_dict(cls: type[T], data: Any, where: str, error: type[Exception]) -> T:
-    """Build dataclass ``cls`` from parsed JSON; ``where`` names the file in messages, ``error`` is raised."""
+    """Build dataclass ``cls`` from parsed JSON; ``where`` names the file in messages, ``error`` is raised.
+
+    Every field is checked against ``cls``'s type hints, recursively (nested
+    dataclasses, tuples, dicts, optional and union types); a JSON number is
+    accepted for a float field, but not a bool for an int.
+
+    Parameters
+    ----------
+    cls : type
+        The dataclass to build.
+    data : Any
+        The parsed JSON (``json.load`` output), expected to be an object.
+    where : str
+        The file, as messages name it.
+    error : type of Exception
+        The exception class to raise, e.g. ``InputError`` or ``BundleError``;
+        called with the message.
+
+    Returns
+    -------
+    object
+        An instance of ``cls``; fields absent from ``data`` take their defaults.
+
+    Raises
+    ------
+    error
+        If a field is missing (without default), unknown, of the wrong type or
+        length, or a float is not finite; the message names the field's path.
+    """
     return _dataclass(cls, data, where, "", error)
 
 

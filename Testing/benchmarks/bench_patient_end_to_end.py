@@ -120,7 +120,8 @@ def abcir(ct_path: Path, lesions_path: Path, jobs: int, cache: Path) -> dict:
     from abcir.imaging.ct import read_ct
     from abcir.patient.clinical_facts import parse_clinical
     from abcir.patient.lesions import load_lesions
-    from abcir.prediction.predict import CTIdentity, predict_features
+    from abcir.prediction.result import CTIdentity
+    from abcir.prediction.predict import predict_features
 
     computed = []
     prepare = engine.prepare_lesion

@@ -36,7 +36,8 @@ from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components
 
 from abcir.features import texture_matrices
-from abcir.features.engine import lesion_values, prepare_lesion
+from abcir.features.engine import lesion_values
+from abcir.features.preparation import prepare_lesion
 from abcir.imaging.ct import read_ct
 from abcir.patient.lesions import align_to_ct
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from abcir.consensus.cohort import CohortAgreement, matched_feature_matrices, read_readers_csv
+from abcir.consensus.cohort import CohortAgreement, matched_feature_matrices, read_readers_csv, reader_b_inside_a_range
 from abcir.consensus.cohort_report import REPORT_FILE, feature_group_table, write_report
 from abcir.errors import InputError
 from abcir.features.catalogue import feature_names
@@ -102,3 +102,22 @@ def test_group_table_and_report(tmp_path):
     page = path.read_text()
     assert page.count("<img") == 2 and "Cohen&#x27;s kappa" in page and "a note" in page
     assert (tmp_path / "icc_histogram.png").stat().st_size > 1000
+
+
+def test_reader_b_inside_reader_a_perturbation_range(tmp_path):
+    """Per patient and as a share: B's probability against A's outline-perturbation range, bounds included."""
+    result = _agreement()
+    frame = result.predictions
+    frame["probability_a_low"] = frame["probability_a"] - 0.02
+    frame["probability_a_high"] = frame["probability_a"] + 0.02
+    frame.loc[0, "probability_b"] = frame.loc[0, "probability_a_high"]  # on the bound: inside
+    frame.loc[1, "probability_a_low"] = np.nan  # no range: not counted
+    frame["b_inside_a_range"] = reader_b_inside_a_range(frame)
+    difference = (frame["probability_b"] - frame["probability_a"]).abs()
+    expected = (difference <= 0.02 + 1e-12).astype(float).where(frame.index != 1)
+    assert frame.loc[0, "b_inside_a_range"] == 1.0 and np.isnan(frame.loc[1, "b_inside_a_range"])
+    np.testing.assert_array_equal(frame["b_inside_a_range"].to_numpy(), expected.to_numpy())
+    inside = result.summary()["reader_b_inside_a_perturbation_range"]
+    assert inside == {"n": 11, "n_inside": int(expected.sum()), "share": pytest.approx(expected.sum() / 11)}
+    page = write_report(tmp_path, result).read_text()
+    assert f"in {int(expected.sum())} of 11 patients" in page

@@ -21,11 +21,18 @@ from abcir.patient.clinical_facts import ClinicalFacts
 from abcir.dicom.export import export_dicom
 from abcir.dicom.seg_export import read_lesion_seg
 from abcir.dicom.series import read_dicom_ct
-from abcir.dicom.sr_export import NOT_VALIDATED, ReportedPrediction, read_prediction_sr
+from abcir.dicom.sr_export import (
+    NOT_VALIDATED,
+    OUTLINE_STABILITY,
+    UNSTABLE,
+    ReportedPrediction,
+    ReportedSensitivity,
+    read_prediction_sr,
+)
 from abcir.errors import InputError
 from abcir.imaging.ct import voxel_hash
 from abcir.patient.lesions import load_lesions
-from abcir.prediction.predict import CTIdentity, LesionSummary, Prediction, WeightsInfo
+from abcir.prediction.result import CTIdentity, LesionSummary, Prediction, WeightsInfo
 from dicom_cases import copy_series, synthetic_series
 
 ORGANS = {7: "other", 8: "adrenal"}  # pancreas and right adrenal stand in for target lesions
@@ -250,3 +257,66 @@ def test_export_logs_warnings(real_case, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         export_dicom(make_prediction(ct, lesions), ct, lesions, tmp_path / "out")
     assert "not clinically validated" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def sensitivity_export(real_case, tmp_path_factory):
+    """The prediction with an outline-sensitivity analysis whose risk group flips (1 of 4 changes, 25 %)."""
+    from abcir.sensitivity.analysis import summarise
+    from abcir.sensitivity.perturbations import PerturbationSet
+    from abcir.sensitivity.result import PerturbedPrediction
+
+    folder, ct, lesions, _, _ = real_case
+    base = make_prediction(ct, lesions)
+    perturbed = []
+    for lesion_id, name, probability in (("7", "erode_1mm", 0.29), ("7", "dilate_1mm", 0.52),
+                                         ("8", "erode_1mm", 0.30), ("8", "dilate_1mm", 0.31)):
+        score = float(np.log(probability / (1 - probability)))
+        perturbed.append(PerturbedPrediction(lesion_id, name, 1000.0, probability, score,
+                                             "high" if score <= base.cutoff else "low"))
+    result = summarise(base, perturbed, ["7", "8"], PerturbationSet("erode-dilate", randomisations=0), seed=5)
+    prediction = dataclasses.replace(base, sensitivity=result)
+    return prediction, export_dicom(prediction, ct, lesions, tmp_path_factory.mktemp("sensitivity"))
+
+
+def test_sr_carries_the_outline_sensitivity_and_reads_it_back(sensitivity_export):
+    prediction, written = sensitivity_export
+    reported = read_prediction_sr(written.sr_path)
+    assert reported == ReportedPrediction.from_prediction(prediction)
+    assert reported.sensitivity == ReportedSensitivity(0.29, 0.52, stable=False)
+    parameters = dict(reported.parameters)
+    assert parameters["outline sensitivity"] == prediction.sensitivity.summary
+    assert parameters["outline perturbations"] == "erode-dilate, seed 5"
+    assert "lesion '7'" in parameters["outline sensitivity warning"]
+    [evaluation] = [e for g in hd.sr.srread(written.sr_path).content.get_image_measurement_groups()
+                    for e in g.get_qualitative_evaluations() if e.name == OUTLINE_STABILITY]
+    assert evaluation.value == UNSTABLE and evaluation.value.scheme_designator == "99ABCIR"
+    assert any("The risk group depends on the outlines" in warning for warning in written.warnings)
+    _strict_check(written.sr_path)
+
+
+def test_sr_without_sensitivity_has_no_sensitivity_items(real_export):
+    reported = read_prediction_sr(real_export[1].sr_path)
+    assert reported.sensitivity is None and "outline sensitivity" not in dict(reported.parameters)
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None,
+                    reason="dciodvfy not installed (Debian/Ubuntu: apt-get install dicom3tools)")
+def test_dciodvfy_finds_no_errors_in_the_sr_with_sensitivity(sensitivity_export):
+    path = sensitivity_export[1].sr_path
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=120)
+    output = run.stdout + run.stderr
+    assert "Comprehensive3DSR" in output
+    assert not [line for line in output.splitlines() if line.startswith("Error")], output
+
+
+def test_command_line_carries_the_sensitivity_from_the_result_json_to_the_sr(real_case, sensitivity_export,
+                                                                            tmp_path, capsys):
+    folder, _, _, label_map, sites = real_case
+    prediction = sensitivity_export[0]
+    result = tmp_path / "result.json"
+    result.write_text(json.dumps(prediction.to_dict()))
+    assert main(["export-dicom", "--result", str(result), "--ct", str(folder / "ct"), "--lesions", str(label_map),
+                 "--sites", str(sites), "--out", str(tmp_path / "dicom")]) == 0
+    capsys.readouterr()
+    assert read_prediction_sr(tmp_path / "dicom" / "prediction_sr.dcm") == ReportedPrediction.from_prediction(prediction)

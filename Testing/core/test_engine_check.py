@@ -32,7 +32,8 @@ from abcir.features.engine import engine_values
 from abcir.features.catalogue import feature_names, pyradiomics_version
 from abcir.patient.lesions import Lesion
 from abcir.patient.measurements import measure_lesion
-from abcir.prediction.predict import VALUES_VERIFIED, Prediction, predict_lesions
+from abcir.prediction.result import VALUES_VERIFIED, Prediction
+from abcir.prediction.predict import predict_lesions
 from abcir.records import from_json_dict, to_json_dict
 from abcir.resources import parameter_file
 from radiomics.featureextractor import RadiomicsFeatureExtractor

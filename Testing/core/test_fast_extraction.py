@@ -22,7 +22,7 @@ from radiomics.featureextractor import RadiomicsFeatureExtractor
 from abcir.features import extract, parallel
 from abcir.errors import InputError
 from abcir.features.extract import extract_lesions
-from abcir.features.engine import fast_path_blocker
+from abcir.features.preparation import fast_path_blocker
 from abcir.features.catalogue import feature_names
 from abcir.patient.lesions import Lesion
 from abcir.patient.measurements import measure_lesion

@@ -21,14 +21,12 @@ from radiomics import imageoperations
 from abcir.features.resampling import (
     BSPLINE_DECAY_MARGIN,
     BSPLINE_POLE,
-    OutputGrid,
     _prefilter_lines,
     bspline_coefficients,
-    mask_bounding_box,
-    pyradiomics_grid,
     resample_bspline,
     resample_nearest,
 )
+from abcir.features.resampling_grid import OutputGrid, mask_bounding_box, pyradiomics_grid
 from abcir.resources import parameter_file
 
 SETTINGS = yaml.safe_load(parameter_file().read_text())["setting"]

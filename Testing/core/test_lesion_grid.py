@@ -28,7 +28,10 @@ def _reference(mask: sitk.Image, ct: sitk.Image) -> sitk.Image:
     binary = sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8)
     if same_grid(binary, ct):
         return binary
-    return sitk.Resample(binary, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    # A zero margin, as resample_mask_nearest adds: without it ITK can read a byte outside the mask's buffer
+    # on its half-voxel border (test_resampling_never_reads_outside_the_mask).
+    padded = sitk.ConstantPad(binary, (1, 1, 1), (1, 1, 1), 0)
+    return sitk.Resample(padded, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
 
 
 def _assert_same_image(image: sitk.Image, reference: sitk.Image) -> None:
@@ -38,6 +41,7 @@ def _assert_same_image(image: sitk.Image, reference: sitk.Image) -> None:
     assert image.GetSpacing() == reference.GetSpacing()
     assert image.GetDirection() == reference.GetDirection()
     np.testing.assert_array_equal(sitk.GetArrayViewFromImage(image), sitk.GetArrayViewFromImage(reference))
+    assert set(np.unique(sitk.GetArrayViewFromImage(image))) <= {0, 1}
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -63,6 +67,30 @@ def test_mask_on_another_grid_lands_as_nearest_neighbour_resampling_puts_it(
     expected = _reference(mask, ct)
     assume(np.count_nonzero(sitk.GetArrayViewFromImage(expected)) >= 2)  # else refused (test_inputs: the messages)
     _assert_same_image(align_to_ct("lesion", mask, ct), expected)
+
+
+def test_resampling_never_reads_outside_the_mask():
+    """The case hypothesis found: a CT voxel centre a rounding error beyond the mask's half-voxel border.
+
+    Plain ``sitk.Resample`` puts a byte from outside the mask's buffer there (159 was seen); the mask
+    from ``align_to_ct`` stays 0/1.
+    """
+    spacing = (0.3, 1.2999913630089213, 0.7133531650242235)
+    direction = (0.9916055867149219, 0.12929949866044346, -6.4740478205536246e-06, -0.12929949866044346,
+                 0.9916055817219231, -9.972002915192919e-05, -6.4740478205536246e-06, 9.972002915192919e-05,
+                 0.9999999950070012)
+    ct = sitk.Image((4, 20, 10), sitk.sitkInt16)
+    ct.SetSpacing(spacing)
+    ct.SetDirection(direction)
+    ct.SetOrigin((-120.5, 33.25, -804.5))
+    voxels = np.random.default_rng(0).random((10, 1, 1)) < 0.5
+    voxels.flat[0] = True
+    mask = sitk.GetImageFromArray(voxels.astype(np.uint8))
+    mask.SetSpacing(spacing)
+    mask.SetDirection(direction)
+    mask.SetOrigin(ct.TransformContinuousIndexToPhysicalPoint([3.5, 15.5, 0.5]))
+    aligned = sitk.GetArrayFromImage(align_to_ct("lesion", mask, ct))
+    assert set(np.unique(aligned)) == {0, 1}  # half-voxel ties may keep 3 or 4 of the 4 voxels; never a 159
 
 
 def test_mask_types_and_label_maps_as_simpleitk_makes_them(tmp_path):

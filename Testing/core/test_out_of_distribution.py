@@ -14,7 +14,8 @@ from abcir.features.catalogue import LesionFeatures, Provenance, feature_names, 
 from abcir.imaging.ct import file_sha256
 from abcir.patient.lesions import Lesion
 from abcir.patient.measurements import measure_lesion
-from abcir.prediction.predict import OOD_Z_LIMIT, Prediction, predict_features
+from abcir.prediction.predict import OOD_Z_LIMIT, predict_features
+from abcir.prediction.result import Prediction
 from abcir.resources import parameter_file
 
 

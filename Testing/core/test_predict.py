@@ -23,7 +23,8 @@ from abcir.features.catalogue import feature_names, feature_names_sha256
 from abcir.imaging.ct import file_sha256, voxel_hash
 from abcir.patient.lesions import load_lesions
 from abcir.models import sigmoid
-from abcir.prediction.predict import OOD_Z_LIMIT, CTIdentity, Prediction, predict_features, predict_lesions
+from abcir.prediction.predict import OOD_Z_LIMIT, predict_features, predict_lesions
+from abcir.prediction.result import CTIdentity, Prediction
 from tiny_bundles import tiny_bundle, tiny_fit, training
 
 CLINICAL = ["lines=1", "sites=1-2", "visceral=yes", "tnbc=yes"]
@@ -297,3 +298,63 @@ def test_cli_without_bundled_weights_says_what_to_do(capsys, tmp_path, monkeypat
     monkeypatch.setattr(abcir.models.bundle, "weights_dir", lambda: tmp_path)
     assert main(["predict", "--model", "clinical", "--clinical", *CLINICAL]) == 2
     assert "ships no 'clinical' weights" in capsys.readouterr().err
+
+
+def test_cli_sensitivity_prints_the_range_beside_the_probability_and_writes_the_block(patient, bundles, tmp_path,
+                                                                                       capsys):
+    """``--sensitivity`` end to end with two jobs: the summary stands under the probability, the JSON carries the
+    analysis (read back unchanged), and its numbers are those of ``analyse_sensitivity`` on one job."""
+    from abcir.sensitivity.analysis import analyse_sensitivity
+    from abcir.sensitivity.perturbations import perturbation_set_named
+    from abcir.sensitivity.result import SENSITIVITY_SCHEMA
+
+    out = tmp_path / "result.json"
+    assert main(["predict", "--ct", str(patient["ct_folder"]), "--lesions", str(patient["label_map"]),
+                 "--sites", str(patient["sites"]), "--clinical", *CLINICAL, "--weights", str(bundles["combined"]),
+                 "--sensitivity", "--perturbations", "1", "--seed", "3", "--jobs", "2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    data = json.loads(out.read_text())
+    block = data["sensitivity"]
+    assert block["schema"] == SENSITIVITY_SCHEMA and block["n_perturbations"] == 6  # 2 lesions x (erode, dilate, 1)
+    assert block["perturbation_set"] == "outline-1mm-1" and block["seed"] == 3
+    assert block["probability"] == data["probability"] and block["risk_group"] == data["risk_group"]
+    probability_line = printed.index(f"Probability of response (CR/PR): {data['probability']:.3f}")
+    assert printed[probability_line + 1] == f"  Under outline changes: {block['summary']}"
+    assert block["summary"].startswith(f"probability {data['probability']:.2f} (")
+    assert f"; risk group {data['risk_group']} in {block['n_same_risk_group']} of 6" in block["summary"]
+    assert json.loads(json.dumps(Prediction.from_dict(data).sensitivity.to_dict())) == block  # read back
+    direct = analyse_sensitivity(patient["dicom"].image, patient["lesions"], parse_clinical(CLINICAL), "combined",
+                                 bundles["combined"], rows=patient["rows"], perturbation_set=perturbation_set_named("1"),
+                                 seed=3, jobs=1)
+    assert [p["probability"] for p in block["perturbations"]] == [p.probability for p in direct.perturbations]
+
+
+def test_cli_sensitivity_refuses_what_it_cannot_do_in_one_line(bundles, capsys):
+    assert main(["predict", "--model", "clinical", "--weights", str(bundles["clinical"]), "--clinical", *CLINICAL,
+                 "--seed", "4"]) == 2
+    assert "--seed set up the outline sensitivity; add --sensitivity" in capsys.readouterr().err
+    assert main(["predict", "--model", "clinical", "--weights", str(bundles["clinical"]), "--clinical", *CLINICAL,
+                 "--sensitivity", "--perturbations", "many"]) == 2
+    error = capsys.readouterr().err
+    assert "Perturbations 'many'" in error and "outline-1mm, morphology-1mm, extended" in error
+    assert main(["predict", "--model", "clinical", "--weights", str(bundles["clinical"]), "--clinical", *CLINICAL,
+                 "--sensitivity", "--flip-limit", "1.5"]) == 2
+    assert "Flip limit 1.5: give a share between 0 and 1" in capsys.readouterr().err
+    assert main(["predict", "--model", "clinical", "--weights", str(bundles["clinical"]), "--clinical", *CLINICAL,
+                 "--sensitivity"]) == 2
+    assert "clinical model reads no outline" in capsys.readouterr().err
+
+
+def test_format_prediction_shows_the_warning_when_the_risk_group_depends_on_the_outline(patient, bundles):
+    from abcir.sensitivity.analysis import summarise
+    from abcir.sensitivity.perturbations import PerturbationSet
+    from abcir.sensitivity.result import PerturbedPrediction
+
+    base = predict_features(patient["rows"], parse_clinical(CLINICAL), "combined", bundles["combined"])
+    other = "low" if base.risk_group == "high" else "high"
+    perturbed = [PerturbedPrediction("8", name, 2000.0, base.probability, base.score, group)
+                 for name, group in (("erode_1mm", other), ("dilate_1mm", other), ("random_1", base.risk_group))]
+    result = summarise(base, perturbed, ["7", "8"], PerturbationSet("test", randomisations=1), seed=0)
+    printed = format_prediction(replace(base, sensitivity=result)).splitlines()
+    assert printed[2] == f"  Under outline changes: {result.summary}"
+    assert printed[3].startswith("  Warning: The risk group depends on the outlines") and "lesion '8'" in printed[3]

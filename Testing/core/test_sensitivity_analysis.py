@@ -16,7 +16,7 @@ from abcir.features.extract import extract_lesions
 from abcir.patient.lesions import load_lesions
 from abcir.prediction.predict import predict_features
 from abcir.sensitivity.analysis import MIN_FOR_INTERVAL, analyse_sensitivity
-from abcir.sensitivity.perturbations import PerturbationSet
+from abcir.sensitivity.perturbations import PerturbationSet, perturb
 from abcir.sensitivity.result import SENSITIVITY_SCHEMA
 from abcir.sensitivity.shared_extraction import compute_outlines, outline_pieces, share_region
 from tiny_bundles import tiny_bundle, tiny_fit
@@ -111,3 +111,50 @@ def test_the_result_reads_as_json(patient, fit):
 def test_the_clinical_model_is_refused(patient):
     with pytest.raises(InputError, match="clinical model reads no outline"):
         analyse_sensitivity(patient["ct"], patient["lesions"], parse_clinical(CLINICAL), "clinical")
+
+
+def test_changed_outlines_go_through_the_extraction_scheduler(patient, monkeypatch):
+    """``compute_outlines`` hands its pieces to ``features.extract.compute_pieces``, the scheduler of
+    ``extract_lesions``: with a worker beside this process, both compute pieces, and the values are those of one
+    process, bit for bit."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from abcir.features import extract
+
+    ct, lesion = patient["ct"], patient["lesions"][1]
+    region = share_region(ct, lesion.mask, lesion.lesion_id)
+    outlines = [perturbation.mask for perturbation in perturb(lesion.lesion_id, lesion.mask, ct, SMALL)]
+    alone = compute_outlines((k, lesion.lesion_id, outline_pieces(region, ct, m)) for k, m in enumerate(outlines))
+    threads: list[int] = []
+    compute = extract.compute_input
+
+    def recorded(piece):
+        threads.append(threading.get_ident())
+        return compute(piece)
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    monkeypatch.setattr(extract, "extraction_pool", lambda jobs, backend: pool)
+    monkeypatch.setattr(extract, "compute_input", recorded)
+    try:
+        shared = compute_outlines(((k, lesion.lesion_id, outline_pieces(region, ct, m))
+                                   for k, m in enumerate(outlines)), jobs=2)
+    finally:
+        pool.shutdown()
+    assert len(threads) == 13 * len(outlines) and len(set(threads)) == 2
+    assert shared.keys() == alone.keys() == set(range(len(outlines)))
+    for key, values in alone.items():
+        assert np.array_equal(shared[key], values, equal_nan=True)
+
+
+def test_named_perturbation_sets_are_the_command_lines():
+    from abcir.options import DEFAULT_PERTURBATION_SET, PERTURBATION_SETS
+    from abcir.sensitivity.perturbations import DEFAULT_SET, NAMED_SETS, perturbation_set_named
+
+    assert tuple(NAMED_SETS) == PERTURBATION_SETS and DEFAULT_SET.name == DEFAULT_PERTURBATION_SET
+    assert [NAMED_SETS[name].size for name in PERTURBATION_SETS] == [10, 8, 16]
+    assert perturbation_set_named("extended") is NAMED_SETS["extended"]
+    three = perturbation_set_named("3")
+    assert three.names == ("erode_1mm", "dilate_1mm", "random_1", "random_2", "random_3")
+    with pytest.raises(InputError, match="Perturbations '-2'"):
+        perturbation_set_named("-2")

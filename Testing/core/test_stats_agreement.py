@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from abcir.errors import InputError
 from abcir.consensus.feature_icc import read_feature_icc_csv, reproducible_features, write_feature_icc_csv
+from abcir.errors import InputError
 from abcir.options import FEATURE_ICC_FILE
-from abcir.stats.agreement import bland_altman, cohen_kappa, feature_icc_frame, icc_2_1, koo_li_class
+from abcir.stats.agreement import bland_altman, cohen_kappa, feature_icc_frame, feature_icc_table, icc_2_1, koo_li_class
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "icc"
 
@@ -123,3 +122,20 @@ def test_reproducibility_table_errors(tmp_path):
         reproducible_features(tmp_path, 75)
     with pytest.raises(InputError, match=FEATURE_ICC_FILE):
         reproducible_features(tmp_path / "elsewhere", 0.75)
+
+
+def test_feature_icc_table_takes_any_number_of_raters():
+    """Three outlines per lesion: each feature's row is icc_2_1 (checked against psych::ICC) of its ratings."""
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=(12, 1, 3)) * [1, 10, 0]
+    ratings = truth + rng.normal(scale=0.3, size=(12, 3, 3))
+    ratings[:, :, 2] = 0.0
+    ratings[4, 1, 0] = np.nan  # a missing rating leaves that lesion out of that feature only
+    frame = feature_icc_table(["f1", "f2", "constant"], ratings)
+    for column in (0, 1):
+        kept = ratings[:, :, column][np.isfinite(ratings[:, :, column]).all(axis=1)]
+        assert frame.icc[column] == icc_2_1(kept).icc
+    assert frame.n_lesions.tolist() == [11, 12, 12] and frame.n_readers.tolist() == [3, 3, 3]
+    assert np.isnan(frame.icc[2])
+    with pytest.raises(InputError, match="lesions x raters x features"):
+        feature_icc_table(["f1", "f2", "constant"], ratings[:, 0])

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from radiomics import cMatrices, getFeatureClasses
 
 from abcir.features import texture_matrices
-from abcir.features.engine import lesion_values, prepare_lesion
+from abcir.features.engine import lesion_values
+from abcir.features.preparation import prepare_lesion
 from abcir.imaging.ct import read_ct
 from abcir.patient.lesions import align_to_ct
 from abcir.features.texture_matrices import with_numpy_matrices

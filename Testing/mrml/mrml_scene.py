@@ -77,3 +77,28 @@ def two_lesion_scene(real_ct: dict, core_seg_file: Path) -> dict:
     segmentation = load_segmentation(standalone.scene, core_seg_file)
     setSegmentIncluded(segmentation, "Segment_20", False)
     return {"standalone": standalone, "scene": standalone.scene, "volume": volume, "segmentation": segmentation}
+
+
+def scene_state(scene) -> tuple[str, list]:
+    """The scene as Slicer would save it (its MRML text) and every node's ID, for byte-for-byte comparison."""
+    scene.SetSaveToXMLString(1)
+    scene.Commit()
+    text = scene.GetSceneXMLString()
+    scene.SetSaveToXMLString(0)
+    return text, [scene.GetNthNode(index).GetID() for index in range(scene.GetNumberOfNodes())]
+
+
+def still_running(processes: list, timeout: float) -> list:
+    """Which of ``processes`` (psutil) still run ``timeout`` seconds on; a zombie has exited (only its parent, or
+    init for orphans, can still reap it), so it does not count."""
+    import psutil
+
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    running = []
+    for process in alive:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                running.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return running

@@ -12,7 +12,7 @@ pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
 from abcir.errors import InputError  # noqa: E402
 from abcir.features.table import provenance_path, read_features_csv  # noqa: E402
-from abcir.prediction.predict import Prediction  # noqa: E402
+from abcir.prediction.result import Prediction  # noqa: E402
 from abcir.imaging.segfile import SITE_TAG, read_seg_nrrd  # noqa: E402
 from ABCImmunoResponseLib.case_files import FEATURES_PROVENANCE_SUFFIX, FEATURES_SUFFIX, saveCase  # noqa: E402
 from ABCImmunoResponseLib.lesion_table import lesionRows  # noqa: E402

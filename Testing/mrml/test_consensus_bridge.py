@@ -24,9 +24,9 @@ from abcir.errors import InputError  # noqa: E402
 from abcir.imaging.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd  # noqa: E402
 from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime  # noqa: E402
 from ABCImmunoResponseLib.consensus import (SESSION_ATTRIBUTE, collectConsensusInputs, methodsFor,  # noqa: E402
-                                            sameReadings, segmentIdByName, showPairOutlines, startSession)
+                                            sameReadings, showPairOutlines, startSession)
 from ABCImmunoResponseLib.parameters import CaseParameters, getOrCreateParameterNode, writeCaseParameters  # noqa: E402
-from ABCImmunoResponseLib.segments import segmentIds, segmentMask, segmentTag  # noqa: E402
+from ABCImmunoResponseLib.segments import segmentIdByName, segmentIds, segmentMask, segmentTag  # noqa: E402
 
 TAG = "ABCImmunoResponse.Consensus."
 

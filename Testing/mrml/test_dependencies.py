@@ -22,7 +22,7 @@ PANEL_MODULES = ("ABCImmunoResponseLib.volumes", "ABCImmunoResponseLib.segments"
                  "ABCImmunoResponseLib.parameters", "ABCImmunoResponseLib.process", "ABCImmunoResponseLib.results",
                  "ABCImmunoResponseLib.case", "ABCImmunoResponseLib.case_logic", "ABCImmunoResponseLib.case_files",
                  "ABCImmunoResponseLib.consensus", "ABCImmunoResponseLib.dependencies",
-                 "ABCImmunoResponseLib.dicom_export", "ABCImmunoResponseLib.i18n",
+                 "ABCImmunoResponseLib.dicom_export", "ABCImmunoResponseLib.i18n", "ABCImmunoResponseLib.sensitivity",
                  "abcir.errors", "abcir.models", "abcir.resources", "abcir.patient.sites")
 
 

@@ -14,9 +14,11 @@ from mrml_scene import SLICER_CORE_MISSING, load_volume, two_lesion_scene
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
+from abcir.jobs import SENSITIVITY_STEP  # noqa: E402
 from ABCImmunoResponseLib.parameters import (MODULE_NAME, findParameterNode, readCaseParameters,  # noqa: E402
                                              writeNodeReference)
 from ABCImmunoResponseLib.results import RESULT_ATTRIBUTE, predictionFromJson  # noqa: E402
+from ABCImmunoResponseLib.sensitivity import storedSensitivity  # noqa: E402
 from ABCImmunoResponseLib.standalone import newStandaloneScene  # noqa: E402
 
 MODULE_FOLDER = Path(__file__).resolve().parents[2] / "ABCImmunoResponse"
@@ -55,11 +57,14 @@ def test_headless_prediction_on_a_saved_scene_matches_the_panel_s(saved_scene, p
     done = headless(str(saved_scene), "--out", str(tmp_path / "result.json"), "--table", str(tmp_path / "result.csv"),
                     "--save-scene", str(tmp_path / "with-result.mrb"))
     assert done.returncode == 0, done.stderr
-    # Progress counts lesions as they finish (the child uses every core, so either may finish first).
+    # Progress counts lesions as they finish (the child uses every core, so either may finish first). The scene
+    # was saved before the sensitivity choice existed: automatic, and two small lesions cost about 4 s, so it runs.
     steps = [line for line in done.stderr.splitlines() if line.startswith("[")]
-    assert [line[:6] for line in steps] == ["[1/2] ", "[2/2] "]
-    assert sorted(line[6:] for line in steps) == ["adrenal_1", "pancreas_1"]
+    assert [line[:6] for line in steps] == ["[1/2] ", "[2/2] ", "[20/20"]
+    assert sorted(line[6:] for line in steps[:2]) == ["adrenal_1", "pancreas_1"]
+    assert steps[2] == f"[20/20] {SENSITIVITY_STEP}"
     assert "Response probability" in done.stdout and "NOT clinically validated" in done.stdout
+    assert "Under 20 outline changes" in done.stdout
     result = json.loads((tmp_path / "result.json").read_text())
     panel = predicted["applied"].prediction
     assert result["model"] == "combined" and result["risk_group"] == panel.risk_group
@@ -68,11 +73,15 @@ def test_headless_prediction_on_a_saved_scene_matches_the_panel_s(saved_scene, p
         rows = list(csv.DictReader(handle))
     assert [row["row"] for row in rows] == ["lesion", "lesion", "patient"]
     assert float(rows[2]["probability"]) == pytest.approx(panel.probability, rel=1e-5)
+    assert [float(row["outline_changes"]) for row in rows] == [10, 10, 20]
 
     reopened = newStandaloneScene()
     reopened.load(tmp_path / "with-result.mrb")
     table = readCaseParameters(findParameterNode(reopened.scene)).resultTable
     assert predictionFromJson(table.GetAttribute(RESULT_ATTRIBUTE)).probability == result["probability"]
+    sensitivity = storedSensitivity(table)
+    assert sensitivity.n_perturbations == 20 and sensitivity.probability == result["probability"]
+    assert sensitivity.probability_low <= result["probability"] <= sensitivity.probability_high
 
 
 def test_options_override_the_saved_facts_and_outputs_are_never_overwritten(saved_scene, bundles, tmp_path):

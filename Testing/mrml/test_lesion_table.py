@@ -102,7 +102,7 @@ def test_painting_fires_an_event_the_table_refreshes_on(case_scene):
     import numpy as np
 
     import slicer
-    from ABCImmunoResponseLib.consensus import _orientedMask
+    from ABCImmunoResponseLib.volumes import orientedLabelmap
     from ABCImmunoResponseLib.lesion_table import segmentationChangeEvents
     from ABCImmunoResponseLib.segments import segmentMask
 
@@ -115,7 +115,7 @@ def test_painting_fires_an_event_the_table_refreshes_on(case_scene):
             for event in segmentationChangeEvents()]
     try:
         assert slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
-            _orientedMask(painted, volume), segmentation, "Segment_8",
+            orientedLabelmap(sitk.GetArrayViewFromImage(painted), volume), segmentation, "Segment_8",
             slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
     finally:
         for tag in tags:

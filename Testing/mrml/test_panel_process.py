@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from mrml_scene import (SLICER_CORE_MISSING, case_logic, case_parameter_node, case_parameters, load_volume,
-                        two_lesion_scene)
+                        scene_state, still_running, two_lesion_scene)
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
@@ -33,15 +33,6 @@ def bundled():
         return {"combined": bundled_bundle("combined").path}
     except BundleError as error:
         pytest.skip(f"no bundled combined weights in this checkout: {error}")
-
-
-def scene_state(scene) -> tuple[str, list]:
-    """The scene as Slicer would save it (its MRML text) and every node's ID, for byte-for-byte comparison."""
-    scene.SetSaveToXMLString(1)
-    scene.Commit()
-    text = scene.GetSceneXMLString()
-    scene.SetSaveToXMLString(0)
-    return text, [scene.GetNthNode(index).GetID() for index in range(scene.GetNumberOfNodes())]
 
 
 POLL_SCRIPT = """
@@ -111,14 +102,7 @@ def test_cancel_mid_extraction_leaves_the_scene_byte_for_byte_and_no_process(rea
             break
         time.sleep(0.05)
     run.cancel()
-    gone, alive = psutil.wait_procs(processes, timeout=1.0)
-    running = []  # a zombie has exited: only its parent (or init, for orphans) can still reap it
-    for process in alive:
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE:
-                running.append(process)
-        except psutil.NoSuchProcess:
-            pass
+    running = still_running(processes, timeout=1.0)
     assert not running, f"still running after cancel: {running}"
     with pytest.raises(RunCancelled):
         run.wait(timeoutSeconds=5)
@@ -153,7 +137,7 @@ def test_predicting_again_after_editing_one_lesion_recomputes_only_that_lesion(r
                                                                               tmp_path):
     """The child keeps the feature cache in the folder the Logic gives it (Slicer's cache folder in Slicer)."""
     from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime
-    from ABCImmunoResponseLib.consensus import _orientedMask
+    from ABCImmunoResponseLib.volumes import orientedLabelmap
     from ABCImmunoResponseLib.segments import segmentMask
 
     import slicer
@@ -168,7 +152,7 @@ def test_predicting_again_after_editing_one_lesion_recomputes_only_that_lesion(r
     segmentation, volume = nodes["segmentation"], nodes["volume"]
     edited = sitk.BinaryDilate(segmentMask(segmentation, "Segment_8", volume), (1, 1, 0))
     assert slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
-        _orientedMask(edited, volume), segmentation, "Segment_8", slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+        orientedLabelmap(sitk.GetArrayViewFromImage(edited), volume), segmentation, "Segment_8", slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
     second = logic.predict(node, timeoutSeconds=300)
     added = {path for path in cache.rglob("*.*") if path.is_file()} - entries
     assert len(added) == 1  # the adrenal's new outline; the pancreas came from the cache

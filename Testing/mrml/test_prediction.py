@@ -18,6 +18,7 @@ from mrml_scene import SLICER_CORE_MISSING, case_logic, case_parameter_node, cas
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
 from abcir.errors import BundleError, InputError  # noqa: E402
+from abcir.jobs import SENSITIVITY_STEP  # noqa: E402
 from abcir.imaging.ct import read_ct  # noqa: E402
 from abcir.patient.lesions import load_lesions  # noqa: E402
 from ABCImmunoResponseLib.case import collectCaseInputs  # noqa: E402
@@ -27,7 +28,9 @@ from ABCImmunoResponseLib.results import (FEATURES_ATTRIBUTE, RESULT_ATTRIBUTE, 
 
 
 def test_prediction_runs_in_a_child_process_with_progress_per_lesion(predicted):
-    assert predicted["progress"] == [Progress(1, 2, "pancreas_1"), Progress(2, 2, "adrenal_1")]
+    # Then the outline sensitivity (automatic: two lesions of 2.4-2.5 mL are estimated at about 4 s), one step.
+    assert predicted["progress"] == [Progress(1, 2, "pancreas_1"), Progress(2, 2, "adrenal_1"),
+                                     Progress(20, 20, SENSITIVITY_STEP)]
     prediction = predicted["applied"].prediction
     assert prediction.model == "combined"
     assert [lesion.lesion_id for lesion in prediction.lesions] == ["pancreas_1", "adrenal_1"]
@@ -74,7 +77,8 @@ def test_result_table_has_a_row_per_lesion_and_the_patient_with_units(predicted,
     prediction = predicted["applied"].prediction
     table = addResultTable(predicted["scene"], prediction, "CT")
     assert predicted["applied"].tableNode.GetName() == "CT response prediction"
-    assert table.GetName() == "CT response prediction_1"
+    # A second result never takes the first's name (the suffix counts earlier results in this shared scene).
+    assert table.GetName().startswith("CT response prediction_") and table is not predicted["applied"].tableNode
     assert table.GetNumberOfRows() == 3
     assert table.GetCellText(2, table.GetColumnIndex("row")) == "patient"
     assert table.GetTable().GetValueByName(2, "probability").ToDouble() == prediction.probability

@@ -31,7 +31,8 @@ from abcir.jobs import FEATURES_FILE, JobLesion, PredictJob, write_job
 from abcir.patient.lesions import Lesion, align_to_ct
 from abcir.patient.measurements import measure_lesion
 from abcir.features.parallel import extraction_workers
-from abcir.prediction.predict import CTIdentity, Prediction, predict_features
+from abcir.prediction.result import CTIdentity, Prediction
+from abcir.prediction.predict import predict_features
 from abcir.imaging.segfile import SITE_TAG, read_seg_nrrd
 from ABCImmunoResponseLib.process import Outcome, ProcessTask, Progress, TaskState
 

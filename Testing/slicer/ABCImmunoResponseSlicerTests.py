@@ -76,7 +76,10 @@ def predictInItsOwnProcess(test) -> None:
         time.sleep(0.1)
     test.assertEqual(update.outcome.status, "succeeded", update.outcome.message + update.outcome.details)
     test.assertLess(longestTick, 0.5, "the main thread was held up")
-    test.assertEqual(sorted(step.what for step in progress), ["liver_1", "lung_1", "lymph_node_1"])
+    from abcir.jobs import SENSITIVITY_STEP
+
+    # The example's three small lesions cost about 7.5 s of outline changes: the automatic choice adds them.
+    test.assertEqual(sorted(step.what for step in progress), ["liver_1", "lung_1", "lymph_node_1", SENSITIVITY_STEP])
     applied = update.value
     test.assertIs(parameterNode.resultTable, applied.tableNode)
     test.assertIn("NOT clinically validated", applied.prediction.provenance)
@@ -85,6 +88,8 @@ def predictInItsOwnProcess(test) -> None:
     widget.initializeParameterNode()
     test.assertIn("Response probability", widget.ui.probabilityLabel.text)
     test.assertIn("NOT clinically validated", widget.ui.provenanceLabel.text)
+    test.assertTrue(widget.prediction.sensitivityCheckBox.checked)
+    test.assertIn("outline changes", widget.prediction.sensitivityLabel.text)
 
 
 def cancelStopsTheChildAndChangesNothing(test) -> None:

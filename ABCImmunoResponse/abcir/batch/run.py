@@ -10,12 +10,15 @@ from typing import Callable, Sequence
 
 from .. import __version__
 from ..cohort.table import CohortRow, read_cohort
+from ..consensus.feature_icc import feature_icc_text
 from ..errors import InputError
 from ..features.cache import FeatureCache, cache_key
 from ..features.catalogue import software_versions
 from ..files import atomic_write, atomic_write_text
+from ..options import PERTURBATION_ICC_FILE
 from ..records import to_json_dict, write_json
 from .runners import run_dask, run_local
+from .sensitivity import SensitivitySettings, perturbation_icc, stable_shares
 from .store import (
     CACHE_FOLDER,
     FAILURES_CSV,
@@ -25,6 +28,7 @@ from .store import (
     PREDICTIONS_CSV,
     BatchManifest,
     BatchModel,
+    BatchSensitivity,
     BatchSummary,
     Failure,
     PatientRecord,
@@ -46,7 +50,7 @@ def _failure(patient_id: str, error: BaseException) -> Failure:
 
 def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, scheduler: str | None = None,
               models: Sequence[str] | None = None, weights: Sequence[str | os.PathLike] = (),
-              progress: BatchProgress | None = None) -> BatchSummary:
+              progress: BatchProgress | None = None, sensitivity: SensitivitySettings | None = None) -> BatchSummary:
     """Extract and predict every patient of ``cohort`` not yet finished in ``out``; write the tables.
 
     Parameters
@@ -65,11 +69,16 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
         Weight bundle folders to use instead of the bundled weights of their kind.
     progress : callable, optional
         Called as ``progress(done, to_do, patient_id, "done" | "failed")`` each time a patient finishes.
+    sensitivity : SensitivitySettings, optional
+        Also analyse each patient's outline sensitivity (``abcir.batch.sensitivity``): its results in the
+        patient's record and the predictions table, the share of stable patients in ``batch.json``, and
+        each feature's ICC under the outline changes in ``perturbation_icc.csv``.
 
     Returns
     -------
     BatchSummary
-        Counts, failures, the models used, the tables' paths and the run's wall time in seconds.
+        Counts, failures, the models used, the tables' paths, the run's wall time in seconds, and with
+        ``sensitivity`` the cohort's stable shares and the ICC table's path.
 
     Raises
     ------
@@ -92,7 +101,7 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
     records: dict[str, PatientRecord] = {}
     todo = []
     for spec in specs:
-        fingerprint = patient_fingerprint(spec, patients.folder, choices)
+        fingerprint = patient_fingerprint(spec, patients.folder, choices, sensitivity)
         record = finished_record(out, spec, fingerprint)
         if record is None:
             todo.append((spec, fingerprint))
@@ -117,25 +126,35 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
 
     if todo:
         if scheduler:
-            run_dask(todo, cache, choices, scheduler, finished)
+            run_dask(todo, cache, choices, scheduler, finished, sensitivity)
         else:
-            run_local(todo, cache, choices, jobs, finished)
+            run_local(todo, cache, choices, jobs, finished, sensitivity)
     ordered = [records[spec.patient_id] for spec in specs if spec.patient_id in records]
     for record in ordered:
         failures += [Failure(record.patient_id, "predict", "InputError", message)
                      for message in record.prediction_errors.values()]
+        failures += [Failure(record.patient_id, "sensitivity", "InputError", message)
+                     for message in record.sensitivity_errors.values()]
     table = features_table(ordered)
     parquet = atomic_write(out / FEATURES_PARQUET, lambda name: table.to_parquet(name, index=False))
     features_csv = atomic_write_text(out / FEATURES_CSV, csv_text(table))
     kinds = [choice.kind for choice in choices]
-    predictions_csv = atomic_write_text(out / PREDICTIONS_CSV, csv_text(predictions_table(patients, records, kinds))) \
-        if kinds else None
+    predictions_csv = atomic_write_text(out / PREDICTIONS_CSV, csv_text(
+        predictions_table(patients, records, kinds, sensitivity is not None))) if kinds else None
+    outline = None
+    (out / PERTURBATION_ICC_FILE).unlink(missing_ok=True)  # an earlier run's table describes other records
+    if sensitivity is not None:
+        icc = perturbation_icc(ordered, sensitivity)
+        icc_csv = atomic_write_text(out / PERTURBATION_ICC_FILE, feature_icc_text(icc)) if icc is not None else None
+        outline = BatchSensitivity(sensitivity.perturbation_set.name, sensitivity.perturbation_set.describe(),
+                                   sensitivity.seed, stable_shares(ordered, kinds),
+                                   None if icc_csv is None else str(icc_csv))
     failures_csv = atomic_write_text(out / FAILURES_CSV, failures_text(failures))
     seconds = time.monotonic() - start
     computed = len(todo) - sum(failure.stage == "extract" for failure in failures)
     write_json(out / MANIFEST, to_json_dict(BatchManifest(
         str(Path(cohort).resolve()), __version__, software_versions(),
         tuple(BatchModel(choice.kind, str(choice.bundle)) for choice in choices), tuple(notes), len(specs),
-        len(ordered), computed, len(failures), scheduler, jobs, round(seconds, 3))))
+        len(ordered), computed, len(failures), scheduler, jobs, round(seconds, 3), outline)))
     return BatchSummary(out, len(specs), len(ordered), computed, tuple(failures), tuple(kinds), parquet,
-                        features_csv, predictions_csv, failures_csv, seconds)
+                        features_csv, predictions_csv, failures_csv, seconds, outline)

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 from ..cohort.table import CohortRow
 from ..errors import InputError
 from ..features.parallel import worker_pool
+from .sensitivity import SensitivitySettings, analyse_patient
 from .store import PatientRecord
 from .work import (
     ModelChoice,
@@ -21,6 +22,7 @@ from .work import (
     compute_patient,
     finish_patient,
     input_bytes,
+    model_bundles,
     plan_work,
     work_lesion,
     work_todo,
@@ -28,7 +30,8 @@ from .work import (
 
 
 def run_local(todo: list[tuple[CohortRow, str]], cache: Path, models: Sequence[ModelChoice], jobs: int,
-              finished: Callable[[CohortRow, PatientRecord | None, BaseException | None], None]) -> None:
+              finished: Callable[[CohortRow, PatientRecord | None, BaseException | None], None],
+              sensitivity: SensitivitySettings | None = None) -> None:
     """Compute the patients here: one after the other, or ``jobs`` at a time in worker processes.
 
     Parameters
@@ -43,11 +46,13 @@ def run_local(todo: list[tuple[CohortRow, str]], cache: Path, models: Sequence[M
         Worker processes; 1 (or a single patient) computes in this process.
     finished : callable
         Called with the patient's row and either its record or the exception that stopped it.
+    sensitivity : SensitivitySettings, optional
+        The outline sensitivity to add to each record; None adds none.
     """
     if jobs <= 1 or len(todo) <= 1:
         for spec, fingerprint in todo:
             try:
-                record = compute_patient(spec, fingerprint, cache, models)
+                record = compute_patient(spec, fingerprint, cache, models, sensitivity)
             except Exception as error:  # noqa: BLE001 (one patient's failure, whatever it is, stops only it)
                 finished(spec, None, error)
             else:
@@ -56,15 +61,18 @@ def run_local(todo: list[tuple[CohortRow, str]], cache: Path, models: Sequence[M
     pool = worker_pool(jobs, "process")
     # Largest inputs first, so that no worker is left alone with a big patient at the end.
     ordered = sorted(todo, key=lambda item: -input_bytes(item[0]))
-    futures = {pool.submit(compute_patient, spec, fingerprint, cache, models): spec for spec, fingerprint in ordered}
+    futures = {pool.submit(compute_patient, spec, fingerprint, cache, models, sensitivity): spec
+               for spec, fingerprint in ordered}
     for future in as_completed(futures):
         error = future.exception()
         finished(futures[future], None if error else future.result(), error)
 
 
 def run_dask(todo: list[tuple[CohortRow, str]], cache: Path, models: Sequence[ModelChoice], scheduler: str,
-             finished: Callable[[CohortRow, PatientRecord | None, BaseException | None], None]) -> None:
-    """Compute the patients on an existing Dask distributed cluster: per patient a plan, its lesions, a finish.
+             finished: Callable[[CohortRow, PatientRecord | None, BaseException | None], None],
+             sensitivity: SensitivitySettings | None = None) -> None:
+    """Compute the patients on an existing Dask distributed cluster: per patient a plan, its lesions, a finish
+    (and with ``sensitivity`` one task for the outline sensitivity).
 
     Parameters
     ----------
@@ -78,6 +86,8 @@ def run_dask(todo: list[tuple[CohortRow, str]], cache: Path, models: Sequence[Mo
         The scheduler's address, e.g. ``tcp://host:8786``.
     finished : callable
         Called with the patient's row and either its record or the exception that stopped it.
+    sensitivity : SensitivitySettings, optional
+        The outline sensitivity to add to each record; None adds none.
 
     Raises
     ------
@@ -98,7 +108,7 @@ def run_dask(todo: list[tuple[CohortRow, str]], cache: Path, models: Sequence[Mo
         # At most a few patients per worker thread in flight: a patient's work holds its lesions' full-size masks.
         window = max(2, 2 * sum(client.nthreads().values()))
         waiting = list(todo)
-        # future -> (stage, patient, the patient's work future); stages: plan, todo, finish
+        # future -> (stage, patient, the patient's work future); stages: plan, todo, finish, sensitivity
         stages: dict = {}
         pending = dask_completed()
 
@@ -125,6 +135,10 @@ def run_dask(todo: list[tuple[CohortRow, str]], cache: Path, models: Sequence[Mo
                                                pure=False) for index in future.result()}
                 following = client.submit(finish_patient, work, values, models, pure=False)
                 stages[following] = ("finish", spec, work)
+            elif stage == "finish" and sensitivity is not None:
+                following = client.submit(analyse_patient, spec, future, cache, model_bundles(models), sensitivity,
+                                          pure=False)
+                stages[following] = ("sensitivity", spec, work)
             else:
                 finished(spec, future.result(), None)
                 start_next()

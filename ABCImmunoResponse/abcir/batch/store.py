@@ -18,6 +18,7 @@ import numpy as np
 
 from ..cohort.table import CohortRow
 from ..features.catalogue import Provenance, feature_names
+from ..sensitivity.feature_icc import PerturbedOutlineValues
 
 RECORD_SCHEMA = "abcir.batch_patient"
 RECORD_SCHEMA_VERSION = 1
@@ -47,13 +48,21 @@ class LesionRecord:
 
 @dataclass(frozen=True)
 class PatientRecord:
-    """A finished patient: what ``patients/<id>.json`` holds."""
+    """A finished patient: what ``patients/<id>.json`` holds.
+
+    With ``abcir batch --sensitivity``, ``sensitivity`` holds per model the JSON form of its
+    ``SensitivityResult`` (or the reason in ``sensitivity_errors``), and ``perturbed`` the features of
+    every changed outline, from which the cohort's per-feature ICC is computed.
+    """
 
     patient_id: str
     fingerprint: str
     lesions: tuple[LesionRecord, ...]
     predictions: dict[str, dict]
     prediction_errors: dict[str, str]
+    sensitivity: dict[str, dict] = field(default_factory=dict)
+    sensitivity_errors: dict[str, str] = field(default_factory=dict)
+    perturbed: tuple[PerturbedOutlineValues, ...] = ()
 
     def to_json(self) -> dict:
         """The record as JSON-ready data; feature values as ``float.hex`` strings, so they read back bit for bit.
@@ -62,7 +71,8 @@ class PatientRecord:
         -------
         dict
             The schema and its version, the patient's id and fingerprint, per lesion its facts (sizes in mm,
-            volume in mm³), provenance and values, and the predictions and prediction errors per model.
+            volume in mm³), provenance and values, and the predictions and prediction errors per model; with
+            a sensitivity analysis, its results and errors per model and the changed outlines' values.
         """
         return {"schema": RECORD_SCHEMA, "schema_version": RECORD_SCHEMA_VERSION, "patient_id": self.patient_id,
                 "fingerprint": self.fingerprint,
@@ -71,7 +81,10 @@ class PatientRecord:
                              "longest_axial_diameter_mm": lesion.longest_axial_diameter_mm,
                              "short_axis_mm": lesion.short_axis_mm, "provenance": lesion.provenance.to_dict(),
                              "values": [float(v).hex() for v in lesion.values]} for lesion in self.lesions],
-                "predictions": self.predictions, "prediction_errors": self.prediction_errors}
+                "predictions": self.predictions, "prediction_errors": self.prediction_errors,
+                "sensitivity": self.sensitivity, "sensitivity_errors": self.sensitivity_errors,
+                "perturbed_outlines": [{"lesion_id": item.lesion_id, "perturbation": item.perturbation,
+                                        "values": [float(v).hex() for v in item.values]} for item in self.perturbed]}
 
     @classmethod
     def from_json(cls, data: dict) -> PatientRecord:
@@ -97,16 +110,25 @@ class PatientRecord:
         lesions = []
         for item in data["lesions"]:
             provenance = item["provenance"]
-            values = np.array([float.fromhex(v) for v in item["values"]], dtype=np.float64)
-            if values.shape != (len(feature_names()),):
-                raise ValueError(f"lesion '{item['lesion_id']}' has {values.size} values")
+            values = _values(item)
             lesions.append(LesionRecord(
                 item["lesion_id"], item["site"], item["visceral"], int(item["voxel_count"]),
                 float(item["volume_mm3"]), float(item["longest_axial_diameter_mm"]), float(item["short_axis_mm"]),
                 Provenance(**{**provenance, "spacing_original_mm": tuple(provenance["spacing_original_mm"]),
                               "spacing_resampled_mm": tuple(provenance["spacing_resampled_mm"])}), values))
+        perturbed = tuple(PerturbedOutlineValues(item["lesion_id"], item["perturbation"], _values(item))
+                          for item in data.get("perturbed_outlines", ()))
         return cls(data["patient_id"], data["fingerprint"], tuple(lesions), dict(data["predictions"]),
-                   dict(data["prediction_errors"]))
+                   dict(data["prediction_errors"]), dict(data.get("sensitivity", {})),
+                   dict(data.get("sensitivity_errors", {})), perturbed)
+
+
+def _values(item: dict) -> np.ndarray:
+    """The 1130 values of a record's lesion or changed outline, read back bit for bit from ``float.hex``."""
+    values = np.array([float.fromhex(v) for v in item["values"]], dtype=np.float64)
+    if values.shape != (len(feature_names()),):
+        raise ValueError(f"lesion '{item['lesion_id']}' has {values.size} values")
+    return values
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,36 @@ class BatchModel:
 
 
 @dataclass(frozen=True)
+class StableShare:
+    """How many patients keep their risk group under the outline changes, for one model.
+
+    ``n_patients`` counts the patients analysed with a risk cut-off; a patient is stable when its risk
+    group flips in at most the analysis' flip limit of its outline changes (``SensitivityResult.unstable``).
+    ``share`` is None when no patient was analysed.
+    """
+
+    model: str
+    n_patients: int
+    n_stable: int
+    share: float | None
+
+
+@dataclass(frozen=True)
+class BatchSensitivity:
+    """What ``abcir batch --sensitivity`` used and found over the cohort.
+
+    ``perturbation_icc`` is the per-feature ICC table's path, None when fewer than two lesions had
+    changed outlines.
+    """
+
+    perturbation_set: str
+    perturbations: str
+    seed: int
+    stable: tuple[StableShare, ...]
+    perturbation_icc: str | None
+
+
+@dataclass(frozen=True)
 class BatchManifest:
     """``batch.json``: what the last run used (cohort, models, software) and counted."""
 
@@ -143,6 +195,7 @@ class BatchManifest:
     scheduler: str | None
     jobs: int
     seconds: float
+    sensitivity: BatchSensitivity | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +213,7 @@ class BatchSummary:
     predictions_csv: Path | None
     failures_csv: Path
     seconds: float
+    sensitivity: BatchSensitivity | None = None
 
 
 def remove_temporaries(out: Path) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 from ..cohort.table import OUTCOME_COLUMNS, PATH_COLUMNS, CohortTable, cohort_cells
 from ..features.table import LESION_COLUMNS
 from ..features.catalogue import feature_names
+from .sensitivity import sensitivity_cells
 from .store import Failure, PatientRecord
 
 # Columns of a cohort table that are neither inputs nor clinical variables of the predictions file.
@@ -53,7 +54,7 @@ def features_table(records: Iterable[PatientRecord]) -> pd.DataFrame:
 
 
 def predictions_table(cohort: CohortTable, records: dict[str, PatientRecord],
-                      kinds: Sequence[str]) -> pd.DataFrame:
+                      kinds: Sequence[str], sensitivity: bool = False) -> pd.DataFrame:
     """One row per finished patient: id, outcomes, ``<model>_score``/``_probability``, clinical variables.
 
     Outcomes and facts are written as the cohort table writes them (1/0), so that
@@ -67,12 +68,16 @@ def predictions_table(cohort: CohortTable, records: dict[str, PatientRecord],
         Finished patients by id; patients without a record are left out.
     kinds : sequence of str
         The model kinds of the run; a patient whose prediction failed gets "" for that model.
+    sensitivity : bool
+        Add, per model that reads an outline, the outline sensitivity's cells
+        (``abcir.batch.sensitivity.sensitivity_cells``).
 
     Returns
     -------
     pandas.DataFrame
         ``patient_id``, the outcome columns the cohort has (PFS in months, 1/0), score and probability
-        (0 to 1) per model, then every other column of the cohort except paths and ``best_response``.
+        (0 to 1) per model (with ``sensitivity``, then ``_stable`` 1/0 and ``_probability_low``/``_high``),
+        then every other column of the cohort except paths and ``best_response``.
     """
     rows = []
     for spec in cohort.rows:
@@ -86,6 +91,8 @@ def predictions_table(cohort: CohortTable, records: dict[str, PatientRecord],
             prediction = record.predictions.get(kind)
             row[f"{kind}_score"] = prediction["score"] if prediction else ""
             row[f"{kind}_probability"] = prediction["probability"] if prediction else ""
+            if sensitivity and kind != "clinical":
+                row.update(sensitivity_cells(record, kind))
         row.update({column: value for column, value in cells.items()
                     if column not in ("patient_id", *PATH_COLUMNS, *OUTCOME_COLUMNS, *NOT_VARIABLES)})
         rows.append(row)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -23,20 +23,16 @@ from ..cohort.table import CohortRow, cohort_cells
 from ..errors import InputError
 from ..features.cache import FeatureCache
 from ..features.catalogue import LesionFeatures, Provenance, software_versions
-from ..features.engine import (
-    PreparedLesion,
-    check_filter_coverage,
-    fast_path_blocker,
-    lesion_values,
-    prepare_lesion,
-    stock_values,
-)
+from ..features.preparation import PreparedLesion, check_filter_coverage, fast_path_blocker, prepare_lesion
+from ..features.engine import lesion_values, stock_values
 from ..features.extract import lesion_provenances
 from ..imaging.ct import read_ct
 from ..patient.lesions import Lesion, load_lesions
 from ..models import MODEL_KINDS
 from ..features.parallel import single_threaded_blas
-from ..prediction.predict import CTIdentity, predict_features
+from ..prediction.result import CTIdentity
+from ..prediction.predict import predict_features
+from .sensitivity import SensitivitySettings, analyse_patient
 from .store import LesionRecord, PatientRecord
 
 
@@ -82,8 +78,9 @@ def input_bytes(spec: CohortRow) -> int:
     return total
 
 
-def patient_fingerprint(spec: CohortRow, folder: Path, models: Sequence[ModelChoice]) -> str:
-    """SHA-256 of everything a patient's record depends on: row, input files, models, software.
+def patient_fingerprint(spec: CohortRow, folder: Path, models: Sequence[ModelChoice],
+                        sensitivity: SensitivitySettings | None = None) -> str:
+    """SHA-256 of everything a patient's record depends on: row, input files, models, software, sensitivity.
 
     The row counts as the table writes it, paths relative to the cohort's ``folder``, so a
     cohort moved with its files keeps its finished patients.
@@ -96,6 +93,9 @@ def patient_fingerprint(spec: CohortRow, folder: Path, models: Sequence[ModelCho
         The folder of the cohort table, against which its paths are written.
     models : sequence of ModelChoice
         The models the run predicts with; their bundles count by their manifest's SHA-256.
+    sensitivity : SensitivitySettings, optional
+        The outline sensitivity the run computes; without it the fingerprint is that of a run without
+        (so turning ``--sensitivity`` on or off recomputes the patients, their features from the cache).
 
     Returns
     -------
@@ -115,6 +115,8 @@ def patient_fingerprint(spec: CohortRow, folder: Path, models: Sequence[ModelCho
         "software": software_versions(),
         "parameters": _parameter_identity(),
     }
+    if sensitivity is not None:
+        state["sensitivity"] = asdict(sensitivity)
     return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -332,7 +334,7 @@ def finish_patient(work: PatientWork, computed: dict[int, np.ndarray],
 
 
 def compute_patient(spec: CohortRow, fingerprint: str, cache_folder: str | os.PathLike,
-                    models: Sequence[ModelChoice]) -> PatientRecord:
+                    models: Sequence[ModelChoice], sensitivity: SensitivitySettings | None = None) -> PatientRecord:
     """A whole patient in one process; each lesion enters the cache as soon as it is computed.
 
     Parameters
@@ -345,11 +347,13 @@ def compute_patient(spec: CohortRow, fingerprint: str, cache_folder: str | os.Pa
         The batch's feature cache, read and written.
     models : sequence of ModelChoice
         The models to predict with.
+    sensitivity : SensitivitySettings, optional
+        The outline sensitivity to add (``abcir.batch.sensitivity.analyse_patient``); None adds none.
 
     Returns
     -------
     PatientRecord
-        As ``finish_patient`` makes it.
+        As ``finish_patient`` makes it, then ``analyse_patient`` with ``sensitivity``.
 
     Raises
     ------
@@ -362,4 +366,23 @@ def compute_patient(spec: CohortRow, fingerprint: str, cache_folder: str | os.Pa
     for index in work_todo(work):
         computed[index] = compute_lesion(work.prepared[index])
         cache.put(work.provenances[index], computed[index])
-    return finish_patient(work, computed, models)
+    record = finish_patient(work, computed, models)
+    if sensitivity is None:
+        return record
+    return analyse_patient(spec, record, cache_folder, model_bundles(models), sensitivity)
+
+
+def model_bundles(models: Sequence[ModelChoice]) -> list[WeightBundle]:
+    """The weight bundles of ``models``, each read once per process.
+
+    Parameters
+    ----------
+    models : sequence of ModelChoice
+        The models of the run.
+
+    Returns
+    -------
+    list of WeightBundle
+        In the order of ``models``.
+    """
+    return [_load_bundle(model.bundle) for model in models]

@@ -85,6 +85,7 @@ class ExamplePatient:
 
     @property
     def clinical(self) -> ClinicalFacts:
+        """The patient's four clinical facts, to enter with its CT and lesions."""
         return self.patient.clinical
 
 

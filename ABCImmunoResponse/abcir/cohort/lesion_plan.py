@@ -70,10 +70,12 @@ class LesionPlan:
     # What RECIST's select_targets reads (planned sizes; the rendered sizes are checked).
     @property
     def longest_axial_diameter_mm(self) -> float:
+        """Planned longest axial diameter (mm): twice the larger in-plane semi-axis."""
         return 2.0 * max(self.semi_axes_mm[0], self.semi_axes_mm[1])
 
     @property
     def short_axis_mm(self) -> float:
+        """Planned short axis (mm): twice the smaller in-plane semi-axis."""
         return 2.0 * min(self.semi_axes_mm[0], self.semi_axes_mm[1])
 
     @property

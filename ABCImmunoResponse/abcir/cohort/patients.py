@@ -35,6 +35,14 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import expit
 
+from ..paper import (
+    BEST_RESPONSE_COUNTS,
+    CENTER_SIZES as PAPER_CENTER_SIZES,
+    ODDS_RATIOS_95CI,
+    TRAINING_FACT_COUNTS,
+    TRAINING_PATIENTS,
+    TRAINING_RESPONDERS,
+)
 from ..patient.clinical_facts import CLINICAL_ENCODING, ClinicalFacts
 from ..patient.sites import SITES
 
@@ -42,15 +50,15 @@ from ..patient.sites import SITES
 # Training = SYSMH + a random half of SYSUCC's 128 = 171, validation = the other 64
 # of SYSUCC + FAHSYSU = 69; hence 107 / 128 / 5 patients. The generated centres carry
 # neutral names so that nobody takes them for the hospitals.
-CENTER_SIZES: dict[str, int] = {"center_A": 107, "center_B": 128, "center_C": 5}
+CENTER_SIZES: dict[str, int] = dict(zip(("center_A", "center_B", "center_C"), PAPER_CENTER_SIZES))
 TRAINING_CENTER = "center_A"
 SPLIT_CENTER = "center_B"  # randomised 1:1 between training and validation
 
 # --- Clinical facts: training cohort frequencies (Table 1, N = 171) -------------------
-P_PRIOR_LINES_GE2 = (79 + 33) / 171  # lines of prior therapy >= 2: 112/171
-P_METASTATIC_SITES_GE3 = (64 + 20) / 171  # >= 3 metastatic sites: 84/171
-P_VISCERAL = (68 + 26) / 171  # visceral metastasis: 94/171
-P_TNBC = (84 + 49) / 171  # triple-negative subtype: 133/171
+P_PRIOR_LINES_GE2 = TRAINING_FACT_COUNTS["prior_lines_ge2"] / TRAINING_PATIENTS  # 112/171
+P_METASTATIC_SITES_GE3 = TRAINING_FACT_COUNTS["metastatic_sites_ge3"] / TRAINING_PATIENTS  # 84/171
+P_VISCERAL = TRAINING_FACT_COUNTS["visceral"] / TRAINING_PATIENTS  # 94/171
+P_TNBC = TRAINING_FACT_COUNTS["tnbc"] / TRAINING_PATIENTS  # 133/171
 # Assumption (Table 1 has no joint table): patients with >= 3 sites more often have a
 # visceral one. P(visceral | >= 3 sites) is set, P(visceral | 1-2 sites) follows from
 # the marginal P_VISCERAL.
@@ -59,21 +67,17 @@ P_VISCERAL_GIVEN_SITES_LT3 = (P_VISCERAL - P_METASTATIC_SITES_GE3 * P_VISCERAL_G
     1 - P_METASTATIC_SITES_GE3)
 
 # --- Response (Results, "Clinical characteristics"; Table 1) ----------------------------
-RESPONSE_RATE = 61 / 171  # responders (CR + PR) in the training cohort
+RESPONSE_RATE = TRAINING_RESPONDERS / TRAINING_PATIENTS  # responders (CR + PR) in the training cohort
 # Multivariable odds ratios of response, in CLINICAL_ENCODING order. The paper reports
 # the first two (OR 0.35, 95% CI 0.16-0.77; OR 0.42, 0.18-0.99); visceral metastasis and
 # TNBC entered its clinical model without reported ORs, so they get modest values near
 # Table 1's crude ratios (assumptions).
 ODDS_RATIOS: dict[str, float] = {
-    "prior_lines_ge2": 0.35,
-    "metastatic_sites_ge3": 0.42,
+    **{name: ratio for name, (ratio, _) in ODDS_RATIOS_95CI.items()},
     "visceral": 0.70,
     "tnbc": 1.25,
 }
-PAPER_OR_95CI: dict[str, tuple[float, float]] = {
-    "prior_lines_ge2": (0.16, 0.77),
-    "metastatic_sites_ge3": (0.18, 0.99),
-}
+PAPER_OR_95CI: dict[str, tuple[float, float]] = {name: ci for name, (_, ci) in ODDS_RATIOS_95CI.items()}
 # Separation (in SD) of the hidden phenotype between responders and non-responders (assumed).
 # z alone separates them with AUC = Phi(PHENOTYPE_SEPARATION / sqrt 2) = 0.92, the paper's
 # validation AUC of its radiomics model (Table 2); the images carry z with noise, so a
@@ -81,8 +85,8 @@ PAPER_OR_95CI: dict[str, tuple[float, float]] = {
 PHENOTYPE_SEPARATION = 2.0
 
 # --- Best response (Results: CR 16, PR 69, SD 101, PD 54 of 240; Figure S1) ----------------
-P_CR_GIVEN_RESPONSE = 16 / (16 + 69)
-P_PD_GIVEN_NO_RESPONSE = 54 / (54 + 101)
+P_CR_GIVEN_RESPONSE = BEST_RESPONSE_COUNTS["CR"] / (BEST_RESPONSE_COUNTS["CR"] + BEST_RESPONSE_COUNTS["PR"])
+P_PD_GIVEN_NO_RESPONSE = BEST_RESPONSE_COUNTS["PD"] / (BEST_RESPONSE_COUNTS["PD"] + BEST_RESPONSE_COUNTS["SD"])
 
 # --- PFS in months (Table S6) -----------------------------------------------------------
 # Table S6 gives median PFS 10.12 vs 3.75 months and 30/52 vs 89/119 events for the

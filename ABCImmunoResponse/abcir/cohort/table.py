@@ -29,7 +29,7 @@ against the format gets the same refusal from every command. Every refusal is
 one line naming the table, the column, the rows (numbered as a spreadsheet
 shows them: the header is row 1) with their patient ids and values, and the fix.
 
-The row-citing helpers at the end serve every table reader (``abcir evaluate``'s too).
+Its cells are checked with ``abcir.cohort.table_cells``, which every table reader shares.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ import pandas as pd
 from ..errors import InputError
 from ..files import atomic_write_text
 from ..patient.clinical_facts import CLINICAL_ENCODING, ClinicalFacts
+from .table_cells import FLAG_MEANINGS, numeric_column, parse_flags, rows_text
 
 PATH_COLUMNS = ("ct", "lesions", "sites")
 OUTCOME_COLUMNS = ("response", "pfs_months", "pfs_event")
@@ -61,14 +62,6 @@ TRAIN_COLUMNS = ("patient_id", "response", *CLINICAL_ENCODING)
 TRAIN_COLUMNS_IF_PRESENT = ("pfs_months", "pfs_event", "split")
 LESION_SEPARATOR = ";"
 SPLITS = ("train", "validation")
-TRUE_WORDS = frozenset({"1", "yes", "true"})
-FALSE_WORDS = frozenset({"0", "no", "false"})
-#: What a 1 means in each yes/no column, for messages.
-FLAG_MEANINGS: dict[str, str] = {
-    **CLINICAL_ENCODING,
-    "response": "1 = CR/PR, 0 = SD/PD by RECIST 1.1",
-    "pfs_event": "1 = progression or death, 0 = censored",
-}
 #: What to write in a cell of each column, for messages about empty cells.
 COLUMN_HELP: dict[str, str] = {
     "patient_id": "the patient's id",
@@ -78,8 +71,6 @@ COLUMN_HELP: dict[str, str] = {
     "split": "'train' or 'validation'",
     **FLAG_MEANINGS,
 }
-#: At most this many offending rows are listed in an error message.
-ROWS_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -130,6 +121,33 @@ def read_cohort(path: str | os.PathLike, required: Sequence[str] = BATCH_COLUMNS
     columns may be absent, but a table that has one must fill it in every row. Raises
     ``InputError`` naming the column, the rows and the fix. Files are not opened: a
     missing CT is a failure of its patient, not of the table.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file (UTF-8, a byte-order mark allowed).
+    required : sequence of str, optional
+        Columns that must exist and be filled in every row; ``patient_id`` is
+        always required. Default ``BATCH_COLUMNS`` (patient_id, ct, lesions).
+    filled_if_present : sequence of str, optional
+        Columns that may be absent but, when present, must be filled in every
+        row (e.g. ``TRAIN_COLUMNS_IF_PRESENT``). Default none.
+
+    Returns
+    -------
+    CohortTable
+        The path, the header's columns and one typed ``CohortRow`` per row in
+        file order: paths made absolute against the table's folder, yes/no cells
+        as bool, ``pfs_months`` in months, None where a cell is empty.
+
+    Raises
+    ------
+    InputError
+        If the file is not UTF-8 or cannot be parsed, a required column is
+        missing or a required cell empty, patient ids repeat, a yes/no cell
+        holds another word, the clinical facts or PFS columns are only partly
+        given, ``pfs_months`` is not a number > 0, or ``split`` is not
+        'train' or 'validation'.
     """
     # Here, not at the top: patient_ids reads images (SimpleITK), which the row helpers below, used by
     # ``abcir evaluate``, do not need.
@@ -250,6 +268,20 @@ def cohort_cells(row: CohortRow, folder: str | os.PathLike) -> dict[str, str]:
 
     Paths relative to ``folder`` (the table's), yes/no as 1/0, PFS months as the
     shortest text that reads back as the same number.
+
+    Parameters
+    ----------
+    row : CohortRow
+        The patient; its paths may be absolute or relative to the working folder.
+    folder : str or os.PathLike
+        The folder of the table being written; paths are written relative to
+        it with '/' (absolute when on another drive).
+
+    Returns
+    -------
+    dict of str to str
+        Column -> cell text; empty contract columns are left out, variables
+        are kept as written.
     """
     folder = Path(folder)
     facts = row.clinical.to_dict() if row.clinical else {}
@@ -267,7 +299,21 @@ def cohort_cells(row: CohortRow, folder: str | os.PathLike) -> dict[str, str]:
 
 
 def cohort_text(rows: Sequence[CohortRow], folder: str | os.PathLike) -> str:
-    """The CSV text of a cohort table for ``folder``: every column some row fills, contract columns first."""
+    """The CSV text of a cohort table for ``folder``: every column some row fills, contract columns first.
+
+    Parameters
+    ----------
+    rows : sequence of CohortRow
+        The patients, in the order to write them.
+    folder : str or os.PathLike
+        The folder the table will be written in; paths are made relative to it.
+
+    Returns
+    -------
+    str
+        Comma-separated text with a header row and LF line ends; cells a row
+        does not fill are empty.
+    """
     cells = [cohort_cells(row, folder) for row in rows]
     used = {column for row in cells for column in row}
     columns = [column for column in COLUMNS if column in used]
@@ -280,60 +326,24 @@ def cohort_text(rows: Sequence[CohortRow], folder: str | os.PathLike) -> str:
 
 
 def write_cohort(path: str | os.PathLike, rows: Sequence[CohortRow]) -> Path:
-    """Write ``rows`` as the cohort table ``path`` (UTF-8, paths relative to its folder), replacing it whole."""
+    """Write ``rows`` as the cohort table ``path`` (UTF-8, paths relative to its folder), replacing it whole.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file to write; an existing file is replaced atomically.
+    rows : sequence of CohortRow
+        The patients, in table order.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written.
+    """
     path = Path(path)
     return atomic_write_text(path, cohort_text(rows, path.parent))
-
-
-# --- Citing rows in messages (every table reader) ----------------------------------------------
-
-def rows_text(frame: pd.DataFrame, mask: pd.Series, values: pd.Series | None = None,
-              id_column: str = "patient_id") -> str:
-    """'rows 3, 7 (patient_id P002, P006; values 'x', 'y')': the rows of ``frame`` where ``mask`` holds.
-
-    Rows are numbered as a spreadsheet shows them (the header is row 1; ``frame`` read
-    with its default index); at most ``ROWS_LISTED`` are named.
-    """
-    index = frame.index[mask.to_numpy()]
-    shown = index[:ROWS_LISTED]
-    rows = ", ".join(str(i + 2) for i in shown)
-    extra = f" and {index.size - shown.size} more" if index.size > shown.size else ""
-    details = []
-    if id_column in frame.columns:
-        details.append(f"{id_column} " + ", ".join(str(frame.at[i, id_column]) for i in shown))
-    if values is not None:
-        details.append("values " + ", ".join(repr(values.at[i]) for i in shown))
-    noun = "row" if index.size == 1 else "rows"
-    return f"{noun} {rows}{extra} ({'; '.join(details)})"
-
-
-def numeric_column(frame: pd.DataFrame, column: str, where: str, what: str) -> pd.Series:
-    """``column`` as finite floats (NaN where empty), naming the rows that hold anything else."""
-    raw = frame[column]
-    parsed = pd.to_numeric(raw, errors="coerce")
-    bad = raw.notna() & (parsed.isna() | ~np.isfinite(parsed.fillna(0.0)))
-    if bad.any():
-        raise InputError(f"{where}: column '{column}' must hold {what}; not a finite number in "
-                         f"{rows_text(frame, bad, raw)}. Fix or empty those cells.")
-    return parsed.astype(float)
-
-
-def check_binary(frame: pd.DataFrame, values: pd.Series, column: str, where: str, meaning: str) -> None:
-    """Refuse numbers other than 0 and 1 in ``values`` (``column`` parsed), naming the rows."""
-    bad = values.notna() & ~values.isin([0.0, 1.0])
-    if bad.any():
-        raise InputError(f"{where}: column '{column}' must be {meaning}; other values in "
-                         f"{rows_text(frame, bad, frame[column])}.")
-
-
-def parse_flags(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
-    """A yes/no column of text cells as 1.0/0.0 (NaN where empty): 1/0, yes/no, true/false, any case."""
-    words = frame[column].str.strip().str.lower()
-    values = pd.Series(np.where(words.isin(TRUE_WORDS), 1.0, np.where(words.isin(FALSE_WORDS), 0.0, np.nan)),
-                       index=frame.index)
-    bad = (words != "") & values.isna()
-    if bad.any():
-        meaning = FLAG_MEANINGS.get(column, "1 = yes, 0 = no")
-        raise InputError(f"{where}: column '{column}' must be 1 or 0 (or yes/no, true/false); not so in "
-                         f"{rows_text(frame, bad, frame[column])}. Write {meaning}.")
-    return values

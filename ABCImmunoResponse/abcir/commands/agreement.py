@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli import Subcommands
 from ..options import DEFAULT_MAX_CENTROID_DISTANCE_MM, DEFAULT_MIN_ICC, FEATURE_ICC_FILE, MODEL_KINDS, READERS_CSV_HELP
 from ..progress import stderr_progress
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
+def add_cli(subparsers: Subcommands) -> None:
+    """Register ``abcir agreement`` with the command line's ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : abcir.cli.Subcommands
+        The sub-command registry of the ``abcir`` parser.
+    """
     parser = subparsers.add_parser(
         "agreement", help="two readers over a cohort: per-feature ICC(2,1), risk-group kappa, report",
         description="Per-feature reproducibility between two readers over a cohort: ICC(2,1) (two-way random, "
@@ -31,17 +39,42 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                         help="lesions that do not overlap are matched when their centroids are at most this far "
                              f"apart (default {DEFAULT_MAX_CENTROID_DISTANCE_MM:g} mm)")
     parser.add_argument("--jobs", type=int, default=1, help="lesions extracted in parallel (default 1)")
+    parser.add_argument("--sensitivity", action="store_true",
+                        help="also recompute reader A's prediction under plausible outline changes and report "
+                             "whether reader B's probability falls inside that range (a check that the changes "
+                             "are realistic; radiomics and combined models)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``abcir agreement`` with parsed ``args``: compare the two readers, write the tables and report.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``cohort``, ``out``, ``reader_a_name``, ``reader_b_name``, ``model``, ``weights``, ``min_icc``,
+        ``max_centroid_distance_mm`` (mm), ``jobs`` and ``sensitivity``.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+
+    Raises
+    ------
+    InputError
+        When ``out`` already holds an agreement, or as ``abcir.consensus.cohort.run_cohort_agreement``;
+        the command line turns it into a one-line message.
+    """
     from ..consensus.cohort import check_output_folder, run_cohort_agreement, write_cohort_agreement
     from ..consensus.cohort_report import write_report
+    from ..sensitivity.perturbations import DEFAULT_SET
 
     out = check_output_folder(args.out)
     result, rows_a, rows_b = run_cohort_agreement(
         args.cohort, args.reader_a_name, args.reader_b_name, args.model, args.weights, args.min_icc,
-        args.max_centroid_distance_mm, args.jobs, progress=stderr_progress)
+        args.max_centroid_distance_mm, args.jobs, progress=stderr_progress,
+        sensitivity=DEFAULT_SET if args.sensitivity else None)
     summary_path = write_cohort_agreement(out, result, rows_a, rows_b)
     report = write_report(out, result)
     summary = result.summary()

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cli import as_typed, text_argument
+from ..cli import Subcommands, as_typed, text_argument
 from ..errors import InputError
 from ..options import CONSENSUS_METHODS, CONSENSUS_PAIR_METHODS, DEFAULT_MAX_CENTROID_DISTANCE_MM, MODEL_KINDS
-from ..progress import stderr_progress
 from ..patient.sites import SITES, normalise_site
+from ..progress import stderr_progress
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -34,7 +34,14 @@ Examples:
 """
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
+def add_cli(subparsers: Subcommands) -> None:
+    """Register ``abcir consensus`` with the command line's ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : abcir.cli.Subcommands
+        The sub-command registry of the ``abcir`` parser.
+    """
     parser = subparsers.add_parser(
         "consensus", help="compare two readers' lesions; with --chair, write the consensus segmentation",
         description="Match two readers' lesions of one patient, measure how each pair differs (Dice, Hausdorff, "
@@ -112,8 +119,8 @@ def _read_edited(path: str, lesion_id: str, ct: sitk.Image) -> tuple[sitk.Image,
     import SimpleITK as sitk
 
     from ..imaging.ct import file_sha256
-    from ..patient.lesions import align_to_ct
     from ..imaging.segfile import read_seg_nrrd
+    from ..patient.lesions import align_to_ct
 
     file = Path(path)
     if not file.is_file():
@@ -173,6 +180,29 @@ def _decide(args: argparse.Namespace, comparison: ReaderComparison, session: Con
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``abcir consensus`` with parsed ``args``: compare the readers and, with a chair, write the consensus.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``ct``, ``reader_a`` and ``reader_b``, or ``session`` (a saved session log to reopen); ``out``,
+        ``reader_a_name``, ``reader_b_name`` (``None``: the file names), ``max_centroid_distance_mm`` (mm),
+        ``clinical``, ``model``, ``weights``, and the chair's ``chair``, ``method``, ``unmatched``, ``choose``,
+        ``site``, ``reason`` and ``edited``.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+
+    Raises
+    ------
+    InputError
+        When ``session`` is given with the CT or a reader's file, or neither is complete; when decisions are
+        given without ``chair``; when ``out`` already holds a result; when the CT's voxels differ from the
+        session's; when an ``ID=VALUE`` option is malformed or names no lesion (or two); or as the reading
+        of the inputs. The command line turns it into a one-line message.
+    """
     from ..consensus.building import build_consensus
     from ..consensus.comparison import (
         AGREEMENT_FILE,

@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..cli import Subcommands
 from ..progress import stderr_progress
 from .predict import format_prediction
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
+def add_cli(subparsers: Subcommands) -> None:
+    """Register ``abcir demo`` with the command line's ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : abcir.cli.Subcommands
+        The sub-command registry of the ``abcir`` parser.
+    """
     parser = subparsers.add_parser(
         "demo", help="run the whole path on a generated example patient",
         description="Make a synthetic example patient, extract its features and predict with the three bundled "
@@ -21,6 +29,18 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``abcir demo`` with parsed ``args``, print the three predictions and where the report is.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``out`` (a new folder), ``seed`` (which example patient) and ``jobs``.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+    """
     from ..prediction.demo import run_demo
 
     start = time.perf_counter()

@@ -6,13 +6,21 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from ..cli import Subcommands
 from ..errors import InputError
 
 if TYPE_CHECKING:
     from ..dicom.series import SeriesInfo
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
+def add_cli(subparsers: Subcommands) -> None:
+    """Register ``abcir dicom-series`` with the command line's ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : abcir.cli.Subcommands
+        The sub-command registry of the ``abcir`` parser.
+    """
     parser = subparsers.add_parser(
         "dicom-series", help="list the series in a DICOM folder and the CT series that would be used",
         description="List the series in a DICOM folder (description, images, spacing, kernel), mark the CT series "
@@ -30,6 +38,18 @@ def _spacing(series: SeriesInfo) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``abcir dicom-series`` with parsed ``args``: print the folder's series and which one is chosen.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``folder`` (searched recursively) and ``json`` (print JSON instead of a table).
+
+    Returns
+    -------
+    int
+        The exit code, 0, also when no series can be chosen (the reason is printed).
+    """
     from ..dicom.series import choose_series, list_series
 
     series = list_series(args.folder)

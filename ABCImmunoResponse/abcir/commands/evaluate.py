@@ -12,6 +12,8 @@ import argparse
 import math
 from pathlib import Path
 
+from ..cli import Subcommands
+
 
 def _cutoff_argument(text: str) -> float | None:
     if text.strip().lower() == "auto":
@@ -104,12 +106,12 @@ def run_evaluate(predictions: str | Path, out: str | Path, subgroups: list[str] 
     return metrics_path, report_path
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
+def add_cli(subparsers: Subcommands) -> None:
     """Register ``abcir evaluate`` with the command line's ``subparsers``.
 
     Parameters
     ----------
-    subparsers : argparse._SubParsersAction
+    subparsers : abcir.cli.Subcommands
         The sub-command registry of the ``abcir`` parser.
     """
     parser = subparsers.add_parser(

@@ -7,13 +7,21 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..cli import Subcommands
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from ..prediction.predict import Prediction
+    from ..prediction.result import Prediction
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
+def add_cli(subparsers: Subcommands) -> None:
+    """Register ``abcir export-dicom`` with the command line's ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : abcir.cli.Subcommands
+        The sub-command registry of the ``abcir`` parser.
+    """
     parser = subparsers.add_parser(
         "export-dicom", help="write the target lesions as DICOM SEG and the prediction as DICOM SR",
         description="Write the target lesions of a prediction as a DICOM Segmentation and the prediction as a "
@@ -33,8 +41,25 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def read_result(path: str) -> Prediction:
-    """A prediction result JSON file as a ``Prediction``."""
-    from ..prediction.predict import Prediction
+    """A prediction result JSON file as a ``Prediction``.
+
+    Parameters
+    ----------
+    path : str
+        A result file written by ``abcir predict --json``.
+
+    Returns
+    -------
+    Prediction
+        The prediction it records, as ``Prediction.from_dict`` reads it.
+
+    Raises
+    ------
+    InputError
+        When the file cannot be read or is not JSON, or as ``Prediction.from_dict`` when its content is not a
+        prediction result.
+    """
+    from ..prediction.result import Prediction
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -44,6 +69,25 @@ def read_result(path: str) -> Prediction:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``abcir export-dicom`` with parsed ``args``: write the DICOM SEG and SR and say where.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``result``, ``ct``, ``lesions``, ``out``, ``sites`` and ``series_uid`` (``None``: the series recorded in
+        the result).
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+
+    Raises
+    ------
+    InputError
+        When the result cannot be read, when the series it was made on is not in ``ct``, or as the DICOM
+        reading and export; the command line turns it into a one-line message.
+    """
     from ..dicom.export import export_dicom
     from ..dicom.series import list_series, read_dicom_ct
     from ..patient.lesions import load_lesions

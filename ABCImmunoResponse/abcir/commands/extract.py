@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import text_argument
-from ..progress import stderr_progress
+from ..cli import Subcommands, text_argument
 from ..patient.recist import validate_targets
+from ..progress import stderr_progress
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
+def add_cli(subparsers: Subcommands) -> None:
+    """Register ``abcir extract`` with the command line's ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : abcir.cli.Subcommands
+        The sub-command registry of the ``abcir`` parser.
+    """
     parser = subparsers.add_parser("extract", help="extract the paper's 1130 radiomics features per lesion",
                                    description="Extract the paper's 1130 radiomics features per target lesion.")
     parser.add_argument("--ct", required=True, help="DICOM series folder, or one .nrrd/.nii(.gz)/.mha CT file")
@@ -27,6 +34,24 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``abcir extract`` with parsed ``args``: write the features CSV, RECIST findings on stderr.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``ct``, ``lesions``, ``out``, ``series_uid``, ``sites``, ``patient_id`` and ``jobs``.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+
+    Raises
+    ------
+    InputError
+        As ``abcir.features.extract.extract_patient``, or when ``out`` exists; the command line turns it into
+        a one-line message.
+    """
     from ..features.parallel import extraction_pool, shutdown_pools, skip_garbage_collection_at_exit
 
     extraction_pool(args.jobs)  # the workers import pyradiomics while this process reads the CT

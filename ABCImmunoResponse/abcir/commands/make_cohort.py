@@ -5,10 +5,18 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..cli import Subcommands
 from ..progress import stderr_progress
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
+def add_cli(subparsers: Subcommands) -> None:
+    """Register ``abcir make-cohort`` with the command line's ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : abcir.cli.Subcommands
+        The sub-command registry of the ``abcir`` parser.
+    """
     parser = subparsers.add_parser(
         "make-cohort", help="generate a synthetic cohort that behaves like the paper's (not patient data)",
         description="Generate N synthetic patients: a CT and a .seg.nrrd of target lesions each, and cohort.csv "
@@ -24,6 +32,18 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``abcir make-cohort`` with parsed ``args`` and say what was generated, and where.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``n`` (patients), ``out``, ``seed`` and ``jobs``.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+    """
     from ..cohort.generator import make_cohort
 
     start = time.perf_counter()

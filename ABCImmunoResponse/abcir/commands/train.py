@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import text_argument
-from ..errors import InputError
-from ..options import AGGREGATIONS, DEFAULT_AGGREGATION
+from ..cli import Subcommands, text_argument
+from ..options import AGGREGATIONS, DEFAULT_AGGREGATION, PERTURBATION_ICC_FILE
 from ..progress import stderr_progress
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
+def add_cli(subparsers: Subcommands) -> None:
+    """Register ``abcir train`` with the command line's ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : abcir.cli.Subcommands
+        The sub-command registry of the ``abcir`` parser.
+    """
     parser = subparsers.add_parser(
         "train", help="train the clinical, radiomics and combined models on a cohort",
         description="Train the three models on a cohort and write one verified weight bundle per model plus a "
@@ -34,25 +40,47 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--date-to", help="last treatment date of the cohort (recorded)")
     parser.add_argument("--min-icc", type=float, help="train only on features with ICC(2,1) >= this value")
     parser.add_argument("--agreement", help="folder written by 'abcir agreement' (with --min-icc)")
+    parser.add_argument("--min-perturbation-icc", type=float,
+                        help="train only on features with ICC(2,1) >= this value between segmented and changed "
+                             "outlines (with --perturbation-icc; combines with --min-icc)")
+    parser.add_argument("--perturbation-icc", metavar="FILE",
+                        help=f"{PERTURBATION_ICC_FILE} written by 'abcir batch --sensitivity' (with "
+                             "--min-perturbation-icc)")
     parser.add_argument("--cache", help="feature cache folder (default: OUT/../.abcir-feature-cache)")
     parser.add_argument("--jobs", type=int, default=1, help="lesions extracted in parallel")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``abcir train`` with parsed ``args``: train the three models and print their validation AUCs.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``cohort``, or ``features`` with ``labels``; ``out``, ``seed``, ``aggregation``, ``site``,
+        ``synthetic``, ``description``, ``date_from``, ``date_to``, ``min_icc`` with ``agreement``,
+        ``min_perturbation_icc`` with ``perturbation_icc``, ``cache``
+        (``None``: ``OUT/../.abcir-feature-cache``), ``jobs`` and ``command_line``.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+
+    Raises
+    ------
+    InputError
+        As ``abcir.consensus.feature_icc.icc_feature_subset`` (a threshold without its table, no feature
+        left), or as
+        ``abcir.training.pipeline``; the command line turns it into a one-line message.
+    """
     # torch is imported here, not at start-up: predicting needs no torch.
     from ..training.pipeline import load_training_inputs, train_cohort
     from ..training.settings import TrainingSettings
 
-    if (args.min_icc is None) != (args.agreement is None):
-        raise InputError("--min-icc and --agreement go together: the ICCs come from an 'abcir agreement' folder.")
-    subset = None
-    if args.min_icc is not None:
-        from ..consensus.feature_icc import reproducible_features
+    from ..consensus.feature_icc import icc_feature_subset
 
-        subset = tuple(reproducible_features(args.agreement, args.min_icc))
-        if not subset:
-            raise InputError(f"No feature has ICC >= {args.min_icc} in '{args.agreement}'; lower --min-icc.")
+    subset = icc_feature_subset(args.min_icc, args.agreement, args.min_perturbation_icc, args.perturbation_icc)
     out = Path(args.out)
     cache = Path(args.cache) if args.cache else out.resolve().parent / ".abcir-feature-cache"
     table, lesion_features = load_training_inputs(args.cohort, args.features, args.labels, cache, args.jobs,

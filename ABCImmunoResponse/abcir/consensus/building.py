@@ -73,6 +73,7 @@ class Decision:
 
     @property
     def key(self) -> PairKey:
+        """The pair this decision is for: (reader A's lesion id, reader B's), None where a reader has none."""
         return (self.a, self.b)
 
 
@@ -108,7 +109,18 @@ class SegmentLook:
 
 
 def segment_looks(segments: Sequence[Segment]) -> dict[str, SegmentLook]:
-    """The looks of a reader's segments by segment name (the lesion id ``load_lesions`` gives each segment)."""
+    """The looks of a reader's segments by segment name (the lesion id ``load_lesions`` gives each segment).
+
+    Parameters
+    ----------
+    segments : sequence of Segment
+        A reader's segments, as ``read_seg_nrrd`` reads them.
+
+    Returns
+    -------
+    dict of str to SegmentLook
+        Per segment name, its colour (RGB, 0-1) and its tags without abcir's own (``ABCIR_TAG_PREFIX``).
+    """
     return {segment.name: SegmentLook(tuple(segment.color),  # type: ignore[arg-type]
                                       {key: value for key, value in segment.tags.items()
                                        if not key.startswith(ABCIR_TAG_PREFIX)})
@@ -116,7 +128,18 @@ def segment_looks(segments: Sequence[Segment]) -> dict[str, SegmentLook]:
 
 
 def describe(key: PairKey) -> str:
-    """A pair as people read it: 'A liver_1 / B liver_2', 'A liver_1 (only A)'."""
+    """A pair as people read it: 'A liver_1 / B liver_2', 'A liver_1 (only A)'.
+
+    Parameters
+    ----------
+    key : tuple of (str or None, str or None)
+        Reader A's and reader B's lesion ids; None where that reader has no lesion.
+
+    Returns
+    -------
+    str
+        The pair in words.
+    """
     a, b = key
     if a is not None and b is not None:
         return f"A {a} / B {b}"
@@ -124,7 +147,19 @@ def describe(key: PairKey) -> str:
 
 
 def staple_region(mask_a: sitk.Image, mask_b: sitk.Image) -> tuple[list[int], list[int]]:
-    """(index, size) in (x, y, z) of the box STAPLE runs on: both outlines plus ``STAPLE_MARGIN_MM``, within the CT."""
+    """(index, size) in (x, y, z) of the box STAPLE runs on: both outlines plus ``STAPLE_MARGIN_MM``, within the CT.
+
+    Parameters
+    ----------
+    mask_a, mask_b : sitk.Image
+        The two readers' masks of one lesion pair, on the same CT grid (non-zero = lesion); together not empty.
+
+    Returns
+    -------
+    tuple of (list of int, list of int)
+        The box's first voxel index and its size in voxels, both in (x, y, z) order: the bounding box of the
+        union grown by ``STAPLE_MARGIN_MM`` (mm, rounded up to whole voxels per axis) and clipped to the grid.
+    """
     union = (sitk.GetArrayViewFromImage(mask_a) != 0) | (sitk.GetArrayViewFromImage(mask_b) != 0)
     nonzero = np.nonzero(union)  # numpy order (z, y, x)
     index, size = [], []
@@ -156,7 +191,29 @@ def _staple(mask_a: sitk.Image, mask_b: sitk.Image) -> tuple[sitk.Image, StapleE
 
 def consensus_mask(match: LesionMatch, decision: Decision,
                    edited: sitk.Image | None = None) -> tuple[sitk.Image | None, StapleEstimate | None]:
-    """The mask a decision makes of a pair (None for ``exclude``), and STAPLE's estimates when used."""
+    """The mask a decision makes of a pair (None for ``exclude``), and STAPLE's estimates when used.
+
+    Parameters
+    ----------
+    match : LesionMatch
+        One lesion pair, or a lesion only one reader drew.
+    decision : Decision
+        The chair's decision for it; its ``method`` is one of ``CONSENSUS_METHODS``.
+    edited : sitk.Image or None
+        The chair's edited outline on the CT grid, needed for method ``edited``; None otherwise.
+
+    Returns
+    -------
+    tuple of (sitk.Image or None, StapleEstimate or None)
+        The consensus mask on the CT grid (None for ``exclude``), and STAPLE's estimates for method ``staple``
+        (else None).
+
+    Raises
+    ------
+    InputError
+        When the method is unknown, needs both readers' outlines but one reader has none, takes the outline of
+        a reader without this lesion, or is ``edited`` without an edited outline or with one off the CT grid.
+    """
     where = describe(match.key)
     method = decision.method
     if method not in CONSENSUS_METHODS:
@@ -236,6 +293,33 @@ def build_consensus(matches: Sequence[LesionMatch], decisions: Sequence[Decision
     log's file name, written into every segment's tags; ``looks_a``/``looks_b``
     are the readers' segment looks by lesion id (``segment_looks``), carried over
     as the module docstring says.
+
+    Parameters
+    ----------
+    matches : sequence of LesionMatch
+        The patient's lesion pairs and unmatched lesions, as ``match_lesions`` gives them.
+    decisions : sequence of Decision
+        One decision per match, found by its ``key``.
+    reader_a, reader_b : str
+        The readers' names, written into each segment's tags.
+    edited : mapping of pair key to sitk.Image, or None
+        The edited outline (on the CT grid) of each pair decided as ``edited``; None: none.
+    session_file : str
+        The session log's file name for the segments' tags; empty: no such tag.
+    looks_a, looks_b : mapping of str to SegmentLook, or None
+        The readers' segment looks by lesion id; None: none (label maps, mask files).
+
+    Returns
+    -------
+    list of ConsensusSegment
+        The segments that are not excluded, each with its decision, size and STAPLE estimates (if used).
+
+    Raises
+    ------
+    InputError
+        When a decision names a lesion not in ``matches``, a match has no decision, a method cannot be applied
+        (see ``consensus_mask``), a method leaves no voxels, the readers' sites differ and the chair gave none
+        (or gave an unknown one), or every lesion is excluded.
     """
     edited = edited or {}
     looks = {"a": looks_a or {}, "b": looks_b or {}}

@@ -36,7 +36,10 @@ from ..imaging.ct import read_ct, voxel_hash
 from ..options import DEFAULT_MAX_CENTROID_DISTANCE_MM, DEFAULT_MIN_ICC, FEATURE_ICC_FILE, READERS_CSV_HELP
 from ..patient.clinical_facts import ClinicalFacts, parse_clinical
 from ..patient.lesions import load_lesions
-from ..prediction.predict import CTIdentity, predict_features, resolve_bundle
+from ..prediction.result import CTIdentity
+from ..prediction.predict import predict_features, resolve_bundle
+from ..sensitivity.analysis import analyse_sensitivity
+from ..sensitivity.perturbations import PerturbationSet
 from ..stats.agreement import BlandAltman, KappaResult, bland_altman, cohen_kappa, feature_icc_frame
 from .comparison import ReaderComparison, compare_readers, json_ready
 from .feature_icc import write_feature_icc_csv
@@ -64,7 +67,25 @@ class CohortPatient:
 
 
 def read_readers_csv(path: str | os.PathLike) -> list[CohortPatient]:
-    """The patients of a ``readers.csv`` (``READERS_CSV_HELP``); paths resolved against the CSV's folder."""
+    """The patients of a ``readers.csv`` (``READERS_CSV_HELP``); paths resolved against the CSV's folder.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV (UTF-8, a byte-order mark allowed): ``patient_id``, ``ct``, ``reader_a``, ``reader_b``, and
+        optionally all four clinical columns ``lines``, ``sites``, ``visceral``, ``tnbc``.
+
+    Returns
+    -------
+    list of CohortPatient
+        One per row, in file order; ``clinical`` is None when the file has no clinical columns.
+
+    Raises
+    ------
+    InputError
+        When the file cannot be read, has no rows, lacks a required column or some of the clinical columns, a
+        patient id is empty or repeated, a path cell is empty or names no file, or a clinical value is invalid.
+    """
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # a BOM if saved from Excel
@@ -126,7 +147,16 @@ class CohortAgreement:
         defined = self.feature_icc["icc"].dropna()
         return float((defined >= self.min_icc).mean()) if len(defined) else math.nan
 
+    def _inside_range(self) -> dict | None:
+        """How many patients' reader-B probability lies in reader A's outline-perturbation range, or None."""
+        if self.predictions is None or "b_inside_a_range" not in self.predictions.columns:
+            return None
+        known = self.predictions["b_inside_a_range"].dropna()
+        return {"n": int(len(known)), "n_inside": int(known.sum()),
+                "share": float(known.mean()) if len(known) else None}
+
     def summary(self) -> dict:
+        """The agreement in numbers (pair counts, median Dice, ICC shares, kappa, Bland-Altman), JSON-ready."""
         defined = self.feature_icc["icc"].dropna()
         matched = self.pairs[self.pairs["a"].notna() & self.pairs["b"].notna()]
         return {
@@ -148,6 +178,7 @@ class CohortAgreement:
                     "koo_li_classes": {label: int((self.feature_icc["koo_li_class"] == label).sum())
                                        for label in ("poor", "moderate", "good", "excellent")},
                     "feature_names_sha256": feature_names_sha256()},
+            "reader_b_inside_a_perturbation_range": self._inside_range(),
             "risk_group_kappa": None if self.kappa is None else asdict(self.kappa),
             "probability_bland_altman": None if self.probability_agreement is None else asdict(
                 self.probability_agreement),
@@ -170,7 +201,23 @@ def _pair_rows(patient_id: str, comparison: ReaderComparison) -> list[dict]:
 
 def matched_feature_matrices(features_a: pd.DataFrame, features_b: pd.DataFrame,
                              pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(pairs x 1130) matrices of reader A's and B's features for the matched pairs, in the same order."""
+    """(pairs x 1130) matrices of reader A's and B's features for the matched pairs, in the same order.
+
+    Parameters
+    ----------
+    features_a, features_b : pd.DataFrame
+        Each reader's per-lesion features (``features_frame``): ``patient_id``, ``lesion_id`` and the 1130
+        feature columns.
+    pairs : pd.DataFrame
+        The lesion pair rows: ``patient_id``, ``a`` and ``b`` (the readers' lesion ids, missing where a reader
+        has no lesion); only rows with both are used.
+
+    Returns
+    -------
+    tuple of np.ndarray
+        Reader A's and reader B's values (float, in the features' own units), one row per matched pair, columns in
+        ``feature_names()`` order.
+    """
     names = list(feature_names())
     matched = pairs[pairs["a"].notna() & pairs["b"].notna()]
     index_a = features_a.set_index(["patient_id", "lesion_id"])
@@ -184,9 +231,46 @@ def run_cohort_agreement(readers_csv: str | os.PathLike, reader_a: str = "A", re
                          model: str | None = None, weights: str | os.PathLike | None = None,
                          min_icc: float = DEFAULT_MIN_ICC,
                          max_centroid_distance_mm: float = DEFAULT_MAX_CENTROID_DISTANCE_MM, jobs: int = 1,
-                         progress: ProgressCallback | None = None
+                         progress: ProgressCallback | None = None, sensitivity: PerturbationSet | None = None
                          ) -> tuple[CohortAgreement, list[LesionFeatures], list[LesionFeatures]]:
-    """Match, extract and predict every patient of ``readers.csv``; the agreement and both readers' feature rows."""
+    """Match, extract and predict every patient of ``readers.csv``; the agreement and both readers' feature rows.
+
+    Parameters
+    ----------
+    readers_csv : str or os.PathLike
+        The readers file (``read_readers_csv``).
+    reader_a, reader_b : str
+        The readers' names in the tables and report.
+    model : str or None
+        The model kind to predict with; None: the kind of ``weights``, else the default.
+    weights : str or os.PathLike or None
+        A weight bundle folder. With ``model`` and ``weights`` both None the bundled weights are used if they
+        load; if not, no predictions are made (noted).
+    min_icc : float
+        The ICC(2,1) at which a feature counts as reproducible.
+    max_centroid_distance_mm : float
+        Lesions that do not overlap are matched when their centroids are at most this far apart (mm).
+    jobs : int
+        Lesions extracted in parallel.
+    progress : callable or None
+        Called as ``progress(number, total, patient_id)`` before each patient; None: silent.
+    sensitivity : PerturbationSet or None
+        With a model that reads outlines, also recompute reader A's prediction under these outline changes
+        (seed 0): ``probability_a_low``/``_high`` and ``b_inside_a_range`` (``reader_b_inside_a_range``)
+        in the predictions table. None: not computed.
+
+    Returns
+    -------
+    tuple of (CohortAgreement, list of LesionFeatures, list of LesionFeatures)
+        The agreement (with predictions, kappa and Bland-Altman when a model could be used), and reader A's and
+        reader B's feature rows.
+
+    Raises
+    ------
+    InputError
+        As ``read_readers_csv`` and the reading of CTs and lesions; when no lesion pair, or only one, is matched
+        over the cohort; or (``BundleError``) when the given ``model``/``weights`` cannot be used.
+    """
     patients = read_readers_csv(readers_csv)
     notes: list[str] = []
     bundle = None
@@ -229,6 +313,15 @@ def run_cohort_agreement(readers_csv: str | os.PathLike, reader_a: str = "A", re
                     notes.append(f"patient {patient.patient_id}: no prediction under reader {side.upper()} ({error})")
                     record.update({f"probability_{side}": math.nan, f"score_{side}": math.nan,
                                    f"risk_group_{side}": None})
+            if sensitivity is not None and bundle.kind != "clinical" and extracted_a:
+                # Reader A's outlines changed as plausibly as a second reader might change them (issue 17).
+                try:
+                    outline = analyse_sensitivity(ct, lesions_a, patient.clinical, bundle.kind, bundle, extracted_a,
+                                                  sensitivity, jobs=jobs, patient_id=patient.patient_id)
+                    record.update({"probability_a_low": outline.probability_low,
+                                   "probability_a_high": outline.probability_high})
+                except InputError as error:
+                    notes.append(f"patient {patient.patient_id}: no outline sensitivity under reader A ({error})")
             predictions.append(record)
     pairs = pd.DataFrame(pair_rows)
     if pairs.empty or not (pairs["a"].notna() & pairs["b"].notna()).any():
@@ -245,6 +338,8 @@ def run_cohort_agreement(readers_csv: str | os.PathLike, reader_a: str = "A", re
                              feature_icc_frame(feature_names(), values_a, values_b), min_icc=min_icc, notes=notes)
     if predictions:
         frame = pd.DataFrame(predictions)
+        if "probability_a_low" in frame.columns:
+            frame["b_inside_a_range"] = reader_b_inside_a_range(frame)
         result.predictions = frame
         usable = frame.dropna(subset=["probability_a", "probability_b"])
         if len(usable) >= 2:
@@ -258,8 +353,46 @@ def run_cohort_agreement(readers_csv: str | os.PathLike, reader_a: str = "A", re
     return result, rows_a, rows_b
 
 
+def reader_b_inside_a_range(predictions: pd.DataFrame) -> pd.Series:
+    """Per patient, whether reader B's probability lies within reader A's outline-perturbation range.
+
+    A check that the perturbations are realistic: if a second reader's outline
+    moves the probability about as far as the simulated outline changes of the
+    first, most patients' reader-B probability falls inside reader A's range.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        ``probability_b``, ``probability_a_low`` and ``probability_a_high`` (0 to 1) per patient.
+
+    Returns
+    -------
+    pandas.Series
+        1.0 inside (bounds included), 0.0 outside, NaN where a probability or the range is missing.
+    """
+    low, high, b = predictions["probability_a_low"], predictions["probability_a_high"], predictions["probability_b"]
+    inside = ((b >= low) & (b <= high)).astype(float)
+    return inside.where(low.notna() & high.notna() & b.notna())
+
+
 def check_output_folder(folder: str | os.PathLike) -> Path:
-    """Refuse a folder that already holds an agreement (results are never overwritten)."""
+    """Refuse a folder that already holds an agreement (results are never overwritten).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The output folder; it need not exist yet.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+
+    Raises
+    ------
+    InputError
+        When it holds any of the files ``write_cohort_agreement`` writes.
+    """
     folder = Path(folder)
     names = (FEATURE_ICC_FILE, SUMMARY_FILE, PAIRS_FILE, PREDICTIONS_FILE, *FEATURES_FILES)
     existing = [name for name in names if (folder / name).exists()]
@@ -271,7 +404,27 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
 
 def write_cohort_agreement(folder: str | os.PathLike, result: CohortAgreement,
                            rows_a: Sequence[LesionFeatures], rows_b: Sequence[LesionFeatures]) -> Path:
-    """Write the tables, the summary and the feature tables of both readers into ``folder``."""
+    """Write the tables, the summary and the feature tables of both readers into ``folder``.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The output folder; created if needed.
+    result : CohortAgreement
+        The agreement, as ``run_cohort_agreement`` returns it.
+    rows_a, rows_b : sequence of LesionFeatures
+        Reader A's and reader B's feature rows.
+
+    Returns
+    -------
+    Path
+        The summary JSON written (``agreement_summary.json``).
+
+    Raises
+    ------
+    InputError
+        When ``folder`` already holds an agreement (``check_output_folder``).
+    """
     folder = check_output_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_features_csv(folder / FEATURES_FILES[0], rows_a)

@@ -25,7 +25,22 @@ BLAND_ALTMAN_FILE = "bland_altman_probability.png"
 
 
 def feature_group_table(feature_icc: pd.DataFrame, min_icc: float) -> pd.DataFrame:
-    """Share of features with ICC >= ``min_icc`` per image type (rows) and feature class (columns)."""
+    """Share of features with ICC >= ``min_icc`` per image type (rows) and feature class (columns).
+
+    Parameters
+    ----------
+    feature_icc : pd.DataFrame
+        The per-feature ICC table: ``feature`` (named ``image_class_name``, e.g. ``original_firstorder_Mean``)
+        and ``icc``.
+    min_icc : float
+        The ICC(2,1) at which a feature counts as reproducible.
+
+    Returns
+    -------
+    pd.DataFrame
+        Shares in [0, 1], indexed by image type, one column per feature class; a feature with an undefined ICC
+        counts as not reproducible; NaN where an image type has no feature of that class.
+    """
     parts = feature_icc["feature"].str.split("_", n=2, expand=True)
     frame = pd.DataFrame({"image": parts[0], "feature_class": parts[1],
                           "reproducible": feature_icc["icc"].fillna(-1.0) >= min_icc})
@@ -35,7 +50,21 @@ def feature_group_table(feature_icc: pd.DataFrame, min_icc: float) -> pd.DataFra
 
 
 def icc_histogram(result: CohortAgreement, path: str | os.PathLike) -> Path:
-    """Histogram of the features' ICC(2,1), with Koo & Li's class limits."""
+    """Histogram of the features' ICC(2,1), with Koo & Li's class limits.
+
+    Parameters
+    ----------
+    result : CohortAgreement
+        The cohort agreement; its ``feature_icc`` and ``min_icc`` are drawn (undefined ICCs are left out, ICCs
+        below -1 shown at -1).
+    path : str or os.PathLike
+        The PNG file to write (replaced if it exists).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     values = result.feature_icc["icc"].dropna()
     figure = Figure(figsize=(7, 4))
     axes = figure.subplots()
@@ -53,7 +82,25 @@ def icc_histogram(result: CohortAgreement, path: str | os.PathLike) -> Path:
 
 
 def bland_altman_plot(result: CohortAgreement, path: str | os.PathLike) -> Path:
-    """Bland-Altman plot of the predicted probability, reader B minus reader A."""
+    """Bland-Altman plot of the predicted probability, reader B minus reader A.
+
+    Parameters
+    ----------
+    result : CohortAgreement
+        The cohort agreement, with predictions under both readers and their Bland-Altman limits.
+    path : str or os.PathLike
+        The PNG file to write (replaced if it exists).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        When ``result`` has no predictions or no Bland-Altman limits.
+    """
     if result.predictions is None or result.probability_agreement is None:
         raise InputError("Bland-Altman plot: no predictions under both readers.")
     frame = result.predictions.dropna(subset=["probability_a", "probability_b"])
@@ -89,7 +136,21 @@ def _table(frame: pd.DataFrame, percent: bool = False) -> str:
 
 
 def write_report(folder: str | os.PathLike, result: CohortAgreement) -> Path:
-    """Write ``report.html`` and its figures into ``folder``."""
+    """Write ``report.html`` and its figures into ``folder``.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        An existing folder (``check_output_folder`` decides whether it may be used); the page and the PNG
+        figures there are replaced.
+    result : CohortAgreement
+        The cohort agreement to report.
+
+    Returns
+    -------
+    Path
+        The page written (``report.html``, UTF-8, figures embedded).
+    """
     folder = Path(folder)
     summary = result.summary()
     icc = summary["icc"]
@@ -121,6 +182,15 @@ def write_report(folder: str | os.PathLike, result: CohortAgreement) -> Path:
         parts += [f"<p>Risk group: {escape(kappa.text())} patients.</p>", _table(table)]
     if result.probability_agreement is not None:
         parts.append(_image(bland_altman_plot(result, folder / BLAND_ALTMAN_FILE), "Bland-Altman plot"))
+    inside = summary["reader_b_inside_a_perturbation_range"]
+    if inside is not None and inside["n"]:
+        frame = result.predictions.dropna(subset=["b_inside_a_range"])
+        parts += [(f"<p>{escape(result.reader_b)}'s probability lies within the range of "
+                   f"{escape(result.reader_a)}'s probability under plausible outline changes (1 mm erosion and "
+                   f"dilation, contour randomisations) in {inside['n_inside']} of {inside['n']} patients "
+                   f"({100 * inside['share']:.0f}%): the closer to all, the more realistic the changes.</p>"),
+                  _table(frame.set_index("patient_id")[["probability_a", "probability_a_low", "probability_a_high",
+                                                        "probability_b", "b_inside_a_range"]])]
     matched = result.pairs[result.pairs["a"].notna() & result.pairs["b"].notna()]
     if not matched.empty:
         worst = matched.nsmallest(10, "dice")[["patient_id", "a", "b", "site_a", "site_b", "dice", "hd95_mm",

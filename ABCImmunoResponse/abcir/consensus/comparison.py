@@ -53,6 +53,7 @@ class RecistStatus:
     findings: tuple[str, ...]  # rules broken (recist.Finding.rule), empty when it is a valid target
 
     def text(self) -> str:
+        """The status in words: 'measurable' or 'not measurable', and the rules broken."""
         broken = f"; breaks {', '.join(self.findings)}" if self.findings else ""
         return ("measurable" if self.measurable else "not measurable") + broken
 
@@ -83,13 +84,16 @@ class LesionAgreement:
 
     @property
     def matched(self) -> bool:
+        """Whether both readers have this lesion."""
         return self.a is not None and self.b is not None
 
     @property
     def site_agrees(self) -> bool:
+        """Whether the readers gave the same site; True for a lesion only one reader has."""
         return not self.matched or self.site_a == self.site_b
 
     def to_dict(self) -> dict:
+        """The row as ``agreement.json`` holds it (mm, mm3, percent; None where not defined)."""
         return {
             "a": self.a, "b": self.b, "site_a": self.site_a, "site_b": self.site_b,
             "site_agrees": self.site_agrees, "match": self.match,
@@ -123,6 +127,7 @@ class ReaderComparison:
         return [getattr(row, side) for row in self.lesions if getattr(row, other) is None]
 
     def site_disagreements(self) -> list[LesionAgreement]:
+        """The matched pairs whose readers gave different sites."""
         return [row for row in self.lesions if not row.site_agrees]
 
     def to_dict(self) -> dict:
@@ -197,7 +202,27 @@ def _row(match: LesionMatch, recist_a: dict[str, RecistStatus], recist_b: dict[s
 def compare_readers(lesions_a: Sequence[Lesion], lesions_b: Sequence[Lesion], reader_a: str = "A",
                     reader_b: str = "B",
                     max_centroid_distance_mm: float = DEFAULT_MAX_CENTROID_DISTANCE_MM) -> ReaderComparison:
-    """Match two readers' lesions (masks on one CT grid) and measure how each pair differs."""
+    """Match two readers' lesions (masks on one CT grid) and measure how each pair differs.
+
+    Parameters
+    ----------
+    lesions_a, lesions_b : sequence of Lesion
+        Reader A's and reader B's lesions, masks on the same CT grid; one of them may be empty.
+    reader_a, reader_b : str
+        The readers' names.
+    max_centroid_distance_mm : float
+        Lesions that do not overlap are matched when their centroids are at most this far apart (mm).
+
+    Returns
+    -------
+    ReaderComparison
+        The matches and one agreement row per match (differences B minus A), without predictions.
+
+    Raises
+    ------
+    InputError
+        When neither reader has a lesion, or as ``match_lesions``.
+    """
     if not lesions_a and not lesions_b:
         raise InputError("Reader comparison: neither reader has any lesion; there is nothing to compare.")
     matches = match_lesions(lesions_a, lesions_b, max_centroid_distance_mm)
@@ -207,7 +232,18 @@ def compare_readers(lesions_a: Sequence[Lesion], lesions_b: Sequence[Lesion], re
 
 
 def json_ready(value):
-    """``value`` with NaN and infinity replaced by null, at any depth: JSON has no such numbers."""
+    """``value`` with NaN and infinity replaced by null, at any depth: JSON has no such numbers.
+
+    Parameters
+    ----------
+    value : object
+        A float, dict, list, tuple or anything else, nested freely.
+
+    Returns
+    -------
+    object
+        A copy with non-finite floats as None and tuples as lists; other values unchanged.
+    """
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -221,6 +257,25 @@ def write_agreement(folder: str | os.PathLike, comparison: ReaderComparison, inp
     """Write ``agreement.json`` (with ``inputs``: the files compared and their SHA-256) and ``agreement.txt``.
 
     Neither is ever overwritten: an existing agreement in ``folder`` is an error.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The output folder; created if needed.
+    comparison : ReaderComparison
+        The comparison, with its predictions.
+    inputs : ComparedInputs
+        The CT and the readers' files, with their SHA-256.
+
+    Returns
+    -------
+    Path
+        The ``agreement.json`` written.
+
+    Raises
+    ------
+    InputError
+        When ``folder`` already holds ``agreement.json`` or ``agreement.txt``.
     """
     folder = Path(folder)
     targets = (folder / AGREEMENT_FILE, folder / SUMMARY_FILE)

@@ -54,7 +54,18 @@ def _voxels(lesion: Lesion) -> np.ndarray:
 
 
 def centroid_mm(lesion: Lesion) -> np.ndarray:
-    """Centre of mass of a lesion's voxels in physical (LPS) coordinates, mm."""
+    """Centre of mass of a lesion's voxels in physical (LPS) coordinates, mm.
+
+    Parameters
+    ----------
+    lesion : Lesion
+        A lesion with a non-empty mask.
+
+    Returns
+    -------
+    np.ndarray
+        (x, y, z) in mm, LPS, of the mean voxel index of the mask's non-zero voxels.
+    """
     mask = lesion.mask
     index_zyx = np.argwhere(sitk.GetArrayViewFromImage(mask) != 0).mean(axis=0)
     return np.array(mask.TransformContinuousIndexToPhysicalPoint([float(i) for i in index_zyx[::-1]]))
@@ -74,6 +85,24 @@ def match_lesions(lesions_a: Sequence[Lesion], lesions_b: Sequence[Lesion],
     """Pair the lesions of two readers (masks on the same CT grid).
 
     Returned in reader A's order (matched or not), then B's unmatched lesions in B's order.
+
+    Parameters
+    ----------
+    lesions_a, lesions_b : sequence of Lesion
+        Reader A's and reader B's lesions; either may be empty.
+    max_centroid_distance_mm : float
+        Lesions that do not overlap are matched when their centroids are at most this far apart (mm, >= 0).
+
+    Returns
+    -------
+    list of LesionMatch
+        Every lesion of both readers exactly once: pairs (by overlap, then by centroid distance) and lesions
+        only one reader has (with a note naming what they overlap, if anything).
+
+    Raises
+    ------
+    InputError
+        When ``max_centroid_distance_mm`` is negative or a lesion's mask is empty.
     """
     if max_centroid_distance_mm < 0:
         raise InputError(f"Maximum centroid distance {max_centroid_distance_mm} mm: must be 0 or more.")

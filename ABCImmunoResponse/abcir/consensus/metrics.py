@@ -48,7 +48,23 @@ def _arrays(a: sitk.Image, b: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dice(a: sitk.Image, b: sitk.Image) -> float:
-    """Dice coefficient 2|A n B| / (|A| + |B|) of two binary masks on one grid (0 = disjoint, 1 = identical)."""
+    """Dice coefficient 2|A n B| / (|A| + |B|) of two binary masks on one grid (0 = disjoint, 1 = identical).
+
+    Parameters
+    ----------
+    a, b : sitk.Image
+        The two masks, on the same voxel grid; non-zero = inside.
+
+    Returns
+    -------
+    float
+        The Dice coefficient, in [0, 1].
+
+    Raises
+    ------
+    InputError
+        When the masks are on different grids, or both are empty.
+    """
     array_a, array_b = _arrays(a, b)
     total = int(array_a.sum()) + int(array_b.sum())
     if total == 0:
@@ -89,6 +105,21 @@ def surface_distances(a: sitk.Image, b: sitk.Image) -> SurfaceDistances:
 
     Exact Euclidean distance transforms on the bounding box of both masks (plus
     one voxel, so that the image edge counts as surface), with the voxel spacing.
+
+    Parameters
+    ----------
+    a, b : sitk.Image
+        The two masks, on the same voxel grid with orthogonal axes; non-zero = inside; neither empty.
+
+    Returns
+    -------
+    SurfaceDistances
+        For every surface voxel of A the distance to B's surface, and the other way round (mm).
+
+    Raises
+    ------
+    InputError
+        When the masks are on different grids, one of them is empty, or the grid's axes are not orthogonal.
     """
     array_a, array_b = _arrays(a, b)
     if not array_a.any() or not array_b.any():

@@ -23,7 +23,8 @@ from ..features.extract import ProgressCallback, extract_lesions
 from ..imaging.ct import voxel_hash
 from ..patient.clinical_facts import clinical_usage, parse_clinical
 from ..patient.lesions import Lesion
-from ..prediction.predict import CTIdentity, Prediction, predict_features, resolve_bundle
+from ..prediction.result import CTIdentity, Prediction
+from ..prediction.predict import predict_features, resolve_bundle
 
 if TYPE_CHECKING:
     from ..features.cache import FeatureCache
@@ -41,6 +42,7 @@ class ReaderPredictions:
     note: str = "predictions not computed"
 
     def computed(self) -> list[tuple[str, Prediction]]:
+        """The (reading, prediction) pairs that were computed, in the order A, B, consensus."""
         return [(side, getattr(self, side)) for side in SIDES if getattr(self, side) is not None]
 
     def risk_group_changes(self) -> dict[str, bool]:
@@ -50,6 +52,7 @@ class ReaderPredictions:
                 for index, (first, p) in enumerate(computed) for second, q in computed[index + 1:]}
 
     def to_dict(self) -> dict:
+        """The predictions as JSON-ready data: one entry per reading, the risk group changes and the note."""
         content: dict = {side: (None if getattr(self, side) is None else getattr(self, side).to_dict())
                          for side in SIDES}
         content["risk_group_changes"] = self.risk_group_changes()
@@ -71,6 +74,7 @@ class ReaderPredictions:
         return cls(**sides, note=data["note"])
 
     def summary_lines(self) -> list[str]:
+        """Lines for ``agreement.txt``: probability, score (log-odds) and risk group per reading, and changes."""
         computed = self.computed()
         if not computed:
             return [f"Predictions: {self.note}"]
@@ -116,6 +120,38 @@ def predict_readers(ct: sitk.Image, lesions_a: Sequence[Lesion], lesions_b: Sequ
     Explicitly given weights that fail their checks are an error; the absence
     of bundled weights is not (the agreement is useful without them). ``cache``
     as for ``extract_lesions`` (None: $ABCIR_FEATURE_CACHE when set).
+
+    Parameters
+    ----------
+    ct : sitk.Image
+        The patient's CT (HU).
+    lesions_a, lesions_b : sequence of Lesion
+        Reader A's and reader B's lesions, masks on the CT grid.
+    consensus : sequence of Lesion or None
+        The consensus lesions; None: no consensus yet (noted).
+    clinical_tokens : sequence of str or None
+        The clinical facts as ``KEY=VALUE`` tokens; None: not given (only the radiomics model can then predict).
+    model : str or None
+        The model kind; None: the kind of ``weights``, else combined.
+    weights : str or os.PathLike or None
+        A weight bundle folder; None: the bundled weights of ``model``.
+    jobs : int
+        Lesions extracted in parallel.
+    progress : callable or None
+        Called as ``progress(done, total, lesion_id)`` during extraction; None: silent.
+    cache : FeatureCache or None
+        The feature cache, as for ``extract_lesions``.
+
+    Returns
+    -------
+    ReaderPredictions
+        A prediction per reading that could be predicted; ``note`` says why any is missing.
+
+    Raises
+    ------
+    InputError
+        When the clinical tokens are invalid, or (``BundleError``) when explicitly given ``weights`` fail their
+        checks.
     """
     clinical = parse_clinical(clinical_tokens) if clinical_tokens else None
     try:

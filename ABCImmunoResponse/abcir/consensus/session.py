@@ -85,11 +85,32 @@ class ConsensusSession:
         return replace(self, decisions=kept + (decision,), superseded=self.superseded + tuple(earlier))
 
     def decision_for(self, key: PairKey) -> Decision | None:
+        """The current decision for the pair ``key`` (A's lesion id, B's), or None if it is undecided."""
         return next((d for d in self.decisions if d.key == key), None)
 
 
 def new_session(comparison: ReaderComparison, inputs: ComparedInputs, chair: str) -> ConsensusSession:
-    """An empty session for a comparison, chaired by ``chair``."""
+    """An empty session for a comparison, chaired by ``chair``.
+
+    Parameters
+    ----------
+    comparison : ReaderComparison
+        The two readers' comparison; its reader names and centroid distance (mm) are recorded.
+    inputs : ComparedInputs
+        The CT and the readers' files, with their SHA-256.
+    chair : str
+        Who decides; surrounding white space is dropped.
+
+    Returns
+    -------
+    ConsensusSession
+        A session without decisions, created now (UTC).
+
+    Raises
+    ------
+    InputError
+        When ``chair`` is empty or only white space.
+    """
     if not chair.strip():
         raise InputError("Consensus: the chair's name is empty; say who decides (--chair NAME).")
     return ConsensusSession(inputs, comparison.reader_a, comparison.reader_b, comparison.max_centroid_distance_mm,
@@ -119,6 +140,28 @@ def apply_choices(session: ConsensusSession, comparison: ReaderComparison,
     ``build_consensus`` reports). A reason, site or edited outline without a
     method amends the earlier decision; without one it is refused. A new method
     drops the earlier reason and edited outline, which belonged to the old method.
+
+    Parameters
+    ----------
+    session : ConsensusSession
+        The session so far.
+    comparison : ReaderComparison
+        The comparison the session is about; choices may only name its pairs.
+    choices : mapping of pair key to ChairChoice
+        The chair's choices by pair (A's lesion id, B's); an empty ``ChairChoice`` changes nothing.
+    decided_at : str or None
+        The time stamp (ISO 8601, UTC) of the new decisions; None: now.
+
+    Returns
+    -------
+    ConsensusSession
+        A new session; the decisions replaced are kept as superseded.
+
+    Raises
+    ------
+    InputError
+        When a choice names a pair not in ``comparison``, or gives a reason, site or edited outline for a pair
+        that has no method yet.
     """
     known = {match.key for match in comparison.matches}
     stray = [describe(key) for key in choices if key not in known]
@@ -146,7 +189,20 @@ def apply_choices(session: ConsensusSession, comparison: ReaderComparison,
 
 
 def session_paths(folder: str | os.PathLike, name: str = DEFAULT_NAME) -> tuple[Path, Path]:
-    """The consensus segmentation and its session log in ``folder``."""
+    """The consensus segmentation and its session log in ``folder``.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The output folder.
+    name : str
+        The files' common name.
+
+    Returns
+    -------
+    tuple of Path
+        ``folder/<name>.seg.nrrd`` and ``folder/<name>.session.json``.
+    """
     folder = Path(folder)
     return folder / f"{name}.seg.nrrd", folder / f"{name}.session.json"
 
@@ -165,6 +221,27 @@ def write_consensus(folder: str | os.PathLike, session: ConsensusSession, segmen
 
     Build the segments with ``build_consensus(..., session_file=session_paths(folder, name)[1].name)``
     so their tags name the log. Returns the session as saved, with its output recorded.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The output folder (must exist).
+    session : ConsensusSession
+        The session whose decisions built ``segments``.
+    segments : list of ConsensusSegment
+        The consensus segments, from ``build_consensus``.
+    name : str
+        The files' common name (``session_paths``).
+
+    Returns
+    -------
+    ConsensusSession
+        ``session`` with its output (file name, SHA-256, one record per segment) as written to the log.
+
+    Raises
+    ------
+    InputError
+        When the segmentation or the log already exists in ``folder``.
     """
     seg_path, log_path = session_paths(folder, name)
     for target in (seg_path, log_path):
@@ -178,12 +255,47 @@ def write_consensus(folder: str | os.PathLike, session: ConsensusSession, segmen
 
 
 def save_session(path: str | os.PathLike, session: ConsensusSession) -> Path:
-    """Write a session log (JSON); an existing log is never replaced."""
+    """Write a session log (JSON); an existing log is never replaced.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The log file to write.
+    session : ConsensusSession
+        The session to record.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        When ``path`` exists.
+    """
     return write_new_json(path, to_json_dict(session), what="Session log")
 
 
 def load_session(path: str | os.PathLike) -> ConsensusSession:
-    """Read a session log and check that the readers' files are still the ones it compared."""
+    """Read a session log and check that the readers' files are still the ones it compared.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A session log written by ``write_consensus``.
+
+    Returns
+    -------
+    ConsensusSession
+        The session as logged.
+
+    Raises
+    ------
+    InputError
+        When the log cannot be read or parsed, is not a session log of this format, has fields of the wrong
+        kind, or a reader's file is gone or has changed (SHA-256).
+    """
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -207,6 +319,24 @@ def edited_outlines(log_path: str | os.PathLike, session: ConsensusSession) -> d
     """The edited outlines of a saved session, read back from the consensus file it wrote.
 
     The consensus file is checked against the SHA-256 in the log first.
+
+    Parameters
+    ----------
+    log_path : str or os.PathLike
+        The session log; the consensus file is looked for in its folder.
+    session : ConsensusSession
+        The session read from ``log_path``.
+
+    Returns
+    -------
+    dict of pair key to sitk.Image
+        The edited outline (mask on the CT grid) of each pair decided as ``edited``; empty when there is none.
+
+    Raises
+    ------
+    InputError
+        When edited outlines are recorded but no consensus file was written, that file is missing or changed,
+        or a segment recorded as an edited outline is not one.
     """
     edited_keys = {d.key for d in session.decisions if d.method == "edited"}
     if not edited_keys:
@@ -235,6 +365,24 @@ def reopen(log_path: str | os.PathLike, chair: str | None = None) -> tuple[Conse
 
     Returns it with the edited outlines the old session wrote, ready for more
     ``decide`` calls and a ``write_consensus`` into a new folder.
+
+    Parameters
+    ----------
+    log_path : str or os.PathLike
+        The saved session log.
+    chair : str or None
+        Who decides now; None: the old session's chair.
+
+    Returns
+    -------
+    tuple of (ConsensusSession, dict of pair key to sitk.Image)
+        The new session (created now, no output yet, linked to the old log by path and SHA-256) and the edited
+        outlines.
+
+    Raises
+    ------
+    InputError
+        As ``load_session`` and ``edited_outlines``.
     """
     old = load_session(log_path)
     outlines = edited_outlines(log_path, old)

@@ -26,7 +26,7 @@ from pydicom.multival import MultiValue
 from ..errors import InputError
 from ..imaging.ct import voxel_hash
 from ..patient.lesions import Lesion
-from ..prediction.predict import Prediction
+from ..prediction.result import Prediction
 from ..patient.sites import SITES
 from .seg_export import build_lesion_seg
 from .series import DicomCT
@@ -217,7 +217,8 @@ def export_dicom(prediction: Prediction, ct: DicomCT, lesions: Sequence[Lesion],
     -------
     DicomExport
         The paths written and the warnings (also logged): missing patient identifiers, the CT's
-        warnings, weights not clinically validated, lesions without a site.
+        warnings, weights not clinically validated, a risk group that depends on the outline
+        (``Prediction.sensitivity``), lesions without a site.
 
     Raises
     ------
@@ -240,6 +241,8 @@ def export_dicom(prediction: Prediction, ct: DicomCT, lesions: Sequence[Lesion],
     if not reported.clinically_validated:
         warnings.append("the weights are not clinically validated; the SEG and SR say so and are marked "
                         "unverified. Do not use them for treatment decisions.")
+    if prediction.sensitivity is not None and prediction.sensitivity.warning:
+        warnings.append(f"{prediction.sensitivity.warning} The SR records the risk group as depending on the outline.")
     unknown_site = [lesion.lesion_id for lesion in targets if lesion.site not in SITES]
     if unknown_site:
         warnings.append(f"lesion(s) {', '.join(unknown_site)} have no site; their segments carry no anatomic region.")

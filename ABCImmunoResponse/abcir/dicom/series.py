@@ -40,6 +40,7 @@ from pydicom.errors import InvalidDicomError
 from scipy import ndimage
 
 from ..errors import InputError
+from ..paper import SLICE_THICKNESS_RANGE_MM
 from .stack_geometry import SliceHeader, StackGeometry, describe_slices, stack_geometry
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ log = logging.getLogger(__name__)
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 MULTIFRAME_CT_STORAGE = ("1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2")  # Enhanced, Legacy Converted
 LOCALIZER_IMAGE_TYPES = {"LOCALIZER", "SCOUT", "TOPOGRAM"}
-# Zhao et al. 2023, Methods (CT acquisition): reconstructed slice thickness 1.0-2.0 mm.
-PAPER_SLICE_THICKNESS_MM = (1.0, 2.0)
 # A tilt shift this close to whole pixels is taken as whole (header rounding), so voxels are copied.
 WHOLE_PIXEL_TOLERANCE = 1e-3
 
@@ -277,7 +276,7 @@ def list_series(folder: str | os.PathLike) -> list[SeriesInfo]:
 
 
 def _rank(series: SeriesInfo) -> tuple:
-    low, high = PAPER_SLICE_THICKNESS_MM
+    low, high = SLICE_THICKNESS_RANGE_MM
     thickness = series.slice_thickness_mm
     in_range = thickness is not None and low - 1e-3 <= thickness <= high + 1e-3
     return (series.original, in_range, series.images)

@@ -8,6 +8,12 @@ validation status, and the model, weights SHA-256 and provenance as algorithm
 identification (TID 4019). Concepts without a standard code use the private coding
 scheme ``99ABCIR``, declared in the SR.
 
+When the prediction carries an outline-sensitivity analysis (issue #17), the
+prediction group also holds the lowest and highest probability under the
+outline changes, a qualitative evaluation of whether the risk group held
+(stable, or depends on the outline), and the one-line summary, the warning and
+the perturbation set and seed among the algorithm parameters.
+
 Numbers are stored as FloatingPointValue next to the 16-character decimal string,
 so reading the SR back gives the prediction's numbers bit for bit. RECIST findings
 and warnings of the prediction stay in its result JSON: TID 1500 has no place for
@@ -30,7 +36,7 @@ from pydicom.uid import generate_uid
 
 from ..errors import InputError
 from ..patient.lesions import Lesion
-from ..prediction.predict import Prediction
+from ..prediction.result import Prediction
 from ..patient.sites import SITES, site_from_code
 from .seg_export import MANUFACTURER, series_description
 from .series import DicomCT
@@ -51,6 +57,11 @@ RISK_GROUP = hd.sr.CodedConcept("R004", PRIVATE_SCHEME, "Progression risk group"
 VALIDATION_STATUS = hd.sr.CodedConcept("R005", PRIVATE_SCHEME, "Clinical validation status")
 NOT_VALIDATED = hd.sr.CodedConcept("R006", PRIVATE_SCHEME, "Not clinically validated")
 VALIDATED = hd.sr.CodedConcept("R007", PRIVATE_SCHEME, "Clinically validated")
+PROBABILITY_LOW = hd.sr.CodedConcept("R008", PRIVATE_SCHEME, "Lowest probability under outline changes")
+PROBABILITY_HIGH = hd.sr.CodedConcept("R009", PRIVATE_SCHEME, "Highest probability under outline changes")
+OUTLINE_STABILITY = hd.sr.CodedConcept("R010", PRIVATE_SCHEME, "Risk group under outline changes")
+STABLE = hd.sr.CodedConcept("R011", PRIVATE_SCHEME, "Stable under outline changes")
+UNSTABLE = hd.sr.CodedConcept("R012", PRIVATE_SCHEME, "Depends on the outline")
 PREDICTION_TRACKING_ID = "response prediction"
 RISK_GROUPS = {"high": codes.SCT.HighRisk, "low": codes.SCT.LowRisk}
 
@@ -64,6 +75,20 @@ class ReportedLesion:
     volume_mm3: float
     longest_axial_diameter_mm: float
     short_axis_mm: float
+
+
+@dataclass(frozen=True)
+class ReportedSensitivity:
+    """What the SR carries of an outline-sensitivity analysis (its text goes with the algorithm parameters).
+
+    ``probability_low``/``high`` span the unperturbed and every perturbed
+    probability; ``stable`` is whether the risk group flipped in at most the
+    flip limit's share of the changes, None without a risk group.
+    """
+
+    probability_low: float
+    probability_high: float
+    stable: bool | None
 
 
 @dataclass(frozen=True)
@@ -83,6 +108,7 @@ class ReportedPrediction:
     clinically_validated: bool
     parameters: tuple[tuple[str, str], ...]
     lesions: tuple[ReportedLesion, ...]
+    sensitivity: ReportedSensitivity | None = None
 
     @classmethod
     def from_prediction(cls, prediction: Prediction) -> ReportedPrediction:
@@ -111,11 +137,21 @@ class ReportedPrediction:
             parameters.append(("lesion aggregation", prediction.aggregation))
         if prediction.ct is not None:
             parameters.append(("CT voxel sha256", prediction.ct.sha256))
+        sensitivity = None
+        if prediction.sensitivity is not None:
+            result = prediction.sensitivity
+            parameters += [("outline sensitivity", result.summary),
+                           ("outline perturbations", f"{result.perturbation_set}, seed {result.seed}")]
+            if result.warning:
+                parameters.append(("outline sensitivity warning", result.warning))
+            sensitivity = ReportedSensitivity(result.probability_low, result.probability_high,
+                                              None if result.n_same_risk_group is None else not result.unstable)
         lesions = tuple(ReportedLesion(lesion.lesion_id, lesion.site, lesion.volume_mm3,
                                        lesion.longest_axial_diameter_mm, lesion.short_axis_mm)
                         for lesion in prediction.lesions)
         return cls(prediction.model, prediction.abcir_version, prediction.probability, prediction.score,
-                   prediction.risk_group, prediction.cutoff, weights.clinically_validated, tuple(parameters), lesions)
+                   prediction.risk_group, prediction.cutoff, weights.clinically_validated, tuple(parameters), lesions,
+                   sensitivity)
 
     @property
     def weights_sha256(self) -> str:
@@ -185,6 +221,12 @@ def build_prediction_sr(reported: ReportedPrediction, seg: hd.seg.Segmentation, 
     if reported.risk_group is not None and reported.cutoff is not None:
         measurements.append(hd.sr.Measurement(CUTOFF, reported.cutoff, unit))
         evaluations.insert(0, hd.sr.QualitativeEvaluation(RISK_GROUP, RISK_GROUPS[reported.risk_group]))
+    if reported.sensitivity is not None:
+        measurements += [hd.sr.Measurement(PROBABILITY_LOW, reported.sensitivity.probability_low, unit),
+                         hd.sr.Measurement(PROBABILITY_HIGH, reported.sensitivity.probability_high, unit)]
+        if reported.sensitivity.stable is not None:
+            evaluations.append(hd.sr.QualitativeEvaluation(
+                OUTLINE_STABILITY, STABLE if reported.sensitivity.stable else UNSTABLE))
     groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=PREDICTION_TRACKING_ID),
         algorithm_id=_algorithm(reported), measurements=measurements, qualitative_evaluations=evaluations))
@@ -268,10 +310,16 @@ def read_prediction_sr(path: str | os.PathLike) -> ReportedPrediction:
                        number(codes.SCT.Volume, roi), number(codes.SCT.LongAxis, roi), number(codes.SCT.ShortAxis, roi))
         for roi in volumetric)
     model = text(codes.DCM.AlgorithmName)[0].removeprefix("ABCImmunoResponse ").removesuffix(" model")
+    sensitivity = None
+    if number(PROBABILITY_LOW) is not None:
+        stability = evaluations.get(OUTLINE_STABILITY)
+        sensitivity = ReportedSensitivity(number(PROBABILITY_LOW), number(PROBABILITY_HIGH),
+                                          None if stability is None else stability == STABLE)
     return ReportedPrediction(
         model=model, abcir_version=text(codes.DCM.AlgorithmVersion)[0],
         probability=number(PROBABILITY), score=number(SCORE), risk_group=risk_group, cutoff=number(CUTOFF),
         clinically_validated=evaluations.get(VALIDATION_STATUS) == VALIDATED,
         parameters=parameters,  # type: ignore[arg-type]
         lesions=lesions,
+        sensitivity=sensitivity,
     )

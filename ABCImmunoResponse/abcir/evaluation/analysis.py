@@ -23,13 +23,14 @@ from ..stats.delong import delong_auc, delong_paired_test
 from ..stats.maxstat import maxstat_logrank
 from ..stats.roc import roc_curve, threshold_metrics
 from ..stats.survival import compare_risk_groups, concordance
-from .results import Evaluation, ModelComparison, ModelEvaluation, SubgroupAuc, SurvivalEvaluation
+from .results import Evaluation, ModelComparison, ModelEvaluation, OutlineStability, SubgroupAuc, SurvivalEvaluation
 from .table import (
     EVENT_COLUMN,
     ID_COLUMN,
     PROBABILITY_SUFFIX,
     RESPONSE_COLUMN,
     SCORE_SUFFIX,
+    STABLE_SUFFIX,
     TIME_COLUMN,
     PredictionTable,
 )
@@ -102,6 +103,16 @@ def _probabilities(table: PredictionTable, model: str, rows: pd.Series) -> np.nd
     return expit(table.frame.loc[rows, model + SCORE_SUFFIX].to_numpy(dtype=float))
 
 
+def _stability(table: PredictionTable, model: str) -> OutlineStability | None:
+    """How many patients keep their risk group under outline changes, when the table says (``_stable``)."""
+    column = model + STABLE_SUFFIX
+    if column not in table.frame.columns:
+        return None
+    known = table.frame[[column, RESPONSE_COLUMN]].dropna()
+    stable, responders = known[column] == 1, known[RESPONSE_COLUMN] == 1
+    return OutlineStability(len(known), int(stable.sum()), int(responders.sum()), int((stable & responders).sum()))
+
+
 def _evaluate_model(table: PredictionTable, model: str, subgroup_columns: tuple[str, ...],
                     cutoff: float | None) -> ModelEvaluation:
     frame = table.frame
@@ -138,6 +149,7 @@ def _evaluate_model(table: PredictionTable, model: str, subgroup_columns: tuple[
         scores=scores,
         probabilities=probabilities,
         response=labels,
+        stability=_stability(table, model),
     )
 
 

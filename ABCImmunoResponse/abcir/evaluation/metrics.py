@@ -70,7 +70,9 @@ def metrics_dict(evaluation: Evaluation) -> dict:
         AUC and its 95% CI, the Table 2 metrics at ``threshold_probability``
         (fractions in [0, 1]), calibration intercept, slope and Brier score,
         with PFS ``survival`` (cut-off in log-odds, HR with CI, C-index, median
-        PFS in months per risk group), and subgroup AUCs; ``comparisons`` (paired
+        PFS in months per risk group), subgroup AUCs and, when the table has ``<model>_stable``,
+        ``outline_stability`` (patients whose risk group holds under outline changes: count and share
+        overall, among responders and among non-responders); ``comparisons`` (paired
         DeLong z and p per pair of models); ``notes``. Non-finite numbers are
         ``None``.
     """
@@ -98,6 +100,16 @@ def metrics_dict(evaluation: Evaluation) -> dict:
             entry["survival"] = _survival_metrics(model.survival) if model.survival else None
             if model.survival_note:
                 entry["survival_note"] = model.survival_note
+        if model.stability is not None:
+            stability = model.stability
+            entry["outline_stability"] = {
+                "n": stability.n, "n_stable": stability.n_stable, "share_stable": stability.share,
+                "responders": {"n": stability.n_responders, "n_stable": stability.n_stable_responders,
+                               "share_stable": stability.share_responders},
+                "non_responders": {"n": stability.n - stability.n_responders,
+                                   "n_stable": stability.n_stable - stability.n_stable_responders,
+                                   "share_stable": stability.share_non_responders},
+            }
         subgroups: dict[str, dict] = {column: {} for column in evaluation.subgroup_columns}
         for sub in model.subgroups:
             subgroups[sub.column][sub.level] = {

@@ -53,6 +53,38 @@ class SubgroupAuc:
 
 
 @dataclass(frozen=True)
+class OutlineStability:
+    """Patients whose risk group holds under plausible outline changes (``<model>_stable``), by outcome.
+
+    Counts patients with a value in ``<model>_stable`` and ``response``; shares are None without patients.
+    """
+
+    n: int
+    n_stable: int
+    n_responders: int
+    n_stable_responders: int
+
+    @staticmethod
+    def _share(stable: int, total: int) -> float | None:
+        return stable / total if total else None
+
+    @property
+    def share(self) -> float | None:
+        """Share of stable patients (0 to 1)."""
+        return self._share(self.n_stable, self.n)
+
+    @property
+    def share_responders(self) -> float | None:
+        """Share of stable patients among responders (CR/PR)."""
+        return self._share(self.n_stable_responders, self.n_responders)
+
+    @property
+    def share_non_responders(self) -> float | None:
+        """Share of stable patients among non-responders (SD/PD)."""
+        return self._share(self.n_stable - self.n_stable_responders, self.n - self.n_responders)
+
+
+@dataclass(frozen=True)
 class ModelEvaluation:
     """Everything computed for one model, with the data the report plots."""
 
@@ -72,6 +104,7 @@ class ModelEvaluation:
     scores: np.ndarray
     probabilities: np.ndarray
     response: np.ndarray
+    stability: OutlineStability | None = None
 
 
 @dataclass(frozen=True)

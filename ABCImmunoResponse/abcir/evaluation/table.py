@@ -4,7 +4,10 @@ The CSV has one row per patient: ``patient_id``; ``response`` (1 = CR/PR,
 0 = SD/PD); optionally ``pfs_months`` (> 0) and ``pfs_event`` (1 =
 progression or death); one or more ``<model>_score`` columns (log-odds, higher
 = more likely to respond) with optional ``<model>_probability`` (otherwise the
-logistic sigmoid of the score).  Every other column is a clinical variable:
+logistic sigmoid of the score); optionally, from ``abcir batch --sensitivity``,
+``<model>_stable`` (1 when the risk group holds under plausible outline changes,
+0 when it does not) and ``<model>_probability_low``/``_high`` (the probability's
+range under them).  Every other column is a clinical variable:
 it enters the baseline table and can be named as a subgroup.
 
 Rows missing a value that one analysis needs are left out of that analysis
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cohort.table import check_binary, numeric_column, rows_text
+from ..cohort.table_cells import check_binary, numeric_column, rows_text
 from ..errors import InputError
 
 ID_COLUMN = "patient_id"
@@ -28,6 +31,11 @@ TIME_COLUMN = "pfs_months"
 EVENT_COLUMN = "pfs_event"
 SCORE_SUFFIX = "_score"
 PROBABILITY_SUFFIX = "_probability"
+# The outline sensitivity (``abcir batch --sensitivity``): 1 when the risk group holds under the outline changes,
+# 0 when it flips in more than the analysis' flip limit of them; the probability's range under the changes.
+STABLE_SUFFIX = "_stable"
+LOW_SUFFIX = "_probability_low"
+HIGH_SUFFIX = "_probability_high"
 #: Cells read as missing, besides an empty cell.
 MISSING_TOKENS = ("NA", "N/A", "NaN", "nan", "null", "NULL", "None", ".")
 
@@ -147,8 +155,17 @@ def read_predictions(path: str | Path) -> PredictionTable:
                     f"outside it in {rows_text(raw, outside, raw[probability_column])}."
                 )
             frame[probability_column] = probability
+        for column in (model + LOW_SUFFIX, model + HIGH_SUFFIX):
+            if column in raw.columns:
+                frame[column] = numeric_column(raw, column, source.name, "probabilities")
+        stable_column = model + STABLE_SUFFIX
+        if stable_column in raw.columns:
+            frame[stable_column] = numeric_column(raw, stable_column, source.name, "1 (risk group stable) or 0")
+            check_binary(raw, frame[stable_column], stable_column, source.name,
+                         "1 (risk group stable under outline changes) or 0")
 
-    model_columns = {m + SCORE_SUFFIX for m in models} | {m + PROBABILITY_SUFFIX for m in models}
+    model_columns = {m + suffix for m in models
+                     for suffix in (SCORE_SUFFIX, PROBABILITY_SUFFIX, STABLE_SUFFIX, LOW_SUFFIX, HIGH_SUFFIX)}
     reserved = {ID_COLUMN, RESPONSE_COLUMN, TIME_COLUMN, EVENT_COLUMN} | model_columns
     clinical = tuple(c for c in raw.columns if c not in reserved)
     return PredictionTable(source, frame, models, has_time, clinical)

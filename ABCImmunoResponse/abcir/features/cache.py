@@ -49,7 +49,20 @@ def _request(provenance: Provenance) -> dict:
 
 
 def cache_key(provenance: Provenance) -> str:
-    """SHA-256 of everything a lesion's values depend on."""
+    """SHA-256 of everything a lesion's values depend on.
+
+    Parameters
+    ----------
+    provenance : Provenance
+        The lesion's CT and mask voxel hashes, parameter file hash and spacings
+        (mm); its ``abcir_version`` is not part of the key (it changes no value).
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits over the inputs, the installed software versions
+        (``software_versions``) and the feature list (``feature_names_sha256``).
+    """
     return hashlib.sha256(json.dumps(_request(provenance), sort_keys=True).encode()).hexdigest()
 
 
@@ -70,6 +83,7 @@ class FeatureCache:
         return cls(folder) if folder else None
 
     def path(self, key: str) -> Path:
+        """Where the entry for ``key`` lives: ``<folder>/<key[:2]>/<key>.json`` (it may not exist)."""
         return self.folder / key[:2] / f"{key}.json"
 
     def get(self, provenance: Provenance) -> np.ndarray | None:

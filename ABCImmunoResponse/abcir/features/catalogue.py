@@ -19,10 +19,10 @@ import radiomics
 import SimpleITK as sitk
 import yaml
 
-from abcir import __version__
-from abcir.paper import N_FEATURES
-from abcir.patient.lesions import Lesion
-from abcir.resources import parameter_file, resources_dir
+from .. import __version__
+from ..paper import N_FEATURES
+from ..patient.lesions import Lesion
+from ..resources import parameter_file, resources_dir
 
 PINNED_PYRADIOMICS_VERSION = "3.0.1"
 # Raised whenever a change to this engine could change a value (part of every cache key).
@@ -41,7 +41,24 @@ def feature_names() -> tuple[str, ...]:
 
 
 def feature_names_sha256(names: Sequence[str] | None = None) -> str:
-    """SHA-256 of the feature list, one name per line: weight bundles pin it."""
+    """SHA-256 of the feature list, one name per line: weight bundles pin it.
+
+    Parameters
+    ----------
+    names : sequence of str, optional
+        The feature names in column order. None (or an empty sequence) means the
+        installed 1130 names of ``feature_names()``.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits of the UTF-8 names joined by newlines (no trailing newline).
+
+    Raises
+    ------
+    RuntimeError
+        ``names`` is not given and the installed feature list does not hold 1130 names.
+    """
     return hashlib.sha256("\n".join(names or feature_names()).encode()).hexdigest()
 
 
@@ -76,6 +93,7 @@ class Provenance:
     abcir_version: str = __version__
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict (for JSON): hashes, versions and spacings (mm)."""
         return asdict(self)
 
 

@@ -32,8 +32,7 @@ errors only, and gets its own level back afterwards (``abcir.features.radiomics_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator
 
 import numpy as np
 import SimpleITK as sitk
@@ -41,159 +40,20 @@ from radiomics import cShape, getFeatureClasses, imageoperations
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 from radiomics.shape import RadiomicsShape
 
-from abcir.errors import InputError
-from abcir.features.catalogue import PINNED_PYRADIOMICS_VERSION, feature_names, pyradiomics_version
-from abcir.features.radiomics_log import quiet_radiomics
-from abcir.features.resampling import mask_bounding_box, pyradiomics_grid, resample_bspline, resample_nearest
-from abcir.features.shape_mesh import mesh_coefficients
-from abcir.features.texture_matrices import with_numpy_matrices
-from abcir.paper import N_FEATURES
-from abcir.patient.lesions import Lesion
-from abcir.resources import parameter_file
-
-# pyradiomics 3.0.1 getLoGImage: no LoG image at all when the filtered image has fewer voxels along an axis.
-LOG_MIN_SIZE = 4
-AXIS_NAMES = ("x", "y", "z")
-
-
-@lru_cache(maxsize=1)
-def _extractor() -> RadiomicsFeatureExtractor:
-    with quiet_radiomics():
-        return RadiomicsFeatureExtractor(str(parameter_file()))
-
-
-def fast_path_blocker(extractor: RadiomicsFeatureExtractor | None = None) -> str | None:
-    """Why the parameter file needs stock ``execute`` (a setting this engine does not reproduce), or None."""
-    extractor = extractor or _extractor()
-    settings = extractor.settings
-    interpolator = settings.get("interpolator")
-    checks = {
-        "resampledPixelSpacing is not set": settings.get("resampledPixelSpacing") is None,
-        f"interpolator {interpolator!r} is not the cubic B-spline": interpolator not in (
-            "sitkBSpline", sitk.sitkBSpline, "sitkBSpline3", getattr(sitk, "sitkBSpline3", sitk.sitkBSpline)),
-        "normalize is on": bool(settings.get("normalize")),
-        "resegmentRange is set": settings.get("resegmentRange") is not None,
-        "correctMask is on": bool(settings.get("correctMask")),
-        f"image types {sorted(extractor.enabledImagetypes)} go beyond Original, LoG, Wavelet":
-            not set(extractor.enabledImagetypes) <= {"Original", "LoG", "Wavelet"},
-        f"pyradiomics {pyradiomics_version()} is not the {PINNED_PYRADIOMICS_VERSION} whose code this reproduces":
-            pyradiomics_version() != PINNED_PYRADIOMICS_VERSION,
-    }
-    reasons = [reason for reason, blocked in checks.items() if blocked]
-    return "; ".join(reasons) or None
-
-
-@dataclass
-class PreparedLesion:
-    """One lesion after pyradiomics' loading and resampling: everything the feature classes read.
-
-    ``image`` and ``mask`` are the resampled, padded region (a few MB, cheap to
-    send to a worker process); ``bounding_box`` is ``checkMask``'s.
-    """
-
-    lesion_id: str
-    image: sitk.Image
-    mask: sitk.Image
-    bounding_box: np.ndarray
-
-
-def _check_roi(image: sitk.Image, mask: sitk.Image, bounding_box: np.ndarray) -> None:
-    """pyradiomics' ``_checkROI``: the mask's bounding box must lie in the image (tolerance 1e-3 voxel)."""
-    nd = mask.GetDimension()
-    bb = bounding_box
-    corners = (mask.TransformContinuousIndexToPhysicalPoint(bb[:nd] - .5),
-               mask.TransformContinuousIndexToPhysicalPoint(bb[:nd] + bb[nd:] - 0.5))
-    corners = (image.TransformPhysicalPointToContinuousIndex(corners[0]),
-               image.TransformPhysicalPointToContinuousIndex(corners[1]))
-    tolerance = 1e-3
-    if np.any(np.min(corners, axis=0) < (- .5 - tolerance)) or \
-            np.any(np.max(corners, axis=0) > (np.array(image.GetSize()) - .5 + tolerance)):
-        raise ValueError(f"Bounding box of ROI is larger than image space: ROI bounds {corners}, "
-                         f"image size {image.GetSize()}")
-
-
-@quiet_radiomics()
-def prepare_lesion(ct: sitk.Image, mask: sitk.Image, lesion_id: str) -> PreparedLesion:
-    """Resample one lesion as ``RadiomicsFeatureExtractor.loadImage`` does and run ``checkMask``.
-
-    Raises InputError where pyradiomics raises ValueError (e.g. a lesion too
-    thin after resampling).
-    """
-    settings = _extractor().settings.copy()
-    label = settings.get("label", 1)
-    try:
-        box = mask_bounding_box(mask, label)
-        if box is None:
-            raise ValueError(f"Label ({label}) not present in mask")
-        _check_roi(ct, mask, box)
-        grid = pyradiomics_grid(ct, mask, box, settings)
-        if grid is not None:
-            image = resample_bspline(ct, grid)
-            resampled_mask = resample_nearest(mask, grid, sitk.sitkUInt32)
-        else:  # the CT already has the resampled spacing: pyradiomics only crops
-            image, resampled_mask = imageoperations.resampleImage(ct, sitk.Cast(mask, sitk.sitkUInt32), **settings)
-        bounding_box, corrected = imageoperations.checkMask(image, resampled_mask, **settings)
-    except ValueError as error:  # pyradiomics' own checks (e.g. ROI too small after resampling)
-        raise InputError(f"Lesion '{lesion_id}': pyradiomics refused it ({error}).") from error
-    return PreparedLesion(lesion_id, image, resampled_mask if corrected is None else corrected, bounding_box)
-
-
-def _filtered_region(ct: sitk.Image, mask: sitk.Image, box: np.ndarray,
-                     settings: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Size (voxels, x y z) and spacing (mm) of the image pyradiomics filters for one lesion.
-
-    That image is the lesion's bounding box resampled and padded by ``padDistance``
-    voxels (``pyradiomics_grid``), or, when the CT has the resampled spacing already,
-    the CT cropped to the box plus the padding (``imageoperations.cropToTumorMask``);
-    both are clipped to the CT.
-    """
-    grid = pyradiomics_grid(ct, mask, box, settings)
-    if grid is not None:
-        return np.array(grid.size), np.array(grid.spacing)
-    pad = settings.get("padDistance", 5)
-    nd = mask.GetDimension()
-    lower = np.maximum(box[:nd] - pad, 0)
-    upper = np.minimum(box[:nd] + box[nd:] - 1 + pad, np.array(mask.GetSize()) - 1)
-    return upper - lower + 1, np.array(ct.GetSpacing())
-
-
-def check_filter_coverage(ct: sitk.Image, lesions: Sequence[Lesion]) -> None:
-    """Refuse, before anything is extracted, a lesion whose CT is too thin for the LoG filters.
-
-    pyradiomics 3.0.1 (``imageoperations.getLoGImage``) filters the image of
-    ``_filtered_region`` and skips every LoG sigma when it has fewer than
-    ``LOG_MIN_SIZE`` voxels along an axis, and a sigma when it has fewer than
-    ceil(sigma / spacing) + 1: 851 features instead of 1130, with no error. With the
-    paper's settings (1 mm, padding 5 voxels, sigma up to 3 mm) the padding alone
-    exceeds what LoG needs, so only a CT that is itself at most 3 mm thick along an
-    axis (three 1 mm slices; a slab) is refused. The sizes are computed with
-    pyradiomics' own arithmetic, so the check agrees with it exactly; it costs one
-    bounding box per lesion.
-    """
-    extractor = _extractor()
-    sigmas = (extractor.enabledImagetypes.get("LoG") or {}).get("sigma", [])
-    if not sigmas:
-        return
-    settings = extractor.settings
-    for lesion in lesions:
-        box = mask_bounding_box(lesion.mask, settings.get("label", 1))
-        if box is None:
-            continue  # an empty mask is refused by extraction itself, naming the lesion
-        size, spacing = _filtered_region(ct, lesion.mask, box, settings)
-        needed = np.maximum(LOG_MIN_SIZE, np.ceil(max(sigmas) / spacing) + 1).astype(int)
-        short = np.flatnonzero(size < needed)
-        if short.size == 0:
-            continue
-        axis = int(short[0])
-        count, step = ct.GetSize()[axis], ct.GetSpacing()[axis]
-        what = f"{count} {'slices' if axis == 2 else 'voxels along ' + AXIS_NAMES[axis]} of {step:g} mm"
-        raise InputError(
-            f"Lesion '{lesion.lesion_id}': the CT covers too few slices around it for the paper's LoG filters "
-            f"(sigma up to {max(sigmas):g} mm): it has {what} ({count * step:g} mm), so the lesion's region, "
-            f"resampled to {spacing[axis]:g} mm and padded by {settings.get('padDistance', 5)} voxels, is "
-            f"{size[axis]} voxels along {AXIS_NAMES[axis]}, and pyradiomics computes LoG only on at least "
-            f"{needed[axis]}: the CT must extend more than {(needed[axis] - 1) * spacing[axis]:g} mm along "
-            f"{AXIS_NAMES[axis]} around the lesion. Give the whole series, not a slab.")
+from ..errors import InputError
+from ..paper import N_FEATURES
+from .catalogue import PINNED_PYRADIOMICS_VERSION, feature_names, pyradiomics_version
+from .preparation import (
+    PreparedLesion,
+    configured_extractor,
+    extractor_settings,
+    fast_path_blocker,
+    filter_arguments,
+    prepare_lesion,
+)
+from .radiomics_log import quiet_radiomics
+from .shape_mesh import mesh_coefficients
+from .texture_matrices import with_numpy_matrices
 
 
 class _MeshShape(RadiomicsShape):
@@ -332,21 +192,27 @@ class FeatureInput:
     sigma: float | None = None
 
 
-def _arguments(extractor: RadiomicsFeatureExtractor, image_type: str) -> dict:
-    """The keyword arguments ``execute`` hands the filters and feature classes of one image type."""
-    arguments = extractor.settings.copy()
-    arguments.update(extractor.enabledImagetypes.get(image_type) or {})
-    return arguments
-
-
 def feature_inputs(prepared: PreparedLesion) -> Iterator[FeatureInput]:
     """Shape, the LoG sigmas, then every other filtered image cropped to the lesion (``execute`` steps 4, 6).
 
     Filters shared by several pieces (the wavelet bands) run here, once, when
     their pieces are asked for, so that workers compute the first pieces
     meanwhile; the pieces are independent and can be computed in any order.
+
+    Parameters
+    ----------
+    prepared : PreparedLesion
+        The lesion's resampled, padded region from ``prepare_lesion``.
+
+    Yields
+    ------
+    FeatureInput
+        The ``shape`` piece, one piece per LoG sigma (mm; padded region, filtered
+        by whoever computes it), then one piece per other filtered image
+        (Original, each wavelet band) cropped to the lesion's bounding box. The
+        mask is sent as uint8 when its labels fit.
     """
-    extractor = _extractor()
+    extractor = configured_extractor()
     image, mask, box = prepared.image, prepared.mask, prepared.bounding_box
     if int(sitk.GetArrayViewFromImage(mask).max()) <= 255:
         # The classes only compare the mask with the label: uint8 says the same in a quarter of the bytes
@@ -359,18 +225,74 @@ def feature_inputs(prepared: PreparedLesion) -> Iterator[FeatureInput]:
                 yield FeatureInput(prepared.lesion_id, image_type, f"LoG sigma {sigma}", image, mask, box, sigma)
             continue
         generator = getattr(imageoperations, f"get{image_type}Image")
-        for filtered, name, _ in generator(image, mask, **_arguments(extractor, image_type)):
-            cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, mask, box, padDistance=0)
-            yield FeatureInput(prepared.lesion_id, image_type, name, cropped, cropped_mask)
+        for filtered, name, _ in generator(image, mask, **filter_arguments(extractor, image_type)):
+            yield _cropped_input(prepared.lesion_id, image_type, name, filtered, mask, box)
+
+
+def _cropped_input(lesion_id: str, image_type: str, name: str, filtered: sitk.Image, mask: sitk.Image,
+                   box: np.ndarray) -> FeatureInput:
+    """A filtered image's piece: image and mask cropped to the mask's bounding box, as ``execute`` crops them."""
+    cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, mask, box, padDistance=0)
+    return FeatureInput(lesion_id, image_type, name, cropped, cropped_mask)
+
+
+def mask_inputs(lesion_id: str, image: sitk.Image, filtered: Iterable[tuple[str, str, sitk.Image]],
+                mask: sitk.Image) -> list[FeatureInput]:
+    """The pieces of another mask on a prepared region whose filters have run (``filtered_images``).
+
+    Gives, for the lesion's own mask, the pieces ``feature_inputs`` gives (same
+    values; the LoG images filtered once here instead of by each piece).
+
+    Parameters
+    ----------
+    lesion_id : str
+        The lesion's name, for pieces and messages.
+    image : SimpleITK.Image
+        The prepared region (``PreparedLesion.image``), resampled CT (HU).
+    filtered : iterable of (str, str, SimpleITK.Image)
+        That region's filtered images (``filtered_images``).
+    mask : SimpleITK.Image
+        The mask on ``image``'s grid (label 1).
+
+    Returns
+    -------
+    list of FeatureInput
+        The shape piece, then each filtered image cropped to ``mask``.
+
+    Raises
+    ------
+    InputError
+        pyradiomics' ``checkMask`` refuses the mask (too few voxels or dimensions).
+    """
+    try:
+        box, _ = imageoperations.checkMask(image, mask, **extractor_settings())
+    except ValueError as error:
+        raise InputError(f"Lesion '{lesion_id}': pyradiomics refused the outline ({error}).") from error
+    mask = sitk.Cast(mask, sitk.sitkUInt8)
+    return [FeatureInput(lesion_id, "shape", "shape", image, mask, box),
+            *(_cropped_input(lesion_id, image_type, name, filtered_image, mask, box)
+              for image_type, name, filtered_image in filtered)]
 
 
 @quiet_radiomics()
 def compute_input(piece: FeatureInput) -> dict:
-    """The features of one piece (any process; a pure function of its input)."""
-    extractor = _extractor()
+    """The features of one piece (any process; a pure function of its input).
+
+    Parameters
+    ----------
+    piece : FeatureInput
+        One piece from ``feature_inputs``.
+
+    Returns
+    -------
+    dict
+        pyradiomics' feature names (e.g. ``wavelet-LLH_glcm_Contrast``) mapped to
+        their values, for the piece's image only; a LoG piece is filtered here first.
+    """
+    extractor = configured_extractor()
     if piece.image_type == "shape":
         return _shape_features(extractor, piece.image, piece.mask, piece.bounding_box)
-    arguments = _arguments(extractor, piece.image_type)
+    arguments = filter_arguments(extractor, piece.image_type)
     if piece.sigma is None:
         return _image_type_features(extractor, piece.image, piece.mask, piece.name, **arguments)
     features = {}
@@ -382,7 +304,27 @@ def compute_input(piece: FeatureInput) -> dict:
 
 
 def ordered_values(result: dict, lesion_id: str) -> np.ndarray:
-    """pyradiomics' result as a float vector in the fixed order; anything but the 1130 names is an error."""
+    """pyradiomics' result as a float vector in the fixed order; anything but the 1130 names is an error.
+
+    Parameters
+    ----------
+    result : dict
+        Feature name to value, as ``execute`` or the pieces return them;
+        ``diagnostics_*`` entries are ignored.
+    lesion_id : str
+        The lesion's name, used in the error message.
+
+    Returns
+    -------
+    np.ndarray
+        1130 float64 values in ``feature_names()`` order.
+
+    Raises
+    ------
+    RuntimeError
+        The names (without diagnostics) are not exactly the 1130 of the paper
+        (e.g. another pyradiomics version than 3.0.1).
+    """
     computed = {name: value for name, value in result.items() if not name.startswith("diagnostics_")}
     expected = feature_names()
     if set(computed) != set(expected):
@@ -396,7 +338,23 @@ def ordered_values(result: dict, lesion_id: str) -> np.ndarray:
 
 @quiet_radiomics()
 def lesion_values(prepared: PreparedLesion) -> np.ndarray:
-    """All 1130 values of one prepared lesion, in this process (one task per lesion for a cluster)."""
+    """All 1130 values of one prepared lesion, in this process (one task per lesion for a cluster).
+
+    Parameters
+    ----------
+    prepared : PreparedLesion
+        The lesion's resampled region from ``prepare_lesion``.
+
+    Returns
+    -------
+    np.ndarray
+        1130 float64 values in ``feature_names()`` order.
+
+    Raises
+    ------
+    RuntimeError
+        pyradiomics did not return exactly the 1130 features (``ordered_values``).
+    """
     result: dict = {}
     for piece in feature_inputs(prepared):
         result.update(compute_input(piece))
@@ -405,9 +363,31 @@ def lesion_values(prepared: PreparedLesion) -> np.ndarray:
 
 @quiet_radiomics()
 def stock_values(ct: sitk.Image, mask: sitk.Image, lesion_id: str) -> np.ndarray:
-    """The values from stock ``RadiomicsFeatureExtractor.execute`` (reference, and fallback path)."""
+    """The values from stock ``RadiomicsFeatureExtractor.execute`` (reference, and fallback path).
+
+    Parameters
+    ----------
+    ct : sitk.Image
+        The CT (HU).
+    mask : sitk.Image
+        The lesion's binary mask on the CT's grid.
+    lesion_id : str
+        The lesion's name, used in error messages.
+
+    Returns
+    -------
+    np.ndarray
+        1130 float64 values in ``feature_names()`` order.
+
+    Raises
+    ------
+    InputError
+        pyradiomics refuses the lesion (its ValueError, e.g. too small after resampling).
+    RuntimeError
+        pyradiomics did not return exactly the 1130 features (``ordered_values``).
+    """
     try:
-        result = _extractor().execute(ct, mask)
+        result = configured_extractor().execute(ct, mask)
     except ValueError as error:  # pyradiomics' own checks (e.g. ROI too small after resampling)
         raise InputError(f"Lesion '{lesion_id}': pyradiomics refused it ({error}).") from error
     return ordered_values(result, lesion_id)
@@ -418,6 +398,27 @@ def engine_values(ct: sitk.Image, mask: sitk.Image, lesion_id: str) -> np.ndarra
 
     The fast engine, or stock ``execute`` where ``fast_path_blocker`` says the
     fast engine does not reproduce the settings or the installed pyradiomics.
+
+    Parameters
+    ----------
+    ct : sitk.Image
+        The CT (HU).
+    mask : sitk.Image
+        The lesion's binary mask on the CT's grid.
+    lesion_id : str
+        The lesion's name, used in error messages.
+
+    Returns
+    -------
+    np.ndarray
+        1130 float64 values in ``feature_names()`` order, bit-identical to stock ``execute``.
+
+    Raises
+    ------
+    InputError
+        pyradiomics refuses the lesion (e.g. too small after resampling).
+    RuntimeError
+        pyradiomics did not return exactly the 1130 features (``ordered_values``).
     """
     if fast_path_blocker():
         return stock_values(ct, mask, lesion_id)

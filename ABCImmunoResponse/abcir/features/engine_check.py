@@ -64,7 +64,18 @@ def reference_dir() -> Path:
 
 
 def encode_value(value: float) -> float | str:
-    """A feature value for values.json: the double itself (``repr`` round-trips it), or NaN/Infinity as a string."""
+    """A feature value for values.json: the double itself (``repr`` round-trips it), or NaN/Infinity as a string.
+
+    Parameters
+    ----------
+    value : float
+        One feature value (its unit is the feature's own).
+
+    Returns
+    -------
+    float or str
+        ``float(value)`` when finite, else "NaN", "Infinity" or "-Infinity".
+    """
     value = float(value)
     if math.isnan(value):
         return "NaN"
@@ -74,7 +85,25 @@ def encode_value(value: float) -> float | str:
 
 
 def decode_value(value: float | str, name: str) -> float:
-    """The double that ``encode_value`` wrote for feature ``name``."""
+    """The double that ``encode_value`` wrote for feature ``name``.
+
+    Parameters
+    ----------
+    value : float or str
+        A number from values.json, or "NaN", "Infinity" or "-Infinity".
+    name : str
+        The feature's name, used in the error message.
+
+    Returns
+    -------
+    float
+        The value as a double (NaN or an infinity for those strings).
+
+    Raises
+    ------
+    RuntimeError
+        ``value`` is a string other than those three (a damaged installation).
+    """
     if isinstance(value, str):
         if value not in NON_FINITE:
             raise RuntimeError(f"{reference_dir() / VALUES_FILE}: feature '{name}' is {value!r}, neither a number "
@@ -113,6 +142,24 @@ def load_reference(folder: Path | None = None) -> EngineReference:
 
     The parameter file is not compared by hash: the recomputed values show
     whether it still gives the reference's values (a line-ending change does).
+
+    Parameters
+    ----------
+    folder : Path, optional
+        A folder holding ``ct.nrrd``, ``mask.nrrd`` and ``values.json``. None
+        means the installed reference (``reference_dir()``).
+
+    Returns
+    -------
+    EngineReference
+        The reference's values and what computed them.
+
+    Raises
+    ------
+    RuntimeError
+        values.json cannot be read or parsed, lacks or adds fields, does not list
+        the 1130 features in ``feature_names()`` order, or the SHA-256 of
+        ``ct.nrrd`` or ``mask.nrrd`` is not the one it records (a damaged installation).
     """
     folder = folder or reference_dir()
     path = folder / VALUES_FILE
@@ -160,6 +207,18 @@ def relative_differences(computed: np.ndarray, reference: np.ndarray) -> np.ndar
     """|computed - reference| / max(|computed|, |reference|) per value.
 
     0 where the values are equal (NaN and NaN too), inf for NaN against a number.
+
+    Parameters
+    ----------
+    computed : np.ndarray
+        Float values, e.g. the 1130 features recomputed here.
+    reference : np.ndarray
+        The reference values, same shape.
+
+    Returns
+    -------
+    np.ndarray
+        Relative differences (dimensionless, between 0 and 2, or inf), same shape.
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.maximum(np.abs(computed), np.abs(reference))
@@ -170,7 +229,22 @@ def relative_differences(computed: np.ndarray, reference: np.ndarray) -> np.ndar
 
 
 def compare_values(computed: np.ndarray, reference: np.ndarray) -> tuple[bool, str | None, float | None]:
-    """(identical bit for bit with NaN equal to NaN, feature with the largest relative difference, that difference)."""
+    """(identical bit for bit with NaN equal to NaN, feature with the largest relative difference, that difference).
+
+    Parameters
+    ----------
+    computed : np.ndarray
+        1130 float64 values in ``feature_names()`` order, as this installation computes them.
+    reference : np.ndarray
+        The reference's 1130 float64 values, same order.
+
+    Returns
+    -------
+    tuple of (bool, str or None, float or None)
+        ``(True, None, None)`` when every value has the same bits (any NaN equal
+        to any NaN); otherwise False, the name of the differing feature with the
+        largest relative difference (``relative_differences``) and that difference.
+    """
     differs = computed.view(np.uint64) != reference.view(np.uint64)
     differs &= ~(np.isnan(computed) & np.isnan(reference))
     if not differs.any():
@@ -193,6 +267,11 @@ def start_engine_check(pool: Executor | None) -> None:
     interpreter and packages and computes the way extraction does (BLAS on one
     thread), so its check is this process' check. Does nothing without a pool
     or once a check is known.
+
+    Parameters
+    ----------
+    pool : Executor or None
+        The extraction workers' pool; None (one worker, no pool) does nothing.
     """
     global _in_worker
     if pool is not None and _in_worker is None and check_engine.cache_info().currsize == 0:

@@ -144,7 +144,18 @@ def _process_pool(workers: int, warm_up: Sequence[str]) -> ProcessPoolExecutor:
 
 
 def pool_size(jobs: int) -> int:
-    """Workers of a pool asked for ``jobs``: at least one, at most the available cores."""
+    """Workers of a pool asked for ``jobs``: at least one, at most the available cores.
+
+    Parameters
+    ----------
+    jobs : int
+        Workers asked for (any int; 0 or less counts as 1).
+
+    Returns
+    -------
+    int
+        ``jobs`` clipped to [1, available cores].
+    """
     return max(1, min(jobs, available_cores()))
 
 
@@ -154,6 +165,28 @@ def worker_pool(jobs: int, backend: str = "process", warm_up: Sequence[str] = ()
     A new process pool starts its workers at once; each imports the modules
     named in ``warm_up`` before it takes a task (a pool that exists already is
     returned as it is).
+
+    Parameters
+    ----------
+    jobs : int
+        Workers asked for; clipped by ``pool_size``.
+    backend : {"process", "thread"}, default "process"
+        Spawned worker processes, or threads of this process.
+    warm_up : sequence of str, default ()
+        Modules each new worker process imports before its first task.
+
+    Returns
+    -------
+    Executor
+        The pool for this backend and size, created now if none exists or the
+        existing one broke; kept until ``discard_pool`` or ``shutdown_pools``.
+
+    Raises
+    ------
+    ValueError
+        ``backend`` is not "process" or "thread".
+    RuntimeError
+        No Python interpreter is found to spawn worker processes.
     """
     if backend not in BACKENDS:
         raise ValueError(f"Unknown parallel backend '{backend}'; use one of {', '.join(BACKENDS)}.")
@@ -172,6 +205,16 @@ def extraction_workers(jobs: int) -> int:
 
     This process computes too: on two cores, one worker beside it did the work
     of two with 0.5 s less CPU (a worker's start) and 0.25 GB less memory.
+
+    Parameters
+    ----------
+    jobs : int
+        Processes in all, this one included.
+
+    Returns
+    -------
+    int
+        0 when ``jobs`` <= 1, else ``jobs - 1`` clipped to [1, available cores].
     """
     return pool_size(jobs - 1) if jobs > 1 else 0
 
@@ -182,13 +225,40 @@ def extraction_pool(jobs: int, backend: str = "process") -> Executor | None:
     Call it as soon as a command knows it will extract with ``jobs`` > 1, before
     reading the CT: the workers import pyradiomics while this process reads.
     ``abcir.features.extract.extract_lesions`` calls it again and gets the same pool.
+
+    Parameters
+    ----------
+    jobs : int
+        Processes in all, this one included.
+    backend : {"process", "thread"}, default "process"
+        What the workers are.
+
+    Returns
+    -------
+    Executor or None
+        The shared pool of ``extraction_workers(jobs)`` workers, each having
+        imported ``abcir.features.engine``; None when ``jobs`` <= 1.
+
+    Raises
+    ------
+    ValueError
+        ``backend`` is not "process" or "thread" (only when ``jobs`` > 1).
+    RuntimeError
+        No Python interpreter is found to spawn worker processes.
     """
     workers = extraction_workers(jobs)
     return worker_pool(workers, backend, warm_up=(EXTRACTION_MODULE,)) if workers else None
 
 
 def discard_pool(pool: Executor) -> None:
-    """Forget and stop a pool (after a worker died, so that the next call starts a fresh one)."""
+    """Forget and stop a pool (after a worker died, so that the next call starts a fresh one).
+
+    Parameters
+    ----------
+    pool : Executor
+        The pool; its tasks not yet started are cancelled and this call does not
+        wait for its workers.
+    """
     with _lock:
         for key, known in list(_pools.items()):
             if known is pool:
@@ -202,6 +272,11 @@ def shutdown_pools(wait: bool = True) -> None:
 
     ``wait=False`` returns at once: a command done with its workers lets them
     exit (0.1 s each, tearing down their interpreter) while it writes its output.
+
+    Parameters
+    ----------
+    wait : bool, default True
+        Wait until every worker has exited; tasks not yet started are cancelled either way.
     """
     with _lock:
         pools = list(_pools.values())

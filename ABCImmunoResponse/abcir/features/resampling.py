@@ -51,11 +51,11 @@ padded image, which is reproduced exactly, edges included.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import SimpleITK as sitk
+
+from .resampling_grid import OutputGrid, continuous_indices
 
 # Cubic B-spline prefilter pole (Unser 1999, Table I) and the derivation above.
 BSPLINE_POLE = math.sqrt(3.0) - 2.0
@@ -68,143 +68,6 @@ BSPLINE_DECAY_MARGIN = math.ceil(math.log(CROP_ERROR_TARGET / CROP_ERROR_GROWTH)
 EVALUATION_BLOCK = 1 << 15
 # Voxels turned x-first at a time for the prefilter's x pass.
 X_PASS_BLOCK = 1 << 18
-
-
-@dataclass(frozen=True)
-class OutputGrid:
-    """The grid pyradiomics resamples one lesion onto (ITK x, y, z order; mm)."""
-
-    size: tuple[int, int, int]
-    origin: tuple[float, float, float]
-    spacing: tuple[float, float, float]
-    direction: tuple[float, ...]
-
-    def empty_image(self, pixel_id: int) -> sitk.Image:
-        image = sitk.Image(list(self.size), pixel_id)
-        self.stamp(image)
-        return image
-
-    def stamp(self, image: sitk.Image) -> sitk.Image:
-        image.SetOrigin(self.origin)
-        image.SetSpacing(self.spacing)
-        image.SetDirection(self.direction)
-        return image
-
-
-def mask_bounding_box(mask: sitk.Image, label: int = 1) -> np.ndarray | None:
-    """(x0, y0, z0, size_x, size_y, size_z) of ``label`` as LabelShapeStatistics gives it, or None if absent.
-
-    One pass over the whole mask finds the slices holding anything; the rest
-    looks only at those.
-    """
-    array = sitk.GetArrayViewFromImage(mask)
-    planes = np.flatnonzero(array.reshape(array.shape[0], -1).any(axis=1))
-    if planes.size == 0:
-        return None
-    present = array[planes[0]:planes[-1] + 1] == label
-    lower, size = [], []
-    for axis in (2, 1, 0):  # numpy axis of x, y, z
-        hits = np.flatnonzero(present.any(axis=tuple(a for a in range(3) if a != axis)))
-        if hits.size == 0:
-            return None
-        offset = int(planes[0]) if axis == 0 else 0
-        lower.append(int(hits[0]) + offset)
-        size.append(int(hits[-1] - hits[0] + 1))
-    return np.array(lower + size)
-
-
-def pyradiomics_grid(image: sitk.Image, mask: sitk.Image, bounding_box: np.ndarray,
-                     settings: dict) -> OutputGrid | None:
-    """pyradiomics' output grid (``resampleImage``), or None when it only crops (spacing already right).
-
-    The arithmetic is pyradiomics' own, statement by statement, so the grid is
-    the same to the last bit.
-    """
-    resampled = np.array(settings["resampledPixelSpacing"])
-    pad = settings.get("padDistance", 5)
-    mask_spacing = np.array(mask.GetSpacing())
-    image_spacing = np.array(image.GetSpacing())
-    nd = mask.GetDimension()
-    bb = np.asarray(bounding_box)
-    resampled = np.where(resampled == 0, mask_spacing, resampled)
-    mask_size = np.array(mask.GetSize())
-    resampled = np.where(bb[nd:] != 1, resampled, mask_spacing)
-    if np.allclose(image_spacing, resampled):
-        return None
-    ratio = mask_spacing / resampled
-    lower = np.floor((bb[:nd] - 0.5) * ratio - pad)
-    upper = np.ceil((bb[:nd] + bb[nd:] - 0.5) * ratio + pad)
-    max_upper = np.ceil(mask_size * ratio) - 1
-    lower = np.where(lower < 0, 0, lower)
-    upper = np.where(upper > max_upper, max_upper, upper)
-    size = np.array(upper - lower + 1, dtype="int").tolist()
-    original_lower = lower / ratio
-    origin_index = np.array(.5 * (resampled - mask_spacing) / mask_spacing)
-    origin = mask.TransformContinuousIndexToPhysicalPoint(origin_index + original_lower)
-    return OutputGrid(tuple(size), tuple(origin), tuple(float(s) for s in resampled),
-                      tuple(float(d) for d in mask.GetDirection()))
-
-
-@lru_cache(maxsize=64)
-def _index_matrices(spacing: tuple[float, ...], direction: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """ITK's index-to-point and point-to-index matrices of a geometry, exactly as ITK holds them.
-
-    ITK inverts direction x spacing with an SVD; reading the matrices back
-    through a probe image (origin 0, unit index / point vectors) returns
-    ITK's own doubles rather than a recomputation.
-    """
-    probe = sitk.Image([2, 2, 2], sitk.sitkUInt8)
-    probe.SetSpacing(spacing)
-    probe.SetDirection(direction)
-    probe.SetOrigin((0.0, 0.0, 0.0))
-    to_point, to_index = np.empty((3, 3)), np.empty((3, 3))
-    for column in range(3):
-        unit = [0, 0, 0]
-        unit[column] = 1
-        to_point[:, column] = probe.TransformIndexToPhysicalPoint(unit)
-        to_index[:, column] = probe.TransformPhysicalPointToContinuousIndex([float(u) for u in unit])
-    return to_point, to_index
-
-
-def continuous_indices(grid: OutputGrid, image: sitk.Image) -> np.ndarray:
-    """Continuous index in ``image`` of every output voxel, (3, z, y, x), as ITK's resampler computes it.
-
-    ITK maps the first voxel of each output scan line and the voxel one past
-    its end to input indices, then interpolates between them
-    (``ResampleImageFilter::LinearThreadedGenerateData``); the sums run in
-    ITK's order so that every double is ITK's.
-    """
-    to_point, _ = _index_matrices(grid.spacing, grid.direction)
-    _, to_index = _index_matrices(tuple(image.GetSpacing()), tuple(image.GetDirection()))
-    input_origin = image.GetOrigin()
-    nx, ny, nz = grid.size
-    zz, yy = np.meshgrid(np.arange(nz, dtype=float), np.arange(ny, dtype=float), indexing="ij")
-
-    def line_ends(x_index: float) -> list[np.ndarray]:
-        point = []
-        for row in range(3):  # ImageBase::TransformIndexToPhysicalPoint
-            value = np.full(zz.shape, grid.origin[row])
-            value = value + to_point[row, 0] * x_index
-            value = value + to_point[row, 1] * yy
-            value = value + to_point[row, 2] * zz
-            point.append(value)
-        offset = [point[k] - input_origin[k] for k in range(3)]
-        index = []
-        for row in range(3):  # ImageBase::TransformPhysicalPointToContinuousIndex (Matrix * Vector)
-            total = np.zeros(zz.shape)
-            for column in range(3):
-                total = total + to_index[row, column] * offset[column]
-            index.append(total)
-        return index
-
-    start = line_ends(0.0)
-    end = line_ends(float(nx))
-    alpha = np.arange(nx) / float(nx)
-    indices = np.empty((3, nz, ny, nx))
-    for axis in range(3):
-        step = end[axis] - start[axis]
-        indices[axis] = start[axis][..., None] + alpha * step[..., None]
-    return indices
 
 
 def _support(x: np.ndarray, length: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -294,6 +157,18 @@ def bspline_coefficients(crop: np.ndarray, keep: tuple[slice, slice, slice]) -> 
     pass only has to cover what later passes read: the y pass needs the x
     range in ``keep`` only, the z pass the x and y ranges in ``keep``. Each
     value is ITK's double, computed by the same statements.
+
+    Parameters
+    ----------
+    crop : np.ndarray
+        3D voxel values (e.g. HU) in numpy (z, y, x) order; not modified.
+    keep : tuple of slice
+        The (z, y, x) ranges of ``crop`` whose coefficients are wanted.
+
+    Returns
+    -------
+    np.ndarray
+        float64 coefficients on ``keep`` (shape of ``crop[keep]``).
     """
     coefficients = np.array(crop, dtype=np.float64)
     # x runs along memory: filter slabs of a few z planes turned x-first, so the turning stays in cache.
@@ -398,6 +273,22 @@ def resample_bspline(image: sitk.Image, grid: OutputGrid, decay_margin: int = BS
     Returns what ``sitk.ResampleImageFilter`` with ``sitkBSpline`` and the
     image's own pixel type returns for the whole image. ``decay_margin`` is
     only lowered by the tests that show why it must not be.
+
+    Parameters
+    ----------
+    image : sitk.Image
+        A 3D scalar image (the CT, HU).
+    grid : OutputGrid
+        The output grid (``pyradiomics_grid``).
+    decay_margin : int, default BSPLINE_DECAY_MARGIN
+        Voxels of ``image`` kept beyond the coefficients the output needs (39;
+        module docstring).
+
+    Returns
+    -------
+    sitk.Image
+        The resampled image on ``grid``, of ``image``'s pixel type (clamped and
+        truncated for integers); 0 outside ``image``.
     """
     size = tuple(image.GetSize())
     x = continuous_indices(grid, image)
@@ -435,6 +326,21 @@ def resample_bspline(image: sitk.Image, grid: OutputGrid, decay_margin: int = BS
 
 
 def resample_nearest(mask: sitk.Image, grid: OutputGrid, pixel_id: int) -> sitk.Image:
-    """``mask`` on ``grid`` by nearest neighbour, by ITK on the full mask (cost: the output size)."""
+    """``mask`` on ``grid`` by nearest neighbour, by ITK on the full mask (cost: the output size).
+
+    Parameters
+    ----------
+    mask : sitk.Image
+        A label image (the lesion's mask).
+    grid : OutputGrid
+        The output grid (mm).
+    pixel_id : int
+        SimpleITK pixel type of the result (e.g. ``sitk.sitkUInt32``).
+
+    Returns
+    -------
+    sitk.Image
+        The labels on ``grid``; 0 outside ``mask``.
+    """
     return sitk.Resample(mask, list(grid.size), sitk.Transform(), sitk.sitkNearestNeighbor, grid.origin,
                          grid.spacing, grid.direction, 0, pixel_id)

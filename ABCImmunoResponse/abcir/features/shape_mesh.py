@@ -163,6 +163,22 @@ def mesh_coefficients(mask: np.ndarray, spacing: np.ndarray) -> tuple[float, flo
 
     ``mask`` is pyradiomics' padded boolean mask (z, y, x) and ``spacing`` its
     (z, y, x) spacing. Returns None unless the spacing is 1 in every direction.
+
+    Parameters
+    ----------
+    mask : np.ndarray
+        Boolean 3D mask in numpy (z, y, x) order, padded by one voxel as pyradiomics pads it.
+    spacing : np.ndarray
+        Voxel spacing (mm) in (z, y, x) order.
+
+    Returns
+    -------
+    tuple of (float, float, tuple of float) or None
+        Surface area (mm^2), volume (mm^3) and the maximum 2D diameters of the
+        slice (z), column (y) and row (x) planes then the maximum 3D diameter
+        (mm), as ``cShape`` returns them; all diameters 0 for fewer than two mesh
+        vertices. None when ``mask`` is not 3D or the spacing is not 1 mm
+        everywhere (the caller then uses ``cShape``).
     """
     spacing = np.asarray(spacing, dtype=np.float64)
     if mask.ndim != 3 or not np.all(spacing == 1.0):

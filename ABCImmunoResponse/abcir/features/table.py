@@ -33,7 +33,20 @@ OPTIONAL_LESION_COLUMNS = ("site_source",)
 
 
 def lesion_facts(row: LesionFeatures) -> dict[str, str | int | float]:
-    """The ``LESION_COLUMNS`` of one row (sizes in voxels, mm^3 and mm; '' where a fact is unknown)."""
+    """The ``LESION_COLUMNS`` of one row (sizes in voxels, mm^3 and mm; '' where a fact is unknown).
+
+    Parameters
+    ----------
+    row : LesionFeatures
+        One lesion's features, with its lesion (site, size).
+
+    Returns
+    -------
+    dict
+        Column name to value in ``LESION_COLUMNS`` order: ids and site as str
+        ('' when unknown), ``visceral`` 1/0 ('' when unknown), ``voxel_count``,
+        ``volume_mm3`` (mm^3), ``longest_axial_diameter_mm`` and ``short_axis_mm`` (mm).
+    """
     lesion = row.lesion
     return {
         "patient_id": row.patient_id,
@@ -49,7 +62,24 @@ def lesion_facts(row: LesionFeatures) -> dict[str, str | int | float]:
 
 
 def features_frame(rows: Sequence[LesionFeatures]) -> pd.DataFrame:
-    """Lesion facts and feature values as a DataFrame in the documented column order."""
+    """Lesion facts and feature values as a DataFrame in the documented column order.
+
+    Parameters
+    ----------
+    rows : sequence of LesionFeatures
+        The lesions, at least one; one DataFrame row each, in order.
+
+    Returns
+    -------
+    pd.DataFrame
+        The ``LESION_COLUMNS`` (``lesion_facts``) then the 1130 features in
+        ``feature_names()`` order (float64).
+
+    Raises
+    ------
+    ValueError
+        ``rows`` is empty (nothing to stack).
+    """
     import numpy as np
     import pandas as pd
 
@@ -66,7 +96,18 @@ def _csv_cell(value: str | int | float) -> str | int:
 
 
 def features_csv_text(rows: Sequence[LesionFeatures]) -> str:
-    """The features table as CSV text: a header, then one line per row (``os.linesep`` ends, as pandas wrote)."""
+    """The features table as CSV text: a header, then one line per row (``os.linesep`` ends, as pandas wrote).
+
+    Parameters
+    ----------
+    rows : sequence of LesionFeatures
+        The lesions, in order (none gives the header only).
+
+    Returns
+    -------
+    str
+        The CSV: floats as ``%.17g`` (every double round-trips), NaN as an empty cell.
+    """
     text = io.StringIO()
     writer = csv.writer(text, lineterminator=os.linesep)
     writer.writerow([*LESION_COLUMNS, *feature_names()])
@@ -77,13 +118,42 @@ def features_csv_text(rows: Sequence[LesionFeatures]) -> str:
 
 
 def provenance_path(csv_path: str | os.PathLike) -> Path:
-    """The provenance sidecar of a features CSV."""
+    """The provenance sidecar of a features CSV.
+
+    Parameters
+    ----------
+    csv_path : str or os.PathLike
+        The features CSV (it need not exist).
+
+    Returns
+    -------
+    Path
+        Beside it, its name without a final ``.csv`` plus ``.provenance.json``.
+    """
     path = Path(csv_path)
     return path.with_name(path.name.removesuffix(".csv") + ".provenance.json")
 
 
 def write_features_csv(path: str | os.PathLike, rows: Sequence[LesionFeatures]) -> Path:
-    """Write the table and its provenance sidecar, each whole; never replaces an existing file."""
+    """Write the table and its provenance sidecar, each whole; never replaces an existing file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where the CSV goes (its folder is created when missing).
+    rows : sequence of LesionFeatures
+        The lesions, in order.
+
+    Returns
+    -------
+    Path
+        The CSV written (the sidecar, ``provenance_path(path)``, is written first).
+
+    Raises
+    ------
+    InputError
+        The CSV or its sidecar already exists.
+    """
     path = refuse_existing(path)
     sidecar = refuse_existing(provenance_path(path))
     provenance = json.dumps({
@@ -96,7 +166,25 @@ def write_features_csv(path: str | os.PathLike, rows: Sequence[LesionFeatures]) 
 
 
 def read_features_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """A features table written by ``write_features_csv`` (or by a site in the same layout)."""
+    """A features table written by ``write_features_csv`` (or by a site in the same layout).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The features CSV.
+
+    Returns
+    -------
+    pd.DataFrame
+        The table as written (ids and site as str, floats read back exactly);
+        ``site_source`` may be absent.
+
+    Raises
+    ------
+    InputError
+        The file cannot be read or parsed, or a lesion column (other than
+        ``site_source``) or one of the 1130 feature columns is missing.
+    """
     import pandas as pd
 
     path = Path(path)

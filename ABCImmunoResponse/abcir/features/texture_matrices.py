@@ -99,6 +99,20 @@ def neighbour_angles(shape: tuple[int, ...], bidirectional: bool, force2d_axis: 
     Offsets run from +1 down to -1, the last axis fastest; an axis of size 1 and
     the ``force2D`` axis do not move. One direction of each pair (the first
     half: each offset's first non-zero step is +1) unless ``bidirectional``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The image's shape (voxels per axis, numpy order).
+    bidirectional : bool
+        Both directions of each pair (26 in 3D) instead of one (13).
+    force2d_axis : int or None
+        An axis whose neighbours are left out; None leaves out none.
+
+    Returns
+    -------
+    np.ndarray
+        int32 offsets (voxels), one row per direction, one column per axis; a new copy.
     """
     return _neighbour_angles(tuple(size > 1 and axis != force2d_axis for axis, size in enumerate(shape)),
                              bidirectional).copy()
@@ -127,7 +141,32 @@ def _padded(image: np.ndarray, mask: np.ndarray, ng: int, dtype=None) -> tuple[n
 
 
 def calculate_glcm(image, mask, distances, Ng, force2D, force2Ddimension, *voxel_args):
-    """``_cmatrices.calculate_glcm``: (1, Ng, Ng, Na) co-occurrence counts of (voxel, neighbour) and the angles."""
+    """``_cmatrices.calculate_glcm``: (1, Ng, Ng, Na) co-occurrence counts of (voxel, neighbour) and the angles.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        Discretised gray levels (integers 1..Ng in the mask), numpy (z, y, x) order.
+    mask : np.ndarray
+        The region of interest, same shape (non-zero inside).
+    distances : sequence of int
+        Neighbour distances (voxels); only [1] is computed here.
+    Ng : int
+        Number of gray levels.
+    force2D : bool
+        Leave out the neighbours along ``force2Ddimension``.
+    force2Ddimension : int
+        The axis left out when ``force2D`` (an axis outside the image leaves out none).
+    *voxel_args
+        Voxel-based kernel arguments; any given sends the call to ``_cmatrices``.
+
+    Returns
+    -------
+    tuple of (np.ndarray, np.ndarray)
+        The float64 GLCM and the int32 angles (``neighbour_angles``, one direction
+        per pair), as ``_cmatrices`` returns them; from ``_cmatrices`` itself
+        where numpy does not reproduce it or is slower (module docstring).
+    """
     if not _vectorised("glcm", image, mask, distances, Ng, force2D, force2Ddimension, voxel_args):
         return cMatrices.calculate_glcm(image, mask, distances, Ng, force2D, force2Ddimension, *voxel_args)
     flat, steps = _padded(image, mask, Ng)
@@ -170,6 +209,28 @@ def calculate_glrlm(image, mask, Ng, Nr, force2D, force2Ddimension, *voxel_args)
 
     As in C, a direction whose lines all hold at most one voxel of the mask
     counts no runs at all.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        Discretised gray levels (integers 1..Ng in the mask), numpy (z, y, x) order.
+    mask : np.ndarray
+        The region of interest, same shape (non-zero inside).
+    Ng : int
+        Number of gray levels.
+    Nr : int
+        Longest run counted (voxels); below the image's largest side, ``_cmatrices`` computes.
+    force2D : bool
+        Leave out the neighbours along ``force2Ddimension``.
+    force2Ddimension : int
+        The axis left out when ``force2D`` (an axis outside the image leaves out none).
+    *voxel_args
+        Voxel-based kernel arguments; any given sends the call to ``_cmatrices``.
+
+    Returns
+    -------
+    tuple of (np.ndarray, np.ndarray)
+        The float64 GLRLM and the int32 angles, as ``_cmatrices`` returns them.
     """
     vectorised = _vectorised("glrlm", image, mask, [1], Ng, force2D, force2Ddimension, voxel_args, Nr)
     if not vectorised or Nr < max(image.shape):
@@ -195,6 +256,30 @@ def calculate_gldm(image, mask, distances, Ng, alpha, force2D, force2Ddimension,
     """``_cmatrices.calculate_gldm``: (1, Ng, 2 Na + 1) counts of (gray level, number of dependent neighbours).
 
     A neighbour is dependent when it is in the mask and its gray level differs by at most ``alpha``.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        Discretised gray levels (integers 1..Ng in the mask), numpy (z, y, x) order.
+    mask : np.ndarray
+        The region of interest, same shape (non-zero inside).
+    distances : sequence of int
+        Neighbour distances (voxels); only [1] is computed here.
+    Ng : int
+        Number of gray levels.
+    alpha : int
+        Largest gray-level difference of a dependent neighbour (gray levels).
+    force2D : bool
+        Leave out the neighbours along ``force2Ddimension``.
+    force2Ddimension : int
+        The axis left out when ``force2D`` (an axis outside the image leaves out none).
+    *voxel_args
+        Voxel-based kernel arguments; any given sends the call to ``_cmatrices``.
+
+    Returns
+    -------
+    np.ndarray
+        The float64 GLDM, as ``_cmatrices`` returns it.
     """
     if not _vectorised("gldm", image, mask, distances, Ng, force2D, force2Ddimension, voxel_args, alpha):
         return cMatrices.calculate_gldm(image, mask, distances, Ng, alpha, force2D, force2Ddimension, *voxel_args)
@@ -223,6 +308,28 @@ def calculate_ngtdm(image, mask, distances, Ng, force2D, force2Ddimension, *voxe
 
     The absolute differences are added in raster order as the C code adds
     them; a voxel without masked neighbours adds 0.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        Discretised gray levels (integers 1..Ng in the mask), numpy (z, y, x) order.
+    mask : np.ndarray
+        The region of interest, same shape (non-zero inside).
+    distances : sequence of int
+        Neighbour distances (voxels); only [1] is computed here.
+    Ng : int
+        Number of gray levels.
+    force2D : bool
+        Leave out the neighbours along ``force2Ddimension``.
+    force2Ddimension : int
+        The axis left out when ``force2D`` (an axis outside the image leaves out none).
+    *voxel_args
+        Voxel-based kernel arguments; any given sends the call to ``_cmatrices``.
+
+    Returns
+    -------
+    np.ndarray
+        The float64 NGTDM, as ``_cmatrices`` returns it.
     """
     if not _vectorised("ngtdm", image, mask, distances, Ng, force2D, force2Ddimension, voxel_args):
         return cMatrices.calculate_ngtdm(image, mask, distances, Ng, force2D, force2Ddimension, *voxel_args)
@@ -268,6 +375,17 @@ def with_numpy_matrices(feature_class: type) -> type:
     object, so every statement of it, before and after the matrix, is pyradiomics
     3.0.1's), run with the name ``cMatrices`` bound to this module's functions
     instead of the C extension.
+
+    Parameters
+    ----------
+    feature_class : type
+        A pyradiomics feature class (e.g. ``RadiomicsGLCM``).
+
+    Returns
+    -------
+    type
+        A subclass of the same name and module for GLCM, GLRLM, GLDM and NGTDM
+        (one per class: the result is cached); ``feature_class`` itself otherwise.
     """
     if feature_class not in _CLASSES:
         return feature_class

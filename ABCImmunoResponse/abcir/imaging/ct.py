@@ -27,7 +27,20 @@ MAX_PLAUSIBLE_CT_MINIMUM_HU = -100.0
 
 
 def has_suffix(path: Path, suffixes: tuple[str, ...]) -> bool:
-    """Case-insensitive test of a file name's ending, for double endings such as .nii.gz."""
+    """Case-insensitive test of a file name's ending, for double endings such as .nii.gz.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file; only its name is looked at.
+    suffixes : tuple of str
+        Lower-case endings with their dot, e.g. ``CT_FILE_SUFFIXES``.
+
+    Returns
+    -------
+    bool
+        True when the name ends with one of ``suffixes``.
+    """
     name = path.name.lower()
     return any(name.endswith(suffix) for suffix in suffixes)
 
@@ -37,6 +50,18 @@ def file_stem(path: str | os.PathLike) -> str:
 
     Not ``name.split('.')[0]``: TCIA names such as ``1.000000-P4P113 Gated 40.0B`` hold dots.
     Names with another ending are returned whole.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (or folder); only its last name is used.
+
+    Returns
+    -------
+    str
+        The name without the longest matching image extension (``.seg.nrrd`` or
+        one of ``CT_FILE_SUFFIXES``, any case); the whole name when none
+        matches or the name is nothing but the extension.
     """
     name = Path(path).name
     suffix = max((s for s in (".seg.nrrd", *CT_FILE_SUFFIXES) if name.lower().endswith(s)), key=len, default="")
@@ -47,7 +72,28 @@ def read_image_with_warnings(path: str | os.PathLike,
                              series_uid: str | None = None) -> tuple[sitk.Image, tuple[str, ...]]:
     """A volume from a DICOM folder or one NRRD/NIfTI/MetaImage file, as stored (no checks), and what the
     reader noticed on the way (DICOM: tilt resampled, anonymised UIDs; NIfTI: a qform and an sform that
-    disagree) for the result to carry."""
+    disagree) for the result to carry.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A DICOM series folder, or one file ending in one of ``CT_FILE_SUFFIXES``.
+    series_uid : str or None, optional
+        For a folder holding several series, the SeriesInstanceUID to read;
+        None lets ``dicom.series.read_dicom_ct`` choose. Ignored for a file.
+
+    Returns
+    -------
+    tuple of (SimpleITK.Image, tuple of str)
+        The volume as stored (voxel values unchanged) and the reader's
+        warnings, empty when there were none.
+
+    Raises
+    ------
+    InputError
+        If ``path`` does not exist, is a file of an unsupported type, cannot be
+        read, or is a DICOM folder that ``read_dicom_ct`` refuses.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"CT '{path}': no such file or folder.")
@@ -70,25 +116,96 @@ def read_image_with_warnings(path: str | os.PathLike,
 
 
 def read_image(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:
-    """Read a volume from a DICOM folder or one NRRD/NIfTI/MetaImage file, as stored (no checks)."""
+    """Read a volume from a DICOM folder or one NRRD/NIfTI/MetaImage file, as stored (no checks).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A DICOM series folder, or one file ending in one of ``CT_FILE_SUFFIXES``.
+    series_uid : str or None, optional
+        SeriesInstanceUID to read from a folder with several series; None lets the reader choose.
+
+    Returns
+    -------
+    SimpleITK.Image
+        The volume as stored; the reader's warnings are logged or dropped
+        (``read_image_with_warnings`` returns them).
+
+    Raises
+    ------
+    InputError
+        As ``read_image_with_warnings``.
+    """
     return read_image_with_warnings(path, series_uid)[0]
 
 
 def read_ct_with_warnings(path: str | os.PathLike,
                           series_uid: str | None = None) -> tuple[sitk.Image, tuple[str, ...]]:
-    """``read_ct`` plus the reader's warnings."""
+    """``read_ct`` plus the reader's warnings.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A DICOM series folder, or one file ending in one of ``CT_FILE_SUFFIXES``.
+    series_uid : str or None, optional
+        SeriesInstanceUID to read from a folder with several series; None lets the reader choose.
+
+    Returns
+    -------
+    tuple of (SimpleITK.Image, tuple of str)
+        The CT (HU) and the reader's warnings.
+
+    Raises
+    ------
+    InputError
+        If the image cannot be read (see ``read_image_with_warnings``) or is not
+        a 3-D CT in HU (see ``check_ct``).
+    """
     image, warnings = read_image_with_warnings(path, series_uid)
     check_ct(image, str(path))
     return image, warnings
 
 
 def read_ct(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:
-    """Read a CT from a DICOM folder or one image file, and check it is a 3D CT in HU."""
+    """Read a CT from a DICOM folder or one image file, and check it is a 3D CT in HU.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A DICOM series folder, or one file ending in one of ``CT_FILE_SUFFIXES``.
+    series_uid : str or None, optional
+        SeriesInstanceUID to read from a folder with several series; None lets the reader choose.
+
+    Returns
+    -------
+    SimpleITK.Image
+        The CT, voxel values in HU as stored.
+
+    Raises
+    ------
+    InputError
+        If the image cannot be read or is not a 3-D CT in HU.
+    """
     return read_ct_with_warnings(path, series_uid)[0]
 
 
 def check_ct(image: sitk.Image, name: str) -> None:
-    """Refuse images that cannot be a CT volume in Hounsfield units, saying what is wrong."""
+    """Refuse images that cannot be a CT volume in Hounsfield units, saying what is wrong.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        The image to check.
+    name : str
+        How messages name it, e.g. its path.
+
+    Raises
+    ------
+    InputError
+        If the image is not 3-D, has more than one component per voxel, is a
+        single slice along some axis, or its minimum is above -100 HU (so it is
+        not in Hounsfield units).
+    """
     if image.GetDimension() != 3:
         raise InputError(f"CT '{name}': a {image.GetDimension()}D image; a CT volume is 3D. "
                          "Give the whole series, not a single slice.")
@@ -106,7 +223,19 @@ def check_ct(image: sitk.Image, name: str) -> None:
 
 
 def voxel_hash(image: sitk.Image) -> str:
-    """SHA-256 of an image's voxels and geometry: the identity of what was measured."""
+    """SHA-256 of an image's voxels and geometry: the identity of what was measured.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        The image; its voxel bytes, pixel type, size, spacing (mm), origin (mm)
+        and direction are hashed, geometry rounded to 9 decimals.
+
+    Returns
+    -------
+    str
+        The hex digest (64 characters).
+    """
     digest = hashlib.sha256()
     digest.update(memoryview(np.ascontiguousarray(sitk.GetArrayViewFromImage(image))).cast("B"))
     digest.update(image.GetPixelIDTypeAsString().encode())
@@ -117,7 +246,18 @@ def voxel_hash(image: sitk.Image) -> str:
 
 
 def is_dicom_file(path: str | os.PathLike) -> bool:
-    """True for a DICOM Part 10 file (the 'DICM' marker after the 128-byte preamble), whatever its name."""
+    """True for a DICOM Part 10 file (the 'DICM' marker after the 128-byte preamble), whatever its name.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any path.
+
+    Returns
+    -------
+    bool
+        False as well when the path cannot be opened (missing, a folder, no permission).
+    """
     try:
         with open(path, "rb") as handle:
             return handle.read(132)[128:] == b"DICM"
@@ -126,7 +266,23 @@ def is_dicom_file(path: str | os.PathLike) -> bool:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes."""
+    """SHA-256 of a file's bytes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, read in 1 MiB blocks.
+
+    Returns
+    -------
+    str
+        The hex digest (64 characters).
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened or read.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

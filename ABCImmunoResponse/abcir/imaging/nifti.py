@@ -65,7 +65,27 @@ def _header_bytes(path: Path) -> bytes:
 
 
 def read_nifti_geometry(path: str | os.PathLike) -> NiftiGeometry | None:
-    """The qform and sform of a NIfTI-1/-2 header, or None when the file is not one (or is cut short)."""
+    """The qform and sform of a NIfTI-1/-2 header, or None when the file is not one (or is cut short).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.nii`` or ``.nii.gz`` file (gzip when the name ends in ``.gz``); either byte order.
+
+    Returns
+    -------
+    NiftiGeometry or None
+        Image size, qform and sform codes and both voxel-index-to-RAS matrices
+        (mm); None when the header size field is not NIfTI-1 or -2 or the
+        header is shorter than its fields.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened, or a ``.gz`` file is not gzip.
+    EOFError
+        If a gzip file ends before its stream does.
+    """
     raw = _header_bytes(Path(path))
     for order in ("<", ">"):
         if len(raw) >= 4 and struct.unpack(order + "i", raw[:4])[0] in _LAYOUTS:
@@ -146,6 +166,19 @@ def qform_sform_warning(path: str | os.PathLike, image: sitk.Image) -> str | Non
     a corner, the difference being affine). The warning says which one the image
     was read with and how far apart they are (mm, and the rotation between their
     axes in degrees). Anything else (not NIfTI, one form only) gives None.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image file; only names ending in a NIfTI extension are examined.
+    image : SimpleITK.Image
+        The image SimpleITK read from ``path`` (LPS), to tell which form it used.
+
+    Returns
+    -------
+    str or None
+        A one-sentence warning for the user, or None when there is nothing to
+        warn about or the header cannot be read.
     """
     path = Path(path)
     if not path.name.lower().endswith(NIFTI_SUFFIXES):

@@ -256,7 +256,28 @@ def _legacy_segments(path: Path, data: np.ndarray, header: dict) -> list[Segment
 
 
 def read_seg_nrrd(path: str | os.PathLike) -> list[Segment]:
-    """All segments of a ``.seg.nrrd`` (any Slicer version), each as a binary uint8 mask on the file's grid."""
+    """All segments of a ``.seg.nrrd`` (any Slicer version), each as a binary uint8 mask on the file's grid.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A Slicer segmentation file (Slicer 4.5 to 5.x layouts).
+
+    Returns
+    -------
+    list of Segment
+        One per ``SegmentN_`` entry in file order: ID, name, colour, tags and a
+        uint8 0/1 mask in LPS with the file's spacing (mm), cropped to the
+        segment's extent as Slicer does.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read as NRRD, has no ``SegmentN_`` fields (a plain
+        labelmap), or its geometry or segment fields cannot be placed (an
+        unsupported space, no ``space directions``, a non-integer layer or label,
+        a layer the file does not hold).
+    """
     path = Path(path)
     data, header = _read_nrrd(path)
     if "Segment0_ID" not in header:
@@ -291,6 +312,30 @@ def write_seg_nrrd(path: str | os.PathLike, segments: list[Segment], overwrite: 
 
     Written to a temporary name and renamed, so a failed write never leaves a
     half file; refuses to replace an existing file unless ``overwrite``.
+    Overlapping segments go into separate layers (Slicer 4.11+ layout).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write; missing parent folders are created.
+    segments : list of Segment
+        The segments, masks non-zero inside, all with the same size, origin,
+        spacing (mm) and direction.
+    overwrite : bool, optional
+        Replace an existing file at ``path`` (default False: refuse).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        If ``segments`` is empty, ``path`` exists and ``overwrite`` is False,
+        two segments' grids differ, or a name or tag contains a line break.
+    OSError
+        If the file cannot be written.
     """
     path = Path(path)
     if not segments:

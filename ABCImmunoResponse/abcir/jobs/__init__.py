@@ -10,6 +10,7 @@ parent only needs ``spec`` and ``events``.
 
 from .events import (
     EVENTS_FILE,
+    SENSITIVITY_STEP,
     DoneEvent,
     ErrorEvent,
     Event,
@@ -19,8 +20,19 @@ from .events import (
     parse_lines,
     write_event,
 )
-from .spec import FEATURES_FILE, JOB_FILE, RESULT_FILE, JobLesion, PredictJob, ReadersJob, read_job, write_job
+from .spec import (
+    FEATURES_FILE,
+    JOB_FILE,
+    RESULT_FILE,
+    JobLesion,
+    OutlinesJob,
+    PredictJob,
+    ReadersJob,
+    SensitivityRequest,
+    read_job,
+    write_job,
+)
 
-__all__ = ["EVENTS_FILE", "FEATURES_FILE", "JOB_FILE", "RESULT_FILE", "DoneEvent", "ErrorEvent", "Event",
-           "JobLesion", "PredictJob", "ProgressEvent", "ReadersJob", "StatusEvent", "parse_event", "parse_lines",
-           "read_job", "write_event", "write_job"]
+__all__ = ["EVENTS_FILE", "FEATURES_FILE", "JOB_FILE", "RESULT_FILE", "SENSITIVITY_STEP", "DoneEvent", "ErrorEvent",
+           "Event", "JobLesion", "OutlinesJob", "PredictJob", "ProgressEvent", "ReadersJob", "SensitivityRequest",
+           "StatusEvent", "parse_event", "parse_lines", "read_job", "write_event", "write_job"]

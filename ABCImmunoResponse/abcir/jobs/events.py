@@ -24,6 +24,7 @@ from typing import TextIO
 from ..records import from_json_dict
 
 EVENTS_FILE = "events.jsonl"
+SENSITIVITY_STEP = "outline sensitivity"  # ProgressEvent.what when the outline sensitivity analysis is done
 ERROR_KINDS = ("input", "bug")  # input: the user can fix it (InputError); bug: anything else
 
 
@@ -36,7 +37,7 @@ class StatusEvent:
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """Lesion ``done`` of ``total`` is finished; ``what`` is its lesion id."""
+    """Step ``done`` of ``total`` is finished; ``what`` names it (a lesion id, or a changed outline)."""
 
     done: int
     total: int
@@ -61,19 +62,60 @@ _NAMES: dict[str, type] = {"status": StatusEvent, "progress": ProgressEvent, "do
 
 
 def one_line(text: str) -> str:
-    """``text`` with its line breaks and runs of white space folded into single spaces."""
+    """``text`` with its line breaks and runs of white space folded into single spaces.
+
+    Parameters
+    ----------
+    text : str
+        Any text, e.g. an error message spanning lines.
+
+    Returns
+    -------
+    str
+        The words of ``text`` joined by single spaces, without leading or trailing space.
+    """
     return " ".join(text.split())
 
 
 def write_event(stream: TextIO, event: Event) -> None:
-    """Append ``event`` as one line and flush it, so the parent sees it at once."""
+    """Append ``event`` as one line and flush it, so the parent sees it at once.
+
+    Parameters
+    ----------
+    stream : TextIO
+        The open ``events.jsonl``, in text mode, appending.
+    event : StatusEvent, ProgressEvent, DoneEvent or ErrorEvent
+        The event; written as ``{"event": name, ...its fields}``.
+
+    Raises
+    ------
+    ValueError
+        A field holds NaN or an infinity (strict JSON).
+    """
     name = next(key for key, cls in _NAMES.items() if isinstance(event, cls))
     stream.write(json.dumps({"event": name, **asdict(event)}, allow_nan=False) + "\n")
     stream.flush()
 
 
 def parse_event(line: bytes | str) -> Event:
-    """One line as an event; ``ValueError`` says what is wrong with it."""
+    """One line as an event; ``ValueError`` says what is wrong with it.
+
+    Parameters
+    ----------
+    line : bytes or str
+        One line of ``events.jsonl`` (UTF-8 when bytes), with or without its newline.
+
+    Returns
+    -------
+    StatusEvent, ProgressEvent, DoneEvent or ErrorEvent
+        The event the line names, with its fields.
+
+    Raises
+    ------
+    ValueError
+        The line is not JSON, names no known event, its fields do not fit the
+        event, or an error event's kind is not "input" or "bug".
+    """
     try:
         data = json.loads(line)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -92,6 +134,22 @@ def parse_lines(data: bytes) -> tuple[list[Event], int]:
 
     A last line without its newline is still being written: it is not parsed
     and not counted, so the caller reads it again from there next time.
+
+    Parameters
+    ----------
+    data : bytes
+        What was read of ``events.jsonl`` from the caller's offset onwards.
+
+    Returns
+    -------
+    tuple of (list of Event, int)
+        The events of the complete lines (blank lines skipped), and the number of
+        bytes those lines took (the caller's next offset is its offset plus that).
+
+    Raises
+    ------
+    ValueError
+        A complete line is not a valid event (``parse_event``).
     """
     complete = data[:data.rfind(b"\n") + 1]
     return [parse_event(line) for line in complete.splitlines() if line.strip()], len(complete)

@@ -8,8 +8,13 @@ from the files of the job folder (``abcir.jobs.spec``), and reports through
 
 * a prediction job: ``{"prediction": Prediction.to_dict(), "features_files": ["features.csv",
   "features.provenance.json"]}`` (empty for the clinical model: no features), the files the parent keeps,
-  the CSV (with its provenance sidecar) beside it;
-* a readers job: ``{"readers": ReaderPredictions.to_dict()}``.
+  the CSV (with its provenance sidecar) beside it; with a sensitivity request also
+  ``"sensitivity": SensitivityResult.to_dict()``, computed from the prediction's own feature rows (only the
+  changed outlines are extracted);
+* a readers job: ``{"readers": ReaderPredictions.to_dict()}``;
+* an outlines job: ``{"outlines": [{"perturbation": "erode_1mm", "mask": "outline000.nrrd",
+  "first_index": [i, j, k]}, ...]}``, each changed outline cropped to its bounding box, which starts at
+  voxel ``first_index`` (x, y, z) of the CT; outlines with fewer voxels than the analysis accepts are left out.
 
 Exit codes: 0 done; 2 bad input (``InputError``, the one-line message in an
 ``error`` event of kind "input"); 1 anything else (kind "bug", the traceback
@@ -27,15 +32,29 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from ..errors import InputError
 from ..features.parallel import extraction_pool, shutdown_pools, skip_garbage_collection_at_exit
 from ..records import write_new_json
-from .events import EVENTS_FILE, DoneEvent, ErrorEvent, Event, ProgressEvent, StatusEvent, one_line, write_event
-from .spec import FEATURES_FILE, RESULT_FILE, JobLesion, PredictJob, ReadersJob, read_job
+from .events import (
+    EVENTS_FILE,
+    SENSITIVITY_STEP,
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    ProgressEvent,
+    StatusEvent,
+    one_line,
+    write_event,
+)
+from .spec import FEATURES_FILE, RESULT_FILE, JobLesion, OutlinesJob, PredictJob, ReadersJob, read_job
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
     from ..features.cache import FeatureCache
+    from ..features.catalogue import LesionFeatures
     from ..features.extract import ProgressCallback
+    from ..models.bundle import WeightBundle
+    from ..patient.clinical_facts import ClinicalFacts
     from ..patient.lesions import Lesion
+    from ..sensitivity.result import SensitivityResult
 
 # Where abcir.prediction.CTIdentity.from_image finds the DICOM study and series UIDs.
 STUDY_INSTANCE_UID_TAG = "0020|000d"
@@ -82,7 +101,8 @@ def _predict(folder: Path, job: PredictJob, report: Report) -> dict:
     from ..features.table import provenance_path, write_features_csv
     from ..features.extract import extract_lesions
     from ..imaging.ct import check_ct, read_image
-    from ..prediction.predict import CTIdentity, predict_features, predict_lesions, resolve_bundle
+    from ..prediction.result import CTIdentity
+    from ..prediction.predict import predict_features, predict_lesions, resolve_bundle
 
     # Weights and facts first: a mistake there is reported before the CT is read.
     bundle = resolve_bundle(job.model, job.bundle)
@@ -105,13 +125,65 @@ def _predict(folder: Path, job: PredictJob, report: Report) -> dict:
     report(StatusEvent(f"Extracting radiomics features of {len(lesions)} lesions"))
     rows = extract_lesions(ct, lesions, job.patient_id, jobs=job.jobs, progress=_progress(report),
                            cache=_cache(job.cache))
-    shutdown_pools(wait=False)  # the workers exit while this process predicts and writes
+    if job.sensitivity is None:
+        shutdown_pools(wait=False)  # the workers exit while this process predicts and writes
     report(StatusEvent("Predicting"))
     prediction = predict_features(rows, clinical, bundle.kind, bundle, CTIdentity.from_image(ct))
     table = write_features_csv(folder / FEATURES_FILE, rows)
     # Named here, so the parent (Slicer's main thread) need not import the table code (pandas) to find them.
-    return {"prediction": prediction.to_dict(),
-            "features_files": [table.name, provenance_path(table).name]}
+    result = {"prediction": prediction.to_dict(), "features_files": [table.name, provenance_path(table).name]}
+    if job.sensitivity is not None:
+        result["sensitivity"] = _sensitivity(job, ct, lesions, clinical, bundle, rows, report).to_dict()
+        shutdown_pools(wait=False)
+    return result
+
+
+def _sensitivity(job: PredictJob, ct: sitk.Image, lesions: Sequence[Lesion], clinical: ClinicalFacts | None,
+                 bundle: WeightBundle, rows: Sequence[LesionFeatures], report: Report) -> SensitivityResult:
+    """The outline sensitivity of the prediction just made, from its feature rows (the workers still running)."""
+    from ..sensitivity.analysis import FLIP_LIMIT, analyse_sensitivity
+
+    request = job.sensitivity
+    perturbations = request.perturbations()
+    count = perturbations.extra_extractions(len(lesions))
+    report(StatusEvent(f"Outline sensitivity: predicting again under {count} outline changes of "
+                       f"{len(lesions)} lesions ({perturbations.describe()})"))
+    result = analyse_sensitivity(ct, lesions, clinical, model=bundle.kind, bundle=bundle, rows=rows,
+                                 perturbation_set=perturbations, seed=request.seed, jobs=job.jobs,
+                                 flip_limit=FLIP_LIMIT if request.flip_limit is None else request.flip_limit,
+                                 patient_id=job.patient_id)
+    # analyse_sensitivity reports no steps of its own: one step for the whole analysis.
+    report(ProgressEvent(count, count, SENSITIVITY_STEP))
+    return result
+
+
+def _outlines(folder: Path, job: OutlinesJob, report: Report) -> dict:
+    """The changed outlines of one lesion, each cropped to its bounding box (small files for the parent)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from ..imaging.ct import read_image
+    from ..sensitivity.perturbations import MIN_VOXELS, perturb
+
+    report(StatusEvent(f"Changing the outline of lesion '{job.lesion.name}'"))
+    ct = read_image(folder / job.ct)
+    (lesion,) = _lesions(folder, [job.lesion], ct)
+    perturbations = job.sensitivity.perturbations()
+    outlines = []
+    changed = perturb(lesion.lesion_id, lesion.mask, ct, perturbations, job.sensitivity.seed, job.lesion_index)
+    for done, perturbation in enumerate(changed, start=1):
+        if perturbation.voxel_count >= MIN_VOXELS:
+            voxels = sitk.GetArrayViewFromImage(perturbation.mask)
+            # numpy's axes are (z, y, x); the bounding box is kept as (x, y, z) indices, as SimpleITK counts.
+            hits = [np.flatnonzero(voxels.any(axis=tuple(other for other in range(3) if other != axis)))
+                    for axis in (2, 1, 0)]
+            first = [int(hit[0]) for hit in hits]
+            size = [int(hit[-1]) - start + 1 for hit, start in zip(hits, first)]
+            name = f"outline{len(outlines):03d}.nrrd"
+            sitk.WriteImage(sitk.RegionOfInterest(perturbation.mask, size, first), str(folder / name), True)
+            outlines.append({"perturbation": perturbation.name, "mask": name, "first_index": first})
+        report(ProgressEvent(done, perturbations.size, perturbation.name))
+    return {"outlines": outlines}
 
 
 def _readers(folder: Path, job: ReadersJob, report: Report) -> dict:
@@ -132,19 +204,48 @@ def _readers(folder: Path, job: ReadersJob, report: Report) -> dict:
 
 
 def run_job(folder: str | Path, report: Report) -> None:
-    """Compute the job in ``folder`` and write its result; ``report(event)`` receives status and progress."""
+    """Compute the job in ``folder`` and write its result; ``report(event)`` receives status and progress.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The job folder, holding ``job.json`` and the files it names.
+    report : callable
+        Called with each ``StatusEvent`` and ``ProgressEvent``, then a ``DoneEvent``
+        once ``result.json`` is written.
+
+    Raises
+    ------
+    InputError
+        The job, its weights, clinical facts, CT or masks are refused (BundleError
+        included), or ``result.json`` already exists.
+    """
     folder = Path(folder)
     job = read_job(folder)
-    if job.model != "clinical":
+    if not isinstance(job, OutlinesJob) and job.model != "clinical":
         # Before anything heavy is imported: the workers import pyradiomics while this process does.
         extraction_pool(job.jobs)
-    result = _predict(folder, job, report) if isinstance(job, PredictJob) else _readers(folder, job, report)
+    compute = {PredictJob: _predict, ReadersJob: _readers, OutlinesJob: _outlines}[type(job)]
+    result = compute(folder, job, report)
     write_new_json(folder / RESULT_FILE, result, "Job result")
     report(DoneEvent())
 
 
 def main(argv: Sequence[str]) -> int:
-    """Run the job folder ``argv[0]``; returns the exit code (0 done, 2 bad input, 1 bug)."""
+    """Run the job folder ``argv[0]``; returns the exit code (0 done, 2 bad input, 1 bug).
+
+    Parameters
+    ----------
+    argv : sequence of str
+        The command-line arguments after the module name: exactly one, an existing job folder.
+
+    Returns
+    -------
+    int
+        0 when the job is done; 2 for a wrong command line (usage on stderr) or an
+        ``InputError`` (an "input" error event); 1 for any other exception (a "bug"
+        error event, the traceback on stderr). Events go to ``FOLDER/events.jsonl``.
+    """
     if len(argv) != 1 or not Path(argv[0]).is_dir():
         print(USAGE, file=sys.stderr)
         return 2

@@ -17,9 +17,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..records import from_json_dict, to_json_dict, write_new_json
+
+if TYPE_CHECKING:
+    from ..sensitivity.perturbations import PerturbationSet
 
 JOB_FILE = "job.json"
 RESULT_FILE = "result.json"
@@ -36,6 +40,38 @@ class JobLesion:
 
 
 @dataclass(frozen=True)
+class SensitivityRequest:
+    """Recompute the prediction under outline changes (issue 17): which changes, their seed, the flip limit.
+
+    The fields of ``abcir.sensitivity.perturbations.PerturbationSet`` written
+    out, so that the parent, which writes jobs on Slicer's main thread, need not
+    import the perturbation code (SciPy) to do so. ``flip_limit`` is the share
+    of changes above which a flipping risk group is called unstable; None for
+    the core's ``abcir.sensitivity.analysis.FLIP_LIMIT`` (the analysis imports
+    pyradiomics, which the parent does not).
+    """
+
+    perturbation_set: str
+    radius_mm: float
+    randomisations: int
+    shifts: bool
+    seed: int
+    flip_limit: float | None = None
+
+    @classmethod
+    def of(cls, perturbations: PerturbationSet, seed: int, flip_limit: float | None = None) -> SensitivityRequest:
+        """The request for ``perturbations`` with ``seed``; ``flip_limit`` None means the core's (10 %)."""
+        return cls(perturbations.name, perturbations.radius_mm, perturbations.randomisations, perturbations.shifts,
+                   seed, flip_limit)
+
+    def perturbations(self) -> PerturbationSet:
+        """The ``PerturbationSet`` this request names (imported here: only the child needs it)."""
+        from ..sensitivity.perturbations import PerturbationSet
+
+        return PerturbationSet(self.perturbation_set, self.radius_mm, self.randomisations, self.shifts)
+
+
+@dataclass(frozen=True)
 class PredictJob:
     """One patient's prediction, as the panel's Apply computes it.
 
@@ -43,7 +79,9 @@ class PredictJob:
     reads (None for the radiomics model); ``bundle`` a weight bundle folder, or
     None for the weights shipped for ``model``; ``jobs`` the extraction worker
     processes; ``cache`` a ``FeatureCache`` folder or None; the UIDs, when the
-    CT came from DICOM, identify it in the result.
+    CT came from DICOM, identify it in the result; ``sensitivity``, when given,
+    asks for the outline sensitivity after the prediction (job folders written
+    before it existed have none).
     """
 
     patient_id: str
@@ -56,6 +94,7 @@ class PredictJob:
     cache: str | None
     study_uid: str = ""
     series_uid: str = ""
+    sensitivity: SensitivityRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -75,18 +114,69 @@ class ReadersJob:
     cache: str | None
 
 
-Job = PredictJob | ReadersJob
-_KINDS: dict[str, type] = {"predict": PredictJob, "readers": ReadersJob}
+@dataclass(frozen=True)
+class OutlinesJob:
+    """The changed outlines of one lesion, to be shown (issue 17), as the sensitivity analysis made them.
+
+    ``lesion_index`` is the lesion's place among the prediction's lesions: its
+    contour randomisations are seeded from (seed, index), so the same index gives
+    the outlines the analysis used.
+    """
+
+    ct: str
+    lesion: JobLesion
+    lesion_index: int
+    sensitivity: SensitivityRequest
+
+
+Job = PredictJob | ReadersJob | OutlinesJob
+_KINDS: dict[str, type] = {"predict": PredictJob, "readers": ReadersJob, "outlines": OutlinesJob}
 
 
 def write_job(folder: str | os.PathLike, job: Job) -> Path:
-    """Write ``FOLDER/job.json`` (never replacing one); returns its path."""
+    """Write ``FOLDER/job.json`` (never replacing one); returns its path.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The job folder (created when missing); paths in ``job`` are relative to it.
+    job : PredictJob, ReadersJob or OutlinesJob
+        The job; written with ``"kind"`` "predict", "readers" or "outlines".
+
+    Returns
+    -------
+    Path
+        ``FOLDER/job.json``.
+
+    Raises
+    ------
+    InputError
+        ``FOLDER/job.json`` already exists.
+    """
     kind = next(name for name, cls in _KINDS.items() if isinstance(job, cls))
     return write_new_json(Path(folder) / JOB_FILE, {"kind": kind, **to_json_dict(job)}, "Job")
 
 
 def read_job(folder: str | os.PathLike) -> Job:
-    """The job in ``FOLDER/job.json``; a missing or malformed file raises ``InputError`` naming it."""
+    """The job in ``FOLDER/job.json``; a missing or malformed file raises ``InputError`` naming it.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The job folder.
+
+    Returns
+    -------
+    PredictJob, ReadersJob or OutlinesJob
+        The job its ``"kind"`` names.
+
+    Raises
+    ------
+    InputError
+        The file is missing, is not UTF-8 JSON, names no known kind, its fields do
+        not fit that kind, ``jobs`` is below 1, or its sensitivity request is unusable (a bad perturbation
+        set, or any request for the clinical model, which reads no outline).
+    """
     path = Path(folder) / JOB_FILE
     where = f"Job '{path}'"
     try:
@@ -103,7 +193,16 @@ def read_job(folder: str | os.PathLike) -> Job:
                          "with abcir.jobs.write_job.")
     fields = {key: value for key, value in data.items() if key != "kind"}
     job = from_json_dict(_KINDS[data["kind"]], fields, where, InputError)
-    if job.jobs < 1:
+    if not isinstance(job, OutlinesJob) and job.jobs < 1:
         raise InputError(f"{where}: field 'jobs' is {job.jobs}; give at least 1 worker process.")
+    if isinstance(job, PredictJob) and job.sensitivity is not None and job.model == "clinical":
+        raise InputError(f"{where}: field 'sensitivity' is set for the clinical model, which reads no outline; "
+                         "leave it out, or choose the radiomics or combined model.")
+    request = job.sensitivity if isinstance(job, (PredictJob, OutlinesJob)) else None
+    if request is not None:
+        try:
+            request.perturbations()
+        except ValueError as error:
+            raise InputError(f"{where}: field 'sensitivity': {error}") from error
     return job
 

@@ -19,7 +19,28 @@ from ..options import AGGREGATIONS, DEFAULT_AGGREGATION
 
 
 def aggregate(values: np.ndarray, volumes_mm3: np.ndarray, method: str = DEFAULT_AGGREGATION) -> np.ndarray:
-    """One vector from a (lesions x features) matrix, by ``method`` (one of ``AGGREGATIONS``)."""
+    """One vector from a (lesions x features) matrix, by ``method`` (one of ``AGGREGATIONS``).
+
+    Parameters
+    ----------
+    values : np.ndarray
+        Feature values, one row per target lesion (a 1-D array is one lesion).
+    volumes_mm3 : np.ndarray
+        Each lesion's volume (mm^3), one per row of ``values``.
+    method : {"volume_weighted_mean", "largest", "mean"}, default DEFAULT_AGGREGATION
+        Mean weighted by volume, the row of the largest lesion, or the plain mean.
+
+    Returns
+    -------
+    np.ndarray
+        One float64 value per feature (a new array).
+
+    Raises
+    ------
+    InputError
+        There are no lesions, the number of volumes differs from the number of
+        rows, or ``method`` is unknown.
+    """
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     volumes = np.asarray(volumes_mm3, dtype=np.float64)
     if values.shape[0] == 0 or values.shape[0] != volumes.shape[0]:

@@ -152,10 +152,12 @@ class WeightBundle:
 
     @property
     def kind(self) -> str:
+        """The model kind: "clinical", "radiomics" or "combined"."""
         return self.manifest.model
 
     @property
     def weights_sha256(self) -> str:
+        """SHA-256 of ``weights.safetensors``, as the manifest records it (verified on loading)."""
         return self.manifest.files[WEIGHTS]
 
     def model(self) -> ResponseModel:
@@ -297,7 +299,29 @@ def _check_tensors(tensors: dict[str, np.ndarray], architecture: MLPArchitecture
 
 
 def load_bundle(path: str | os.PathLike, expected_features: Sequence[str] | None = None) -> WeightBundle:
-    """Read and verify a bundle folder; ``expected_features`` defaults to the extractor's list."""
+    """Read and verify a bundle folder; ``expected_features`` defaults to the extractor's list.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The bundle folder, holding ``manifest.json`` and ``weights.safetensors``.
+    expected_features : sequence of str, optional
+        The feature list the bundle's must equal, in order; None means the
+        extractor's 1130 names (``feature_names()``).
+
+    Returns
+    -------
+    WeightBundle
+        The verified manifest, its tensors, and the SHA-256 of the manifest's bytes.
+
+    Raises
+    ------
+    BundleError
+        The folder is missing or is a file, holds a pickle-type file, its manifest
+        is unreadable, of an unknown or newer schema, mistyped or inconsistent,
+        a file's hash differs or a file is not listed, the tensors are unreadable
+        or do not fit the architecture, or the feature list differs.
+    """
     path = Path(path)
     if not path.exists():
         raise _fail(path, "no such folder.")
@@ -324,7 +348,25 @@ def load_bundle(path: str | os.PathLike, expected_features: Sequence[str] | None
 
 
 def bundled_bundle(kind: str) -> WeightBundle:
-    """The weights shipped with abcir for model ``kind``, from ``Resources/Weights/<kind>/``."""
+    """The weights shipped with abcir for model ``kind``, from ``Resources/Weights/<kind>/``.
+
+    Parameters
+    ----------
+    kind : {"clinical", "radiomics", "combined"}
+        The model kind.
+
+    Returns
+    -------
+    WeightBundle
+        The shipped bundle, verified as ``load_bundle`` verifies any.
+
+    Raises
+    ------
+    InputError
+        ``kind`` is not one of the three.
+    BundleError
+        This installation ships no bundle of that kind, or it fails verification.
+    """
     if kind not in MODEL_KINDS:
         raise InputError(f"Model '{kind}' is unknown; use one of {', '.join(MODEL_KINDS)}.")
     folder = weights_dir() / kind
@@ -336,7 +378,32 @@ def bundled_bundle(kind: str) -> WeightBundle:
 
 
 def write_bundle(path: str | os.PathLike, manifest: WeightsManifest, tensors: dict[str, np.ndarray]) -> Path:
-    """Write tensors and manifest (its ``files`` filled in here) to a new folder; never replaces one."""
+    """Write tensors and manifest (its ``files`` filled in here) to a new folder; never replaces one.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The bundle folder to create (its parent is created when missing).
+    manifest : WeightsManifest
+        Everything but ``files``, which is replaced by the SHA-256 of the weights file.
+    tensors : dict of str to np.ndarray
+        The weights by name; written as float64.
+
+    Returns
+    -------
+    Path
+        The folder, complete: written under a temporary name and renamed, so it
+        is never seen half-written.
+
+    Raises
+    ------
+    InputError
+        ``path`` already exists.
+    BundleError
+        The tensors do not match ``manifest.architecture`` (names, shapes) or are not finite.
+    ValueError
+        The manifest holds a value JSON cannot write (NaN or infinity).
+    """
     path = Path(path)
     if path.exists():
         raise InputError(f"Output '{path}' already exists; choose another name (bundles are never overwritten).")

@@ -77,15 +77,37 @@ class ClinicalFacts:
         return [f"{key}={fact.shown[int(getattr(self, fact.field))]}" for key, fact in _FACTS.items()]
 
     def to_dict(self) -> dict[str, bool]:
+        """The facts as a JSON-ready mapping of field name to bool (``from_dict`` reads it back)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> ClinicalFacts:
+        """The facts of a ``to_dict`` mapping; a missing field raises KeyError."""
         return cls(**{item.name: bool(data[item.name]) for item in fields(cls)})
 
 
 def parse_clinical(tokens: Sequence[str]) -> ClinicalFacts:
-    """Read ``lines=... sites=... visceral=... tnbc=...``; every fact is required, none is defaulted."""
+    """Read ``lines=... sites=... visceral=... tnbc=...``; every fact is required, none is defaulted.
+
+    Parameters
+    ----------
+    tokens : sequence of str
+        ``key=value`` words, in any order and case: ``lines=1|2+`` (prior lines
+        of therapy in the advanced setting; also ``>=2``), ``sites=1-2|3+``
+        (number of metastatic sites; also ``>=3``), ``visceral=no|yes`` and
+        ``tnbc=no|yes`` (also y/n, true/false).
+
+    Returns
+    -------
+    ClinicalFacts
+        The four facts, True for the category coded 1.
+
+    Raises
+    ------
+    InputError
+        If a word has no ``=``, names an unknown fact, gives a fact twice or a
+        value outside the paper's categories, or a fact is missing.
+    """
     given: dict[str, bool] = {}
     for token in tokens:
         key, sep, value = token.partition("=")

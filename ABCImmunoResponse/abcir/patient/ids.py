@@ -32,6 +32,20 @@ def default_patient_id(ct_path: str | os.PathLike, ct: sitk.Image) -> str:
 
     A DICOM folder: its series' PatientID, else the folder's name. A file: its name without the
     image extension.
+
+    Parameters
+    ----------
+    ct_path : str or os.PathLike
+        The CT as the user gave it: a DICOM series folder or an image file.
+    ct : SimpleITK.Image
+        The CT read from ``ct_path``; for a folder, its PatientID metadata
+        (0010|0020) is used when present and not blank.
+
+    Returns
+    -------
+    str
+        The PatientID, the folder's full name (resolved, dots kept), or the file
+        name without the image extension.
     """
     path = Path(ct_path)
     if path.is_dir():
@@ -45,6 +59,19 @@ def refuse_duplicate_ids(where: str, ids: Sequence[str]) -> None:
 
     ``ids`` are the table's ``patient_id`` cells in order; rows are counted as a spreadsheet shows
     them (the header is row 1), so the message points at both rows.
+
+    Parameters
+    ----------
+    where : str
+        The table, as the message should name it (e.g. its path).
+    ids : sequence of str
+        The ``patient_id`` cells, in row order.
+
+    Raises
+    ------
+    InputError
+        If an id occurs on more than one row; the message lists up to five such ids
+        with their row numbers.
     """
     rows: dict[str, list[int]] = {}
     for number, patient_id in enumerate(ids, start=2):

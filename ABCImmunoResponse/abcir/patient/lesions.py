@@ -28,6 +28,7 @@ from ..imaging.ct import CT_FILE_SUFFIXES, file_stem, has_suffix, is_dicom_file
 from ..imaging.nifti import qform_sform_warning
 from ..imaging.segfile import read_seg_nrrd
 from .measurements import LesionSize, measure_lesion
+from .recist import SizedTarget
 from .sites import (
     SITE_FROM_NAME,
     SITE_FROM_TERMINOLOGY,
@@ -36,7 +37,6 @@ from .sites import (
     TERMINOLOGY_TAG,
     SiteChoice,
     choose_site,
-    is_visceral,
     normalise_site,
     site_from_terminology,
 )
@@ -52,7 +52,7 @@ GRID_MATCH_VOXELS = 1e-3
 
 
 @dataclass
-class Lesion:
+class Lesion(SizedTarget):
     """One target lesion: a binary uint8 mask on the CT grid, its site and size."""
 
     lesion_id: str
@@ -62,21 +62,21 @@ class Lesion:
     # Where the site came from (one of sites.SITE_SOURCES); None when there is no site or nobody said.
     site_source: str | None = None
 
-    @property
-    def visceral(self) -> bool | None:
-        return is_visceral(self.site)
-
-    @property
-    def longest_axial_diameter_mm(self) -> float:
-        return self.size.longest_axial_diameter_mm
-
-    @property
-    def short_axis_mm(self) -> float:
-        return self.size.short_axis_mm
-
 
 def same_grid(a: sitk.Image, b: sitk.Image) -> bool:
-    """True when two images share size, origin, spacing and direction (within header rounding)."""
+    """True when two images share size, origin, spacing and direction (within header rounding).
+
+    Parameters
+    ----------
+    a, b : SimpleITK.Image
+        The two images; origin and spacing are compared to within 0.001 mm,
+        direction cosines to within 1e-4.
+
+    Returns
+    -------
+    bool
+        True when a voxel index means the same place in both images.
+    """
     return (a.GetSize() == b.GetSize()
             and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=GEOMETRY_TOLERANCE_MM)
             and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=GEOMETRY_TOLERANCE_MM)
@@ -96,7 +96,35 @@ def _check_direction(name: str, mask: sitk.Image, ct: sitk.Image) -> None:
 
 
 def align_to_ct(name: str, mask: sitk.Image, ct: sitk.Image) -> sitk.Image:
-    """The mask as uint8 0/1 on the CT grid, with a message per lesion for each geometric problem."""
+    """The mask as uint8 0/1 on the CT grid, with a message per lesion for each geometric problem.
+
+    A mask on a crop of the CT's grid (or on the same grid flipped or
+    permuted) is pasted voxel for voxel; any other grid is resampled
+    nearest-neighbour. When more than half of the mask lies outside the CT a
+    warning is logged and the part inside is kept.
+
+    Parameters
+    ----------
+    name : str
+        The lesion's name, for messages.
+    mask : SimpleITK.Image
+        A 3-D single-component mask; every non-zero voxel is inside the lesion.
+    ct : SimpleITK.Image
+        The CT (HU) whose grid the mask is put on.
+
+    Returns
+    -------
+    SimpleITK.Image
+        A uint8 0/1 mask with the CT's size, origin, spacing (mm) and direction;
+        the input image itself when it is already 0/1 uint8 on the CT's grid.
+
+    Raises
+    ------
+    InputError
+        If the mask is not 3-D, has several components, is empty, is rotated
+        (oblique) against the CT, does not overlap the CT, or is a single voxel
+        on the CT grid.
+    """
     if mask.GetDimension() != 3:
         raise InputError(f"Lesion '{name}': a {mask.GetDimension()}D mask; lesions are 3D masks on the CT.")
     if mask.GetNumberOfComponentsPerPixel() != 1:
@@ -115,7 +143,7 @@ def align_to_ct(name: str, mask: sitk.Image, ct: sitk.Image) -> sitk.Image:
         _check_direction(name, binary, ct)
         offset = _offset_on_ct_grid(binary, ct)
         if offset is None:
-            aligned = sitk.Resample(binary, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+            aligned = resample_mask_nearest(binary, ct)
         else:
             aligned = _paste_on_ct(binary, offset, ct)
         aligned_count = int(np.count_nonzero(sitk.GetArrayViewFromImage(aligned)))
@@ -130,6 +158,32 @@ def align_to_ct(name: str, mask: sitk.Image, ct: sitk.Image) -> sitk.Image:
         raise InputError(f"Lesion '{name}': the mask is a single voxel; texture features need a region. "
                          "Segment the whole lesion.")
     return aligned
+
+
+def resample_mask_nearest(mask: sitk.Image, ct: sitk.Image) -> sitk.Image:
+    """A uint8 0/1 ``mask`` resampled nearest-neighbour onto ``ct``'s grid; outside the mask, 0.
+
+    ITK's resampler decides "inside the mask" and "which voxel" with two
+    computations that can disagree by a rounding error where a CT voxel centre
+    lies on the mask's half-voxel border: it then reads the voxel just outside
+    the mask's buffer, and whatever byte is there lands in the result (seen:
+    159 in a 0/1 mask). A margin of one zero voxel on every side makes that
+    read a 0, as any point outside the mask is.
+
+    Parameters
+    ----------
+    mask : SimpleITK.Image
+        A uint8 0/1 mask on any grid.
+    ct : SimpleITK.Image
+        The image whose grid (size, origin, spacing in mm, direction) the result has.
+
+    Returns
+    -------
+    SimpleITK.Image
+        uint8 0/1 on ``ct``'s grid.
+    """
+    padded = sitk.ConstantPad(mask, (1, 1, 1), (1, 1, 1), 0)
+    return sitk.Resample(padded, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
 
 
 def _as_mask(image: sitk.Image, inside: np.ndarray) -> sitk.Image:
@@ -189,7 +243,25 @@ def _check_binary(name: str, mask: sitk.Image) -> None:
 
 
 def read_sites_csv(path: str | os.PathLike) -> dict[str, str]:
-    """``label,site`` rows (label = label value or lesion name) as a mapping to site keys."""
+    """``label,site`` rows (label = label value or lesion name) as a mapping to site keys.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A UTF-8 CSV file (a byte-order mark is allowed) with a ``label,site``
+        header; a site may be written in any spelling ``normalise_site`` accepts.
+
+    Returns
+    -------
+    dict of str to str
+        Label (stripped of spaces) -> site key of ``sites.SITES``.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read or decoded, has no rows or lacks the
+        ``label`` or ``site`` column, or names an unknown site.
+    """
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet may start with a BOM
@@ -236,7 +308,36 @@ def _make(name: str, site: SiteChoice, mask: sitk.Image, ct: sitk.Image) -> Lesi
 
 def load_lesions(paths: Sequence[str | os.PathLike], ct: sitk.Image,
                  sites_csv: str | os.PathLike | None = None) -> list[Lesion]:
-    """Lesions from a ``.seg.nrrd``, a DICOM SEG, one label map, or several binary mask files, on the CT grid."""
+    """Lesions from a ``.seg.nrrd``, a DICOM SEG, one label map, or several binary mask files, on the CT grid.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        One ``.seg.nrrd``, one DICOM SEG file, one label map or binary mask
+        (one lesion named after the file), or several binary mask files (one
+        lesion each, named after the file).
+    ct : SimpleITK.Image
+        The CT (HU) the lesions were segmented on; every mask is put on its grid.
+    sites_csv : str or os.PathLike or None, optional
+        A ``label,site`` CSV giving sites of lesions whose segment does not
+        name one (see ``read_sites_csv``); None gives no such list.
+
+    Returns
+    -------
+    list of Lesion
+        One per lesion in file or label order: its name, site (None when
+        unknown, with a warning logged), uint8 mask on the CT grid and RECIST
+        size (mm, mm³).
+
+    Raises
+    ------
+    InputError
+        If a path is not a file, a DICOM file is given with other files, a
+        file has an unsupported type or cannot be read, a label map is empty or
+        holds non-integer labels, a mask file is not binary, two lesions share a
+        name, a mask does not fit the CT (see ``align_to_ct``), or the sites
+        file or segmentation is invalid.
+    """
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.is_file():
@@ -248,7 +349,7 @@ def load_lesions(paths: Sequence[str | os.PathLike], ct: sitk.Image,
         raise InputError(f"Lesions '{dicom[0]}': a DICOM file among {len(paths)} lesion files; a DICOM SEG holds all "
                          "its lesions, so give it on its own.")
     if dicom:
-        from ..dicom.seg_reading import read_dicom_lesions  # highdicom: imported only when a SEG is given
+        from ..dicom.seg_reading import read_dicom_lesions
 
         for segment in read_dicom_lesions(dicom[0], ct):
             site = (SiteChoice(segment.site, SITE_FROM_TERMINOLOGY) if segment.site

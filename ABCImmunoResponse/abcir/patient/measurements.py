@@ -110,6 +110,19 @@ def measure_lesion(mask: sitk.Image) -> LesionSize:
     be on the slice's convex hull (``_outline_corners``); the hull and the
     diameters are those of all corners (tested equal, bit for bit, against measuring
     every corner of every voxel).
+
+    Parameters
+    ----------
+    mask : SimpleITK.Image
+        A 3-D mask, non-zero inside the lesion, on the grid it was segmented on
+        (spacing in mm).
+
+    Returns
+    -------
+    LesionSize
+        Voxel count, volume (mm³), longest axial diameter (mm) and short axis
+        (mm, the minimum calliper width), each diameter the maximum over axial
+        slices. All zero for an empty mask.
     """
     array = sitk.GetArrayViewFromImage(mask)  # (z, y, x)
     spacing = np.array(mask.GetSpacing())

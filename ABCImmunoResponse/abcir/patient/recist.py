@@ -10,10 +10,13 @@ distinct sites first, visceral sites first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import TYPE_CHECKING, Iterable, Protocol
 
 from ..paper import MAX_TARGETS_PER_SITE, MAX_TARGETS_TOTAL, MIN_LONGEST_DIAMETER_MM, MIN_NODE_SHORT_AXIS_MM
-from .sites import SITES
+from .sites import SITES, is_visceral
+
+if TYPE_CHECKING:  # measurements imports numpy and SimpleITK; the rules do not need them
+    from .measurements import LesionSize
 
 
 class MeasuredLesion(Protocol):
@@ -23,6 +26,32 @@ class MeasuredLesion(Protocol):
     site: str | None
     longest_axial_diameter_mm: float
     short_axis_mm: float
+
+
+class SizedTarget:
+    """The rules' view of a lesion that has a ``site`` and a RECIST ``size``: declared once for every such type.
+
+    The core's ``Lesion`` and the panel's lesion-table row both derive from it,
+    so the sizes the rules read are the measured ones in one way only.
+    """
+
+    site: str | None
+    size: LesionSize
+
+    @property
+    def visceral(self) -> bool | None:
+        """Whether the site is visceral; None without a known site."""
+        return is_visceral(self.site)
+
+    @property
+    def longest_axial_diameter_mm(self) -> float:
+        """Longest diameter in an axial slice (mm)."""
+        return self.size.longest_axial_diameter_mm
+
+    @property
+    def short_axis_mm(self) -> float:
+        """Longest diameter perpendicular to it in the same slice (mm), as RECIST measures lymph nodes."""
+        return self.size.short_axis_mm
 
 
 @dataclass(frozen=True)
@@ -41,14 +70,40 @@ def _ordinal(n: int) -> str:
 
 
 def is_measurable(lesion: MeasuredLesion) -> bool:
-    """RECIST 1.1 measurability from the lesion's size in mm."""
+    """RECIST 1.1 measurability from the lesion's size in mm.
+
+    Parameters
+    ----------
+    lesion : MeasuredLesion
+        The lesion with its site and sizes: longest axial diameter and short
+        axis, mm.
+
+    Returns
+    -------
+    bool
+        For a lymph-node site, short axis >= 15 mm; otherwise (also for an
+        unknown site) longest axial diameter >= 10 mm.
+    """
     if lesion.site in SITES and SITES[lesion.site].lymph_node:
         return lesion.short_axis_mm >= MIN_NODE_SHORT_AXIS_MM
     return lesion.longest_axial_diameter_mm >= MIN_LONGEST_DIAMETER_MM
 
 
 def validate_targets(lesions: Iterable[MeasuredLesion]) -> list[Finding]:
-    """Every RECIST 1.1 violation of a set of target lesions, per lesion, in input order."""
+    """Every RECIST 1.1 violation of a set of target lesions, per lesion, in input order.
+
+    Parameters
+    ----------
+    lesions : iterable of MeasuredLesion
+        The chosen target lesions, in the order they are counted (sizes in mm).
+
+    Returns
+    -------
+    list of Finding
+        Errors for the 3rd and later target of one site and the 6th and later
+        target overall; warnings for an unknown site and a lesion that is not
+        measurable. Empty when the targets follow the rules.
+    """
     findings: list[Finding] = []
     per_site: dict[str | None, int] = {}
     for index, lesion in enumerate(lesions, start=1):
@@ -86,6 +141,17 @@ def select_targets(candidates: Iterable[MeasuredLesion]) -> list[MeasuredLesion]
     distinct sites come first; within a round visceral sites come before
     non-visceral ones, and larger lesions before smaller ones. Lesions with an
     unknown site cannot be counted per organ and are never selected.
+
+    Parameters
+    ----------
+    candidates : iterable of MeasuredLesion
+        Every lesion that may be a target, with its site and sizes (mm).
+
+    Returns
+    -------
+    list of MeasuredLesion
+        The selected targets in selection order; "larger" means a longer axial
+        diameter (mm).
     """
     by_site: dict[str, list[MeasuredLesion]] = {}
     for lesion in candidates:

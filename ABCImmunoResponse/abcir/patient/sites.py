@@ -67,7 +67,20 @@ _ALIASES = {
 
 
 def normalise_site(text: str | None) -> str | None:
-    """Map a user's spelling of a site ("Lymph node", "lymph-node", "LN") to its key, or None if unknown."""
+    """Map a user's spelling of a site ("Lymph node", "lymph-node", "LN") to its key, or None if unknown.
+
+    Parameters
+    ----------
+    text : str or None
+        The site as written; case, surrounding spaces and the separators
+        space, '-' and '/' do not matter. None gives None.
+
+    Returns
+    -------
+    str or None
+        A key of ``SITES`` (e.g. "lymph_node"), or None when the spelling is
+        not a known site or alias.
+    """
     if text is None:
         return None
     key = text.strip().lower().replace("-", "_").replace(" ", "_").replace("/", "_")
@@ -76,7 +89,18 @@ def normalise_site(text: str | None) -> str | None:
 
 
 def site_from_segment_name(name: str) -> str | None:
-    """Guess the site from a segment name such as ``liver_1`` or ``Lymph node 2``."""
+    """Guess the site from a segment name such as ``liver_1`` or ``Lymph node 2``.
+
+    Parameters
+    ----------
+    name : str
+        A segment or mask-file name; a trailing number and separator are dropped.
+
+    Returns
+    -------
+    str or None
+        The site key, or None when the rest of the name is no known site.
+    """
     stem = name.strip().lower().replace("-", "_").replace(" ", "_").rstrip("0123456789").rstrip("_")
     return normalise_site(stem)
 
@@ -87,6 +111,19 @@ def site_from_code(scheme: str, value: str) -> str | None:
     ``scheme`` is the DICOM coding scheme designator: ``SCT`` (SNOMED CT) or ``SRT`` (SNOMED RT, as Slicer
     4.10's terminologies and older DICOM files code anatomy, e.g. T-62000 for the liver). SNOMED RT codes are
     compared through DICOM's SNOMED RT to SNOMED CT mapping (PS3.16), which pydicom's ``Code`` applies.
+
+    Parameters
+    ----------
+    scheme : str
+        Coding scheme designator, e.g. "SCT" or "SRT" (case-insensitive).
+    value : str
+        Code value, e.g. "10200004" or "T-62000".
+
+    Returns
+    -------
+    str or None
+        The key of the site with that code; None when either part is blank, the
+        code is not a valid DICOM code, or no site has it.
     """
     from pydicom.sr.coding import Code
 
@@ -110,6 +147,17 @@ def site_from_terminology(entry: str | None) -> str | None:
     modifier), each code as ``scheme^value^meaning`` (vtkSlicerTerminologiesModuleLogic::
     DeserializeTerminologyEntry). A lesion is coded as type "Neoplasm" in an anatomic region; an organ
     segment such as "right lung" as type "Lung". Only codes, never meanings, are compared.
+
+    Parameters
+    ----------
+    entry : str or None
+        The serialised terminology entry; None or a string without seven parts
+        gives None.
+
+    Returns
+    -------
+    str or None
+        The site key, or None when neither region nor type codes a site.
     """
     parts = (entry or "").split("~")
     if len(parts) != 7:
@@ -138,6 +186,23 @@ def choose_site(name: str, tag: str | None = None, listed: str | None = None,
     warns) rather than a guess. The name comes before the terminology: the reader sees and edits names in
     the segment list, while the terminology entry sits in a separate dialog and stays behind when a segment
     is copied and renamed (a new segment's default entry, "Tissue", is no site).
+
+    Parameters
+    ----------
+    name : str
+        The segment's (or mask file's) name.
+    tag : str or None, optional
+        The value of the segment tag ``SITE_TAG``; None or blank when absent.
+    listed : str or None, optional
+        The site given for this lesion in the ``--sites`` table; None or blank when absent.
+    terminology : str or None, optional
+        The segment's serialised Slicer terminology entry; None when absent.
+
+    Returns
+    -------
+    SiteChoice
+        The site key and its source (one of ``SITE_SOURCES``); both None when
+        no source names a known site.
     """
     for given, source in ((tag, SITE_FROM_TAG), (listed, SITE_FROM_SITES_FILE)):
         if given and given.strip():
@@ -151,5 +216,16 @@ def choose_site(name: str, tag: str | None = None, listed: str | None = None,
 
 
 def is_visceral(site: str | None) -> bool | None:
-    """True for a visceral site, None when the site is unknown."""
+    """True for a visceral site, None when the site is unknown.
+
+    Parameters
+    ----------
+    site : str or None
+        A site key of ``SITES``, or None.
+
+    Returns
+    -------
+    bool or None
+        Whether the site is visceral; None when ``site`` is None or not a key.
+    """
     return SITES[site].visceral if site in SITES else None

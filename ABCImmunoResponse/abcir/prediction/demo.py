@@ -26,7 +26,8 @@ from ..models import MODEL_KINDS
 from ..patient.lesions import Lesion, load_lesions
 from ..patient.recist import validate_targets
 from ..records import write_new_json
-from .predict import CTIdentity, Prediction, predict_features
+from .result import CTIdentity, Prediction
+from .predict import predict_features
 
 
 @dataclass
@@ -89,7 +90,34 @@ software works and mean nothing about any patient. Not clinically validated.</p>
 
 def run_demo(folder: str | os.PathLike, seed: int = 0, jobs: int = 1,
              progress: ProgressCallback | None = None) -> DemoResult:
-    """Make the example patient in ``folder`` (new or empty) and predict with the three bundled models."""
+    """Make the example patient in ``folder`` (new or empty) and predict with the three bundled models.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        A folder that does not exist or is empty. It receives ``example/`` (the
+        generated CT and segmentation), ``result_<model>.json`` per model,
+        ``features.csv`` (with its provenance sidecar), ``lesions.png`` and ``report.html``.
+    seed : int, default 0
+        Seed of the generated patient; the same seed gives the same patient.
+    jobs : int, default 1
+        Processes for the feature extraction.
+    progress : callable, optional
+        Called as ``progress(lesions done, number of lesions, lesion id)`` during extraction.
+
+    Returns
+    -------
+    DemoResult
+        The folder, the prediction per model kind (clinical, radiomics, combined)
+        and the path of ``report.html``.
+
+    Raises
+    ------
+    InputError
+        ``folder`` is not empty, or the generated patient breaks RECIST 1.1.
+    BundleError
+        The bundled weights of a model are missing or fail verification.
+    """
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         raise InputError(f"Demo folder '{folder}' is not empty; choose a new one (nothing is overwritten).")

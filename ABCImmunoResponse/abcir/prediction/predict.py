@@ -11,19 +11,18 @@ not on version strings. Inference needs numpy only: torch is never imported here
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from .. import __version__
 from ..errors import BundleError, InputError
 from ..features.catalogue import LesionFeatures
 from ..features.engine_check import check_engine
 from ..features.extract import ProgressCallback, extract_lesions
-from ..imaging.ct import read_ct_with_warnings, voxel_hash
+from ..imaging.ct import read_ct_with_warnings
 from ..models import MODEL_KINDS, MLPModel, sigmoid
 from ..models.aggregation import aggregate
 from ..models.bundle import LABEL_DEFINITION, WeightBundle, bundled_bundle, load_bundle
@@ -31,10 +30,9 @@ from ..patient.clinical_facts import ClinicalFacts, clinical_usage
 from ..patient.ids import default_patient_id
 from ..patient.lesions import Lesion, load_lesions
 from ..patient.recist import Finding, validate_targets
-from ..records import from_json_dict, to_json_dict
+from ..sensitivity.result import SensitivityResult
+from .result import CTIdentity, DistributionCheck, FeatureDeviation, LesionSummary, Prediction, WeightsInfo
 
-PREDICTION_SCHEMA = "abcir.prediction"
-PREDICTION_SCHEMA_VERSION = 1
 #: A model input this many training SDs from the training mean is outside what the model was fitted on:
 #: whatever the distribution, at most 1/25 of the training patients lie that far (Chebyshev), and a new
 #: patient's normally distributed input does with probability 6e-7 (1e-5 for any of 20 inputs). The bundle
@@ -46,160 +44,38 @@ OOD_Z_LIMIT = 5.0
 OOD_MAX_FRACTION = 0.10
 #: Inputs named one by one in the warning; the rest are counted.
 OOD_NAMED_FEATURES = 3
-#: What the provenance line says when ``Prediction.values_verified``.
-VALUES_VERIFIED = "feature values verified identical to the engine the weights were trained with"
-
-
-@dataclass(frozen=True)
-class WeightsInfo:
-    """The weights behind a prediction; ``sha256`` is that of ``weights.safetensors``."""
-
-    name: str
-    kind: str
-    sha256: str
-    manifest_sha256: str
-    path: str
-    trained_on: str
-    source: str
-    n_train: int
-    n_responders: int
-    clinically_validated: bool
-    cutoff_method: str
-    created: str
-
-    @classmethod
-    def from_bundle(cls, bundle: WeightBundle) -> WeightsInfo:
-        manifest = bundle.manifest
-        return cls(name=manifest.name, kind=manifest.model, sha256=bundle.weights_sha256,
-                   manifest_sha256=bundle.manifest_sha256, path=str(bundle.path),
-                   trained_on=manifest.training_data.describe(), source=manifest.training_data.source,
-                   n_train=manifest.training_data.n, n_responders=manifest.training_data.responders,
-                   clinically_validated=manifest.clinically_validated, cutoff_method=manifest.cutoff.method,
-                   created=manifest.created)
-
-
-@dataclass(frozen=True)
-class LesionSummary:
-    """A lesion the prediction used: its site and RECIST size (mm, mm^3 on the CT grid)."""
-
-    lesion_id: str
-    site: str | None
-    visceral: bool | None
-    volume_mm3: float
-    longest_axial_diameter_mm: float
-    short_axis_mm: float
-
-    @classmethod
-    def from_lesion(cls, lesion: Lesion) -> LesionSummary:
-        return cls(lesion.lesion_id, lesion.site, lesion.visceral, lesion.size.volume_mm3,
-                   lesion.longest_axial_diameter_mm, lesion.short_axis_mm)
-
-
-@dataclass(frozen=True)
-class CTIdentity:
-    """Which CT was measured: its voxel hash, and its DICOM UIDs when read from DICOM."""
-
-    sha256: str
-    study_instance_uid: str = ""
-    series_instance_uid: str = ""
-
-    @classmethod
-    def from_image(cls, image: sitk.Image) -> CTIdentity:
-        """Hash and UIDs of a CT; ``read_dicom_ct`` leaves the UIDs in the image's metadata (0020|000d, 0020|000e)."""
-        def tag(key: str) -> str:
-            return image.GetMetaData(key).strip() if image.HasMetaDataKey(key) else ""
-
-        return cls(voxel_hash(image), tag("0020|000d"), tag("0020|000e"))
-
-
-@dataclass(frozen=True)
-class FeatureDeviation:
-    """A model input beyond ``OOD_Z_LIMIT``: its feature and its distance from the training mean (SDs, signed)."""
-
-    feature: str
-    z: float
-
-
-@dataclass(frozen=True)
-class DistributionCheck:
-    """How far the patient's model inputs lie from the training data, in training SDs.
-
-    ``beyond`` lists every input further than ``z_limit``, the furthest first.
-    """
-
-    n_features: int
-    n_beyond: int
-    z_limit: float
-    max_abs_z: float
-    most_extreme_feature: str
-    beyond: tuple[FeatureDeviation, ...] = ()
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Result for one patient. ``score`` is log-odds of response; ``risk_group`` "high" when score <= cutoff.
-
-    ``values_verified`` is True when the features were computed by this
-    process' engine, which reproduced the engine reference, and the weights
-    were trained on features of pyradiomics whose values the reference holds
-    (``abcir.features.engine_check``); ``values_relative_difference`` is then 0 when the
-    reference came out bit for bit, else its largest relative difference, at
-    most ``engine_check.ROUNDING_LIMIT`` (floating-point rounding of another CPU's BLAS).
-    Results written before these fields existed read as not verified.
-    """
-
-    model: str
-    probability: float
-    score: float
-    risk_group: str | None
-    cutoff: float | None
-    weights: WeightsInfo
-    clinical: ClinicalFacts | None
-    lesions: tuple[LesionSummary, ...]
-    recist: tuple[Finding, ...]
-    warnings: tuple[str, ...]
-    ct: CTIdentity | None
-    distribution: DistributionCheck | None
-    aggregation: str | None
-    abcir_version: str = __version__
-    values_verified: bool = False
-    values_relative_difference: float = 0.0
-
-    @property
-    def provenance(self) -> str:
-        """The line shown with every probability: whose weights, trained on what, verified values, validated or not."""
-        weights = self.weights
-        status = ("clinically validated" if weights.clinically_validated
-                  else "NOT clinically validated: research use only, not for treatment decisions")
-        verified = ""
-        if self.values_verified:
-            rounding = self.values_relative_difference
-            verified = f"; {VALUES_VERIFIED}" + (f" up to floating-point rounding ({rounding:.1e} relative)"
-                                                  if rounding else "")
-        return (f"Weights '{weights.name}' ({weights.kind}, sha256 {weights.sha256[:12]}), trained on "
-                f"{weights.trained_on}{verified}; {status}.")
-
-    def to_dict(self) -> dict:
-        """The result JSON: the fields, plus schema and the provenance line."""
-        return {"schema": PREDICTION_SCHEMA, "schema_version": PREDICTION_SCHEMA_VERSION,
-                **to_json_dict(self), "provenance": self.provenance}
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "Prediction") -> Prediction:
-        """Read a result JSON back (the provenance line is recomputed, not trusted)."""
-        if not isinstance(data, dict) or data.get("schema") != PREDICTION_SCHEMA:
-            raise InputError(f"{where}: not an abcir prediction (field 'schema' is not '{PREDICTION_SCHEMA}').")
-        if data.get("schema_version") != PREDICTION_SCHEMA_VERSION:
-            raise InputError(f"{where}: field 'schema_version' is {data.get('schema_version')!r}; this abcir "
-                             f"{__version__} reads version {PREDICTION_SCHEMA_VERSION}.")
-        fields = {key: value for key, value in data.items() if key not in ("schema", "schema_version", "provenance")}
-        return from_json_dict(cls, fields, where, InputError)
+#: An outline-sensitivity analysis of a prediction, run on its inputs once they are extracted: (CT, target
+#: lesions, clinical facts, feature rows, weights) -> result. ``abcir.sensitivity.analysis.sensitivity_analysis``
+#: makes one; it is passed in because that module imports this one.
+SensitivityAnalysis = Callable[[sitk.Image, Sequence[Lesion], ClinicalFacts | None, Sequence[LesionFeatures],
+                                WeightBundle], SensitivityResult]
 
 
 def resolve_bundle(model: str | None, weights: WeightBundle | str | os.PathLike | None) -> WeightBundle:
     """The bundle to use: the given one (checked to be of ``model``) or the bundled one of ``model``.
 
     ``model`` None means "the kind of the given weights" (combined when none are given).
+
+    Parameters
+    ----------
+    model : {"clinical", "radiomics", "combined"} or None
+        The model kind asked for; None accepts the kind of ``weights``.
+    weights : WeightBundle, str, os.PathLike or None
+        A loaded bundle, or the folder of one (loaded and verified here); None
+        means the bundle shipped with abcir for ``model`` (combined when None).
+
+    Returns
+    -------
+    WeightBundle
+        The verified bundle.
+
+    Raises
+    ------
+    InputError
+        ``model`` is not one of the three kinds.
+    BundleError
+        The folder fails verification (``load_bundle``), holds a model of another
+        kind than ``model``, or this installation ships no bundle of that kind.
     """
     if model is not None and model not in MODEL_KINDS:
         raise InputError(f"Model '{model}' is unknown; use one of {', '.join(MODEL_KINDS)}.")
@@ -368,10 +244,41 @@ def _predict(lesions: Sequence[Lesion], rows: Sequence[LesionFeatures], clinical
 
 
 def predict_features(rows: Sequence[LesionFeatures], clinical: ClinicalFacts | None, model: str | None = "combined",
-                     bundle: WeightBundle | str | os.PathLike | None = None, ct: CTIdentity | None = None) -> Prediction:
+                     bundle: WeightBundle | str | os.PathLike | None = None,
+                     ct: CTIdentity | None = None) -> Prediction:
     """Prediction from features already extracted (one row per target lesion of one patient).
 
     Lets a caller change the clinical facts or the model without extracting again.
+
+    Parameters
+    ----------
+    rows : sequence of LesionFeatures
+        One per target lesion of one patient (1130 values each, with its lesion
+        and provenance); may be empty for the clinical model.
+    clinical : ClinicalFacts or None
+        The four clinical facts; None is allowed for the radiomics model only.
+    model : {"clinical", "radiomics", "combined"} or None, default "combined"
+        The model kind; None means the kind of ``bundle``.
+    bundle : WeightBundle, str, os.PathLike or None
+        Weights (a bundle or its folder); None means the bundled weights of ``model``.
+    ct : CTIdentity, optional
+        Which CT the features came from, recorded in the result; None records none.
+
+    Returns
+    -------
+    Prediction
+        Probability of response (CR/PR), score (log-odds), risk group against the
+        bundle's cut-off (log-odds; None without one), and what they rest on.
+
+    Raises
+    ------
+    InputError
+        ``model`` is unknown, the model needs clinical facts and ``clinical`` is
+        None, the target lesions break RECIST 1.1 (an error finding), or a
+        radiomics/combined model has no lesion rows.
+    BundleError
+        The weights fail verification (``load_bundle``), are of another kind than
+        ``model``, or this installation ships none of that kind.
     """
     bundle = resolve_bundle(model, bundle)
     _require_clinical(bundle, clinical)
@@ -380,12 +287,53 @@ def predict_features(rows: Sequence[LesionFeatures], clinical: ClinicalFacts | N
 
 def predict_lesions(ct: sitk.Image | None, lesions: Sequence[Lesion], clinical: ClinicalFacts | None,
                     model: str | None = "combined", bundle: WeightBundle | str | os.PathLike | None = None,
-                    jobs: int = 1, progress: ProgressCallback | None = None, patient_id: str = "patient"
-                    ) -> Prediction:
+                    jobs: int = 1, progress: ProgressCallback | None = None, patient_id: str = "patient",
+                    sensitivity: SensitivityAnalysis | None = None) -> Prediction:
     """Prediction for one patient from the CT and its target lesions (masks on the CT grid).
 
     The clinical model needs neither CT nor lesions; when given they are
     listed and checked against RECIST all the same.
+
+    Parameters
+    ----------
+    ct : sitk.Image or None
+        The CT (HU); None is allowed for the clinical model only.
+    lesions : sequence of Lesion
+        The target lesions, binary masks on the CT's grid; at least one unless
+        the model is clinical.
+    clinical : ClinicalFacts or None
+        The four clinical facts; None is allowed for the radiomics model only.
+    model : {"clinical", "radiomics", "combined"} or None, default "combined"
+        The model kind; None means the kind of ``bundle``.
+    bundle : WeightBundle, str, os.PathLike or None
+        Weights (a bundle or its folder); None means the bundled weights of ``model``.
+    jobs : int, default 1
+        Processes for the feature extraction.
+    progress : callable, optional
+        Called as ``progress(lesions done, number of lesions, lesion id)`` during extraction.
+    patient_id : str, default "patient"
+        The id recorded with the extracted features.
+    sensitivity : SensitivityAnalysis, optional
+        Run on the CT, lesions, clinical facts, the rows just extracted and the
+        weights; its result becomes ``Prediction.sensitivity``. None runs none.
+
+    Returns
+    -------
+    Prediction
+        Probability of response (CR/PR), score (log-odds), risk group and what they rest on.
+
+    Raises
+    ------
+    InputError
+        ``model`` is unknown, the model needs clinical facts and ``clinical`` is
+        None, the target lesions break RECIST 1.1 (an error finding), a
+        radiomics/combined model gets no CT or no lesions, or extraction refuses
+        a lesion (``extract_lesions``).
+    BundleError
+        The weights fail verification (``load_bundle``), are of another kind than
+        ``model``, or this installation ships none of that kind.
+    RuntimeError
+        pyradiomics did not return the 1130 features, or workers cannot be started.
     """
     bundle = resolve_bundle(model, bundle)
     _require_clinical(bundle, clinical)
@@ -396,31 +344,78 @@ def predict_lesions(ct: sitk.Image | None, lesions: Sequence[Lesion], clinical: 
         if ct is None or not lesions:
             raise InputError(f"The {bundle.kind} model needs the CT and its target lesions.")
         rows = extract_lesions(ct, lesions, patient_id, jobs=jobs, progress=progress)
-    return _predict(lesions, rows, clinical, bundle, identity)
+    prediction = _predict(lesions, rows, clinical, bundle, identity)
+    if sensitivity is None:
+        return prediction
+    return replace(prediction, sensitivity=sensitivity(ct, lesions, clinical, rows, bundle))
 
 
 def predict_patient(ct_path: str | os.PathLike | None, lesion_paths: Sequence[str | os.PathLike],
                     clinical: ClinicalFacts | None, model: str | None = "combined",
                     weights: str | os.PathLike | None = None, sites_csv: str | os.PathLike | None = None,
                     jobs: int = 1, progress: ProgressCallback | None = None,
-                    series_uid: str | None = None) -> Prediction:
+                    series_uid: str | None = None, sensitivity: SensitivityAnalysis | None = None) -> Prediction:
     """Prediction from files: a CT (DICOM folder or image file), lesion file(s), clinical facts, weights.
 
     The files are only read. Weights and clinical facts are checked before the
     CT is read, so a mistake there is reported at once.
+
+    Parameters
+    ----------
+    ct_path : str, os.PathLike or None
+        A DICOM folder or one image file holding the CT in HU; None is allowed
+        for the clinical model only.
+    lesion_paths : sequence of str or os.PathLike
+        A ``.seg.nrrd``, a DICOM SEG, one label map, or several binary mask
+        files; may be empty for the clinical model.
+    clinical : ClinicalFacts or None
+        The four clinical facts; None is allowed for the radiomics model only.
+    model : {"clinical", "radiomics", "combined"} or None, default "combined"
+        The model kind; None means the kind of ``weights``.
+    weights : str, os.PathLike or None
+        A bundle folder; None means the bundled weights of ``model``.
+    sites_csv : str, os.PathLike or None
+        A CSV naming each lesion's site; None means sites come from the lesion files.
+    jobs : int, default 1
+        Processes for the feature extraction.
+    progress : callable, optional
+        Called as ``progress(lesions done, number of lesions, lesion id)`` during extraction.
+    series_uid : str, optional
+        Which series of a DICOM folder holding several; None when there is one.
+    sensitivity : SensitivityAnalysis, optional
+        The outline-sensitivity analysis to run after extraction (``predict_lesions``).
+
+    Returns
+    -------
+    Prediction
+        As ``predict_lesions``, with the CT reader's warnings appended (prefixed "CT: ").
+        The patient id is the series' PatientID, else the folder's or file's name.
+
+    Raises
+    ------
+    InputError
+        ``model`` is unknown, the model needs clinical facts and ``clinical`` is
+        None, a radiomics/combined model gets no CT or no lesion files, the CT is
+        not a readable 3D CT in HU, a lesion file is missing or invalid, the
+        target lesions break RECIST 1.1, or extraction refuses a lesion.
+    BundleError
+        The weights fail verification (``load_bundle``), are of another kind than
+        ``model``, or this installation ships none of that kind.
+    RuntimeError
+        pyradiomics did not return the 1130 features, or workers cannot be started.
     """
     bundle = resolve_bundle(model, weights)
     _require_clinical(bundle, clinical)
     if ct_path is None:
         if bundle.kind != "clinical":
             raise InputError(f"The {bundle.kind} model needs the CT (--ct) and its target lesions (--lesions).")
-        return predict_lesions(None, [], clinical, bundle.kind, bundle)
+        return predict_lesions(None, [], clinical, bundle.kind, bundle, sensitivity=sensitivity)
     path = Path(ct_path)
     image, reading_warnings = read_ct_with_warnings(path, series_uid)
     if not lesion_paths and bundle.kind != "clinical":
         raise InputError(f"The {bundle.kind} model needs the target lesions (--lesions).")
     lesions = load_lesions(lesion_paths, image, sites_csv) if lesion_paths else []
     prediction = predict_lesions(image, lesions, clinical, bundle.kind, bundle, jobs, progress,
-                                 patient_id=default_patient_id(path, image))
+                                 patient_id=default_patient_id(path, image), sensitivity=sensitivity)
     return replace(prediction, warnings=(*prediction.warnings, *(f"CT: {w}" for w in reading_warnings)))
 

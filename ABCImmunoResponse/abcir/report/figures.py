@@ -10,7 +10,6 @@ at 110 dpi with 11-pt text, and every axis names its quantity and unit.
 from __future__ import annotations
 
 import contextlib
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from matplotlib.figure import Figure
 
 from ..evaluation.results import Evaluation, ModelEvaluation
 from ..stats.survival import number_at_risk
+from .text import auc_text, p_phrase, safe_name
 
 DPI = 110
 FIGURE_PREFIX = "fig_"
@@ -49,32 +49,6 @@ def _subplots(*grid: int, figsize: tuple[float, float], **options: Any) -> tuple
     return figure, figure.subplots(*grid, **options)
 
 
-def format_p(p: float | None) -> str:
-    """p-values as journals print them: '<0.001' below 0.001, three decimals otherwise."""
-    if p is None:
-        return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def p_phrase(p: float | None) -> str:
-    """'p < 0.001' or 'p = 0.042', for figure annotations."""
-    text = format_p(p)
-    return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
-
-
-def auc_text(model: ModelEvaluation) -> str:
-    """'0.920 (95% CI 0.824-1.000)', the CI omitted when pROC would give none."""
-    estimate = model.auc
-    if estimate.ci_low is None:
-        return f"{estimate.auc:.3f}"
-    return f"{estimate.auc:.3f} (95% CI {estimate.ci_low:.3f}\u2013{estimate.ci_high:.3f})"
-
-
-def safe_name(name: str) -> str:
-    """A model name usable in a file name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
 def _colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
@@ -86,7 +60,20 @@ def _save(figure: Figure, out_dir: Path, name: str) -> str:
 
 
 def roc_figure(evaluation: Evaluation, out_dir: Path) -> str:
-    """ROC curves of every model, AUC and DeLong 95% CI in the legend (Figure 3E/F)."""
+    """ROC curves of every model, AUC and DeLong 95% CI in the legend (Figure 3E/F).
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+        The results of ``evaluate``.
+    out_dir : Path
+        An existing folder; the PNG there is replaced.
+
+    Returns
+    -------
+    str
+        The file name written, ``fig_roc.png``.
+    """
     figure, axes = _subplots(figsize=(7, 7))
     axes.plot([0, 1], [0, 1], color="0.6", linestyle=":", label="Chance (AUC 0.5)")
     for index, model in enumerate(evaluation.models):
@@ -102,7 +89,21 @@ def roc_figure(evaluation: Evaluation, out_dir: Path) -> str:
 
 
 def calibration_figure(evaluation: Evaluation, out_dir: Path) -> str:
-    """Predicted against observed response probability (Figure 3G)."""
+    """Predicted against observed response probability (Figure 3G).
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+        The results of ``evaluate``; each model's logistic calibration (intercept and slope in log-odds, Brier
+        score) and lowess smooth are drawn.
+    out_dir : Path
+        An existing folder; the PNG there is replaced.
+
+    Returns
+    -------
+    str
+        The file name written, ``fig_calibration.png``.
+    """
     figure, axes = _subplots(figsize=(7, 7))
     axes.plot([0, 1], [0, 1], color="0.75", linewidth=5, label="Ideal")
     for index, model in enumerate(evaluation.models):
@@ -129,7 +130,21 @@ def calibration_figure(evaluation: Evaluation, out_dir: Path) -> str:
 
 
 def decision_figure(evaluation: Evaluation, out_dir: Path) -> str | None:
-    """Net benefit against threshold probability with treat-all and treat-none (Figure 3H)."""
+    """Net benefit against threshold probability with treat-all and treat-none (Figure 3H).
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+        The results of ``evaluate``.
+    out_dir : Path
+        An existing folder; the PNG there is replaced.
+
+    Returns
+    -------
+    str or None
+        The file name written, ``fig_decision_curve.png``; None (nothing drawn) when the evaluation has no
+        decision curves.
+    """
     curves = evaluation.decision
     if curves is None:
         return None
@@ -149,7 +164,21 @@ def decision_figure(evaluation: Evaluation, out_dir: Path) -> str | None:
 
 
 def clinical_impact_figure(evaluation: Evaluation, out_dir: Path) -> str | None:
-    """Number called responder and number truly responding, per 1000 (Figure 3I/J)."""
+    """Number called responder and number truly responding, per 1000 (Figure 3I/J).
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+        The results of ``evaluate``; one panel per model of its decision curves.
+    out_dir : Path
+        An existing folder; the PNG there is replaced.
+
+    Returns
+    -------
+    str or None
+        The file name written, ``fig_clinical_impact.png``; None (nothing drawn) when the evaluation has no
+        decision curves.
+    """
     curves = evaluation.decision
     if curves is None:
         return None
@@ -173,7 +202,22 @@ def clinical_impact_figure(evaluation: Evaluation, out_dir: Path) -> str | None:
 
 
 def km_figure(model: ModelEvaluation, out_dir: Path) -> str | None:
-    """Kaplan-Meier PFS by risk group with the numbers at risk beneath (Figure 5)."""
+    """Kaplan-Meier PFS by risk group with the numbers at risk beneath (Figure 5).
+
+    Parameters
+    ----------
+    model : ModelEvaluation
+        One model's evaluation; its ``survival`` gives the PFS times (months), events, scores (log-odds) and the
+        risk cut-off (high risk: score <= cut-off).
+    out_dir : Path
+        An existing folder; the PNG there is replaced.
+
+    Returns
+    -------
+    str or None
+        The file name written, ``fig_km_<model>.png``; None (nothing drawn) when the model has no survival
+        analysis.
+    """
     survival = model.survival
     if survival is None:
         return None
@@ -222,7 +266,20 @@ def km_figure(model: ModelEvaluation, out_dir: Path) -> str | None:
 
 
 def waterfall_figure(model: ModelEvaluation, out_dir: Path) -> str:
-    """Each patient's score, sorted, coloured by observed response (Figure 3C/D)."""
+    """Each patient's score, sorted, coloured by observed response (Figure 3C/D).
+
+    Parameters
+    ----------
+    model : ModelEvaluation
+        One model's evaluation: scores (log-odds) and observed responses (1 = CR/PR).
+    out_dir : Path
+        An existing folder; the PNG there is replaced.
+
+    Returns
+    -------
+    str
+        The file name written, ``fig_waterfall_<model>.png``.
+    """
     order = np.argsort(-model.scores, kind="stable")
     colours = np.where(model.response[order] == 1, RESPONDER_COLOUR, NON_RESPONDER_COLOUR)
     figure, axes = _subplots(figsize=(10, 5))
@@ -238,7 +295,22 @@ def waterfall_figure(model: ModelEvaluation, out_dir: Path) -> str:
 
 def violin_figure(evaluation: Evaluation, out_dir: Path,
                   p_values: dict[str, float | None]) -> str:
-    """Score distributions of responders and non-responders per model (Figure 3A/B)."""
+    """Score distributions of responders and non-responders per model (Figure 3A/B).
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+        The results of ``evaluate``; one panel per model, scores in log-odds.
+    out_dir : Path
+        An existing folder; the PNG there is replaced.
+    p_values : dict of str to float or None
+        The Wilcoxon rank-sum p-value of each model by name, shown in its title; None or absent: 'n/a'.
+
+    Returns
+    -------
+    str
+        The file name written, ``fig_violin.png``.
+    """
     models = evaluation.models
     figure, axes_row = _subplots(1, len(models), figsize=(4.5 * len(models), 5.5),
                                     squeeze=False)
@@ -263,7 +335,21 @@ def violin_figure(evaluation: Evaluation, out_dir: Path,
 
 
 def forest_figure(evaluation: Evaluation, out_dir: Path) -> str | None:
-    """Subgroup AUCs with DeLong 95% CIs, one marker per model (Figure 6)."""
+    """Subgroup AUCs with DeLong 95% CIs, one marker per model (Figure 6).
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+        The results of ``evaluate``; each model's subgroup AUCs are drawn (a cross where a subgroup has one
+        response class only).
+    out_dir : Path
+        An existing folder; the PNG there is replaced.
+
+    Returns
+    -------
+    str or None
+        The file name written, ``fig_forest.png``; None (nothing drawn) when no model has subgroups.
+    """
     labels: list[str] = []
     for model in evaluation.models:
         for sub in model.subgroups:

@@ -21,7 +21,8 @@ from .. import __version__
 from ..evaluation.results import Evaluation
 from ..stats.baseline_table import wilcoxon_rank_sum
 from . import figures
-from .figures import FIGURE_PREFIX, auc_text, format_p, p_phrase
+from .figures import FIGURE_PREFIX
+from .text import auc_text, format_p, p_phrase
 
 REPORT_FILE = "report.html"
 #: Two-sided normal quantile for the C-index 95% CI shown next to its SE (Table S5).
@@ -234,6 +235,26 @@ def write_report(evaluation: Evaluation, out_dir: Path) -> Path:
     return path
 
 
+def _outline_stability(evaluation: Evaluation) -> str:
+    """The share of patients whose risk group holds under outline changes, per model; "" without the columns."""
+    models = [m for m in evaluation.models if m.stability is not None]
+    if not models:
+        return ""
+
+    def cell(stable: int, total: int, share: float | None) -> str:
+        return "n/a" if share is None else f"{stable} / {total} ({100 * share:.0f}%)"
+
+    rows = [[m.name, cell(m.stability.n_stable, m.stability.n, m.stability.share),
+             cell(m.stability.n_stable_responders, m.stability.n_responders, m.stability.share_responders),
+             cell(m.stability.n_stable - m.stability.n_stable_responders, m.stability.n - m.stability.n_responders,
+                  m.stability.share_non_responders)] for m in models]
+    note = ("<p class='small'>A patient is stable when the risk group holds under all but at most the analysis' "
+            "flip limit of plausible outline changes (abcir batch --sensitivity). This is the prediction's "
+            "sensitivity to the outline, not a confidence interval of the probability.</p>")
+    return _table("Patients whose risk group is stable under outline changes",
+                  ["Model", "All", "Responders", "Non-responders"], rows) + note
+
+
 def _body(evaluation: Evaluation, out_dir: Path) -> str:
     score_table, p_values = _score_distribution(evaluation)
     notes = "".join(f"<li>{_esc(n)}</li>" for n in evaluation.notes)
@@ -262,6 +283,9 @@ def _body(evaluation: Evaluation, out_dir: Path) -> str:
         "".join(_figure(figures.waterfall_figure(m, out_dir), f"{m.name}: waterfall of scores.")
                 for m in evaluation.models),
     ]
+    stability = _outline_stability(evaluation)
+    if stability:
+        sections += ["<h2>Outline sensitivity</h2>", stability]
     if evaluation.has_survival:
         sections += ["<h2>Progression-free survival</h2>", _survival(evaluation, out_dir)]
     if evaluation.subgroup_columns:

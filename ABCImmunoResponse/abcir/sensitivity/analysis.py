@@ -23,18 +23,21 @@ from ..models.bundle import WeightBundle
 from ..patient.clinical_facts import ClinicalFacts
 from ..errors import InputError
 from ..features.catalogue import LesionFeatures
-from ..features.engine import engine_values, fast_path_blocker
+from ..features.engine import engine_values
+from ..features.preparation import fast_path_blocker
 from ..features.extract import extract_lesions
 from ..patient.lesions import Lesion
 from ..patient.measurements import measure_lesion
-from ..prediction.predict import Prediction, predict_features, resolve_bundle
+from ..options import DEFAULT_FLIP_LIMIT
+from ..prediction.result import Prediction
+from ..prediction.predict import SensitivityAnalysis, predict_features, resolve_bundle
 from .perturbations import DEFAULT_SET, MIN_VOXELS, PerturbationSet, perturb
 from .result import LesionInfluence, PerturbedPrediction, SensitivityResult, SkippedPerturbation
 from .shared_extraction import compute_outlines, outline_pieces, share_region
 
-#: The risk group is called unstable when it flips in more than this share of the outline changes: one
-#: change in ten may be an implausible outline, more says the group depends on where the border is drawn.
-FLIP_LIMIT = 0.10
+#: The risk group is called unstable when it flips in more than this share of the outline changes
+#: (``abcir.options`` says why; defined there for the command line).
+FLIP_LIMIT = DEFAULT_FLIP_LIMIT
 #: A 90 % interval needs at least this many perturbed probabilities: with fewer, the empirical 5th and 95th
 #: percentiles are interpolations between the two most extreme values, not a statement about 90 % of them.
 MIN_FOR_INTERVAL = 20
@@ -83,6 +86,11 @@ def _perturbed_values(ct: sitk.Image, lesions: Sequence[Lesion], perturbation_se
     return changed, compute_outlines(pieces(), jobs)
 
 
+def _check_flip_limit(flip_limit: float) -> None:
+    if not 0 <= flip_limit < 1:
+        raise InputError(f"Flip limit {flip_limit}: give a share between 0 and 1 (default {FLIP_LIMIT}).")
+
+
 def _influence(lesion_id: str, items: Sequence[PerturbedPrediction], base: Prediction) -> LesionInfluence:
     probabilities = [item.probability for item in items] or [base.probability]
     flips = sum(item.risk_group != base.risk_group for item in items) if base.risk_group is not None else 0
@@ -93,7 +101,35 @@ def _influence(lesion_id: str, items: Sequence[PerturbedPrediction], base: Predi
 def summarise(base: Prediction, perturbed: Sequence[PerturbedPrediction], lesion_ids: Sequence[str],
               perturbation_set: PerturbationSet, seed: int, flip_limit: float = FLIP_LIMIT,
               skipped: Sequence[SkippedPerturbation] = ()) -> SensitivityResult:
-    """The result from the unperturbed prediction and the perturbed ones (no extraction)."""
+    """The result from the unperturbed prediction and the perturbed ones (no extraction).
+
+    Parameters
+    ----------
+    base : Prediction
+        The prediction with the outlines as segmented.
+    perturbed : sequence of PerturbedPrediction
+        One per changed outline that could be computed.
+    lesion_ids : sequence of str
+        The patient's target lesions, in order; one ``LesionInfluence`` each.
+    perturbation_set : PerturbationSet
+        The outline changes, recorded by name and description.
+    seed : int
+        The seed of the contour randomisations, recorded.
+    flip_limit : float, default FLIP_LIMIT
+        Share of perturbations in another risk group above which the group is
+        called unstable (0.10).
+    skipped : sequence of SkippedPerturbation, default ()
+        Outline changes left out, with the reason.
+
+    Returns
+    -------
+    SensitivityResult
+        The probability range (including ``base``), the 90 % interval of the
+        perturbed probabilities (None below ``MIN_FOR_INTERVAL`` of them), the
+        flip share (None without a risk group or perturbations), whether the
+        group is unstable, the per-lesion influence and the deciding lesion
+        (most flips when unstable, else the largest probability change).
+    """
     probabilities = np.array([item.probability for item in perturbed])
     interval = None
     if probabilities.size >= MIN_FOR_INTERVAL:
@@ -133,6 +169,46 @@ def analyse_sensitivity(ct: sitk.Image, lesions: Sequence[Lesion], clinical: Cli
     just made); without them they are extracted first. ``seed`` fixes the
     contour randomisations. ``flip_limit`` is the share of flips above which the
     risk group is called unstable. The clinical model reads no outline and is refused.
+
+    Parameters
+    ----------
+    ct : sitk.Image
+        The CT (HU).
+    lesions : sequence of Lesion
+        The target lesions, binary masks on the CT's grid; at least one.
+    clinical : ClinicalFacts or None
+        The four clinical facts; None for the radiomics model.
+    model : {"radiomics", "combined"} or None, default "combined"
+        The model kind; None means the kind of ``bundle``. The clinical model is refused.
+    bundle : WeightBundle, str, os.PathLike or None
+        Weights (a bundle or its folder); None means the bundled weights of ``model``.
+    rows : sequence of LesionFeatures, optional
+        The unperturbed features of ``lesions``, in their order; None extracts them.
+    perturbation_set : PerturbationSet, default DEFAULT_SET
+        The outline changes: erosion and dilation by 1 mm and 8 randomisations by default.
+    seed : int, default 0
+        Fixes the contour randomisations.
+    jobs : int, default 1
+        Processes for the feature extraction.
+    flip_limit : float, default FLIP_LIMIT
+        Share of flips, in [0, 1), above which the risk group is unstable.
+    patient_id : str, default "patient"
+        The id recorded when ``rows`` are extracted here.
+
+    Returns
+    -------
+    SensitivityResult
+        See ``summarise``; changes with fewer than ``MIN_VOXELS`` voxels or refused
+        by pyradiomics are listed as skipped.
+
+    Raises
+    ------
+    InputError
+        The model is clinical, there are no lesions, ``flip_limit`` is outside
+        [0, 1), ``rows`` are not of ``lesions`` in order, or the prediction or
+        extraction refuses the input (see ``predict_features``, ``extract_lesions``).
+    BundleError
+        The weights fail verification or are of another kind than ``model``.
     """
     bundle = resolve_bundle(model, bundle)
     if bundle.kind == "clinical":
@@ -140,8 +216,7 @@ def analyse_sensitivity(ct: sitk.Image, lesions: Sequence[Lesion], clinical: Cli
                          "use the radiomics or combined model for the outline sensitivity.")
     if not lesions:
         raise InputError(f"The {bundle.kind} model needs target lesions to change the outlines of.")
-    if not 0 <= flip_limit < 1:
-        raise InputError(f"Flip limit {flip_limit}: give a share between 0 and 1 (default {FLIP_LIMIT}).")
+    _check_flip_limit(flip_limit)
     if rows is None:
         rows = extract_lesions(ct, lesions, patient_id, jobs=jobs)
     ids = [lesion.lesion_id for lesion in lesions]
@@ -160,3 +235,38 @@ def analyse_sensitivity(ct: sitk.Image, lesions: Sequence[Lesion], clinical: Cli
         perturbed.append(PerturbedPrediction(lesion.lesion_id, name, lesion.size.volume_mm3, prediction.probability,
                                              prediction.score, prediction.risk_group))
     return summarise(base, perturbed, ids, perturbation_set, seed, flip_limit, skipped)
+
+
+def sensitivity_analysis(perturbation_set: PerturbationSet = DEFAULT_SET, seed: int = 0, jobs: int = 1,
+                         flip_limit: float = FLIP_LIMIT) -> SensitivityAnalysis:
+    """``analyse_sensitivity`` with these settings, for ``predict_lesions`` to run on the rows it has extracted.
+
+    The prediction module cannot import this one (this one imports it), so the
+    command line hands it this function instead: the prediction's CT, lesions,
+    clinical facts, feature rows and weights then go in unchanged, and no
+    lesion is extracted twice.
+
+    Parameters
+    ----------
+    perturbation_set : PerturbationSet, default DEFAULT_SET
+        The outline changes per lesion.
+    seed : int, default 0
+        Fixes the contour randomisations.
+    jobs : int, default 1
+        Processes in all for the changed outlines' features.
+    flip_limit : float, default FLIP_LIMIT
+        Share of flips above which the risk group is called unstable.
+
+    Returns
+    -------
+    SensitivityAnalysis
+        (CT, lesions, clinical facts, feature rows, bundle) -> ``SensitivityResult``.
+    """
+    _check_flip_limit(flip_limit)  # before the prediction's extraction, not after it
+
+    def analyse(ct: sitk.Image, lesions: Sequence[Lesion], clinical: ClinicalFacts | None,
+                rows: Sequence[LesionFeatures], bundle: WeightBundle) -> SensitivityResult:
+        return analyse_sensitivity(ct, lesions, clinical, bundle.kind, bundle, rows=rows,
+                                   perturbation_set=perturbation_set, seed=seed, jobs=jobs, flip_limit=flip_limit)
+
+    return analyse

@@ -57,7 +57,21 @@ def _margin(mask: sitk.Image, radius_mm: float) -> np.ndarray:
 
 
 def dilate_mm(mask: sitk.Image, radius_mm: float) -> sitk.Image:
-    """The mask grown by ``radius_mm`` (mm): every voxel whose centre lies within that distance of the mask."""
+    """The mask grown by ``radius_mm`` (mm): every voxel whose centre lies within that distance of the mask.
+
+    Parameters
+    ----------
+    mask : sitk.Image
+        A 3D mask (non-zero inside); not modified.
+    radius_mm : float
+        Distance (mm, Euclidean with the grid's spacing per axis), > 0.
+
+    Returns
+    -------
+    sitk.Image
+        uint8 0/1 on ``mask``'s grid, containing ``mask``; what would lie beyond
+        the image is dropped. All 0 for an empty mask.
+    """
     array = sitk.GetArrayViewFromImage(mask) != 0
     result = np.zeros(array.shape, dtype=bool)
     region = _region(array, _margin(mask, radius_mm))
@@ -73,6 +87,18 @@ def erode_mm(mask: sitk.Image, radius_mm: float) -> sitk.Image:
 
     The CT's border counts as inside (see the module's docstring); the result
     may be empty for a lesion thinner than 2 ``radius_mm``.
+
+    Parameters
+    ----------
+    mask : sitk.Image
+        A 3D mask (non-zero inside); not modified.
+    radius_mm : float
+        Distance (mm, Euclidean with the grid's spacing per axis), > 0.
+
+    Returns
+    -------
+    sitk.Image
+        uint8 0/1 on ``mask``'s grid, contained in ``mask``.
     """
     array = sitk.GetArrayViewFromImage(mask) != 0
     result = np.zeros(array.shape, dtype=bool)
@@ -94,6 +120,18 @@ def shift_voxels(mask: sitk.Image, offset_xyz: tuple[int, int, int]) -> sitk.Ima
 
     A shift keeps the outline's shape and moves it against the CT: a
     registration-like error, not a drawing one.
+
+    Parameters
+    ----------
+    mask : sitk.Image
+        A 3D mask (non-zero inside); not modified.
+    offset_xyz : tuple of int
+        The shift in voxels along x, y, z (image index order; positive moves to higher indices).
+
+    Returns
+    -------
+    sitk.Image
+        uint8 0/1 on ``mask``'s grid.
     """
     array = sitk.GetArrayViewFromImage(mask) != 0
     result = np.zeros(array.shape, dtype=bool)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from ..errors import InputError
+from ..options import DEFAULT_PERTURBATION_SET
 from .morphology import dilate_mm, erode_mm, shift_voxels
 from .supervoxels import contour_randomisations
 
@@ -81,8 +83,41 @@ class PerturbationSet:
 
 #: The default: erosion and dilation by 1 mm and 8 randomisations, 10 extra extractions per lesion
 #: (30 for a 3-lesion patient): enough for the 90 % interval (``analysis.MIN_FOR_INTERVAL``) at 2 or more
-#: lesions, and about 10 s for three lesions of 1 to 10 mL on 2 cores (see the project's measurements).
-DEFAULT_SET = PerturbationSet("outline-1mm")
+#: lesions (the cost is measured in the README, "Outline sensitivity").
+DEFAULT_SET = PerturbationSet(DEFAULT_PERTURBATION_SET)
+#: The sets ``--perturbations`` names (``abcir.options.PERTURBATION_SETS``): the default; the morphological
+#: changes only, +/-1 mm and +/-1 voxel shifts (8 per lesion), for lesions too small for the randomisation
+#: (``supervoxels``' measurements); and everything (16 per lesion).
+NAMED_SETS = {DEFAULT_SET.name: DEFAULT_SET,
+              "morphology-1mm": PerturbationSet("morphology-1mm", randomisations=0, shifts=True),
+              "extended": PerturbationSet("extended", shifts=True)}
+
+
+def perturbation_set_named(value: str) -> PerturbationSet:
+    """The perturbation set a user names: one of ``NAMED_SETS``, or N for the default with N randomisations.
+
+    Parameters
+    ----------
+    value : str
+        A set's name, or a whole number N >= 0 (erosion and dilation by 1 mm and N
+        contour randomisations per lesion; the set is named ``outline-1mm-N``).
+
+    Returns
+    -------
+    PerturbationSet
+        The set.
+
+    Raises
+    ------
+    InputError
+        ``value`` is neither a set's name nor a whole number >= 0.
+    """
+    if value in NAMED_SETS:
+        return NAMED_SETS[value]
+    if value.isdigit():
+        return PerturbationSet(f"{DEFAULT_SET.name}-{int(value)}", randomisations=int(value))
+    raise InputError(f"Perturbations '{value}': neither a set ({', '.join(NAMED_SETS)}) nor a number of contour "
+                     "randomisations; give one of those names or a whole number such as 8.")
 
 
 @dataclass(frozen=True)
@@ -95,17 +130,54 @@ class Perturbation:
 
     @property
     def voxel_count(self) -> int:
+        """Voxels inside the changed outline."""
         return int(np.count_nonzero(sitk.GetArrayViewFromImage(self.mask)))
 
 
 def lesion_seed(seed: int, lesion_index: int) -> np.random.SeedSequence:
-    """The randomisations' seed of the ``lesion_index``-th lesion: independent streams per lesion."""
+    """The randomisations' seed of the ``lesion_index``-th lesion: independent streams per lesion.
+
+    Parameters
+    ----------
+    seed : int
+        The analysis' seed (non-negative).
+    lesion_index : int
+        The lesion's position among the patient's target lesions, from 0.
+
+    Returns
+    -------
+    np.random.SeedSequence
+        A seed sequence over ``[seed, lesion_index]``.
+    """
     return np.random.SeedSequence([seed, lesion_index])
 
 
 def perturb(lesion_id: str, mask: sitk.Image, ct: sitk.Image, perturbation_set: PerturbationSet = DEFAULT_SET,
             seed: int = 0, lesion_index: int = 0) -> Iterator[Perturbation]:
-    """The perturbations of one lesion, in ``perturbation_set.names`` order, one at a time (each CT-sized)."""
+    """The perturbations of one lesion, in ``perturbation_set.names`` order, one at a time (each CT-sized).
+
+    Parameters
+    ----------
+    lesion_id : str
+        The lesion's name, copied into each perturbation.
+    mask : sitk.Image
+        The lesion's outline (non-zero inside) on ``ct``'s grid; not modified.
+    ct : sitk.Image
+        The CT (HU); its intensities guide the contour randomisations.
+    perturbation_set : PerturbationSet, default DEFAULT_SET
+        Erosion/dilation radius (mm), number of randomisations, and whether to shift.
+    seed : int, default 0
+        The analysis' seed; with ``lesion_index`` it fixes the randomisations.
+    lesion_index : int, default 0
+        The lesion's position among the patient's target lesions, from 0.
+
+    Yields
+    ------
+    Perturbation
+        Eroded, dilated, each randomised outline, then the six shifts if asked
+        for; uint8 0/1 masks on ``ct``'s grid, possibly with fewer than
+        ``MIN_VOXELS`` voxels (the analysis skips those).
+    """
     names = iter(perturbation_set.names)
     yield Perturbation(lesion_id, next(names), erode_mm(mask, perturbation_set.radius_mm))
     yield Perturbation(lesion_id, next(names), dilate_mm(mask, perturbation_set.radius_mm))

@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass
 
 from .. import __version__
-from ..records import to_json_dict
+from ..errors import InputError
+from ..records import from_json_dict, to_json_dict
 
 SENSITIVITY_SCHEMA = "abcir.sensitivity"
 SENSITIVITY_SCHEMA_VERSION = 1
@@ -120,6 +121,37 @@ class SensitivityResult:
         """The JSON form: the fields, the schema, and the summary and warning lines."""
         return {"schema": SENSITIVITY_SCHEMA, "schema_version": SENSITIVITY_SCHEMA_VERSION,
                 **to_json_dict(self), "summary": self.summary, "warning": self.warning}
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "Sensitivity") -> SensitivityResult:
+        """Read ``to_dict``'s form back (a result JSON's ``sensitivity`` block).
+
+        Parameters
+        ----------
+        data : dict
+            The parsed JSON object; its summary and warning lines are recomputed, not trusted.
+        where : str
+            How messages name it (the file and field).
+
+        Returns
+        -------
+        SensitivityResult
+            The result, every field checked against its type.
+
+        Raises
+        ------
+        InputError
+            Another schema or version, or a field that is missing, unknown or of the wrong type.
+        """
+        if not isinstance(data, dict) or data.get("schema") != SENSITIVITY_SCHEMA:
+            raise InputError(f"{where}: not an abcir outline sensitivity (field 'schema' is not "
+                             f"'{SENSITIVITY_SCHEMA}').")
+        if data.get("schema_version") != SENSITIVITY_SCHEMA_VERSION:
+            raise InputError(f"{where}: field 'schema_version' is {data.get('schema_version')!r}; this abcir "
+                             f"{__version__} reads version {SENSITIVITY_SCHEMA_VERSION}.")
+        fields = {key: value for key, value in data.items()
+                  if key not in ("schema", "schema_version", "summary", "warning")}
+        return from_json_dict(cls, fields, where, InputError)
 
     def to_json(self) -> str:
         """``to_dict`` as strict JSON text (no NaN)."""

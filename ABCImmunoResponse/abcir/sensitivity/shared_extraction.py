@@ -13,8 +13,9 @@ also where pyradiomics' 1 mm grid happens to start (which moves with the
 bounding box by a fraction of a voxel). For the unperturbed mask these
 functions give the engine's values bit for bit (tested).
 
-Everything here is the engine's public API (``abcir.features``,
-``abcir.features.resampling``) and pyradiomics' own ``imageoperations``. An outline that
+Everything here is the engine's public API: ``features.engine.filtered_images``
+and ``mask_inputs`` for the pieces, ``features.extract.compute_pieces`` (the
+scheduler ``extract_lesions`` uses) to compute them. An outline that
 reaches the region's outer face (only a change larger than the padding could)
 is computed from scratch, through the engine, instead. Settings the fast engine
 does not reproduce (``features.fast_path_blocker``) share nothing: the analysis
@@ -23,36 +24,18 @@ then calls ``features.engine_values`` per outline.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import SimpleITK as sitk
-from radiomics import imageoperations
-from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-from ..errors import InputError
-from ..features.engine import (
-    FeatureInput,
-    PreparedLesion,
-    compute_input,
-    feature_inputs,
-    ordered_values,
-    prepare_lesion,
-)
-from ..features.parallel import extraction_pool, single_threaded_blas
+from ..features.engine import FeatureInput, feature_inputs, mask_inputs, ordered_values
+from ..features.preparation import PreparedLesion, filtered_images, prepare_lesion
+from ..features.extract import compute_pieces
 from ..features.radiomics_log import quiet_radiomics
-from ..features.resampling import OutputGrid, resample_nearest
-from ..resources import parameter_file
-
-
-@lru_cache(maxsize=1)
-def _mask_settings() -> dict:
-    """The parameter file's settings, for ``checkMask`` (label, minimum ROI dimensions and size)."""
-    with quiet_radiomics():
-        return RadiomicsFeatureExtractor(str(parameter_file())).settings.copy()
+from ..features.resampling_grid import OutputGrid
+from ..features.resampling import resample_nearest
 
 
 @dataclass
@@ -65,6 +48,7 @@ class SharedRegion:
 
     @property
     def grid(self) -> OutputGrid:
+        """The grid of the resampled region (size in voxels; origin, spacing in mm; direction)."""
         image = self.prepared.image
         return OutputGrid(tuple(image.GetSize()), tuple(image.GetOrigin()), tuple(image.GetSpacing()),
                           tuple(image.GetDirection()))
@@ -74,23 +58,31 @@ class SharedRegion:
 def share_region(ct: sitk.Image, mask: sitk.Image, lesion_id: str) -> SharedRegion:
     """Resample and filter the region of the unperturbed ``mask`` once (what ``extract_lesions`` does first).
 
-    The filters run on the whole padded region, as pyradiomics runs them; asking
-    ``feature_inputs`` for pieces with the region's full extent as bounding box
-    returns them uncropped.
+    The filters run on the whole padded region, as pyradiomics runs them
+    (``features.engine.filtered_images``).
+
+    Parameters
+    ----------
+    ct : sitk.Image
+        The CT (HU).
+    mask : sitk.Image
+        The lesion's unperturbed binary mask on the CT's grid.
+    lesion_id : str
+        The lesion's name, used in error messages.
+
+    Returns
+    -------
+    SharedRegion
+        The prepared (resampled, padded) region and its Original, LoG (per sigma,
+        mm) and wavelet images, uncropped.
+
+    Raises
+    ------
+    InputError
+        pyradiomics refuses the lesion (``prepare_lesion``).
     """
     prepared = prepare_lesion(ct, mask, lesion_id)
-    size = np.array(prepared.image.GetSize())
-    whole = np.ravel(np.column_stack([np.zeros(3, dtype=int), size - 1]))  # checkMask's (Lx, Ux, Ly, Uy, Lz, Uz)
-    filtered = []
-    for piece in feature_inputs(PreparedLesion(lesion_id, prepared.image, prepared.mask, whole)):
-        if piece.image_type == "shape":
-            continue
-        if piece.sigma is None:
-            filtered.append((piece.image_type, piece.name, piece.image))
-            continue
-        for image, name, _ in imageoperations.getLoGImage(piece.image, piece.mask, sigma=[piece.sigma]):
-            filtered.append((piece.image_type, name, image))
-    return SharedRegion(lesion_id, prepared, filtered)
+    return SharedRegion(lesion_id, prepared, list(filtered_images(prepared)))
 
 
 def _touches_outer_face(mask: np.ndarray) -> bool:
@@ -103,49 +95,71 @@ def outline_pieces(region: SharedRegion, ct: sitk.Image, mask: sitk.Image) -> li
 
     Raises InputError, naming the lesion, when pyradiomics refuses the outline
     (too few voxels or dimensions after resampling).
+
+    Parameters
+    ----------
+    region : SharedRegion
+        The unperturbed lesion's shared region (``share_region``).
+    ct : sitk.Image
+        The CT (HU), used only when the outline leaves the shared region.
+    mask : sitk.Image
+        The changed outline (binary) on the CT's grid.
+
+    Returns
+    -------
+    list of FeatureInput
+        The shape piece and one piece per filtered image, cropped to the outline
+        resampled (nearest neighbour) onto the shared grid; or, for an outline
+        empty on that grid or touching its outer face, the engine's own pieces
+        (``prepare_lesion`` then ``feature_inputs``).
+
+    Raises
+    ------
+    InputError
+        pyradiomics refuses the outline.
     """
     resampled = resample_nearest(mask, region.grid, sitk.sitkUInt32)
     array = sitk.GetArrayViewFromImage(resampled)
     if not array.any() or _touches_outer_face(array):  # outside the shared region: the engine's own path
         return list(feature_inputs(prepare_lesion(ct, mask, region.lesion_id)))
-    try:
-        box, _ = imageoperations.checkMask(region.prepared.image, resampled, **_mask_settings())
-    except ValueError as error:
-        raise InputError(f"Lesion '{region.lesion_id}': pyradiomics refused the changed outline ({error}).") from error
-    outline = sitk.Cast(resampled, sitk.sitkUInt8)
-    pieces = [FeatureInput(region.lesion_id, "shape", "shape", region.prepared.image, outline, box)]
-    for image_type, name, image in region.filtered:
-        cropped, cropped_mask = imageoperations.cropToTumorMask(image, outline, box, padDistance=0)
-        pieces.append(FeatureInput(region.lesion_id, image_type, name, cropped, cropped_mask))
-    return pieces
+    return mask_inputs(region.lesion_id, region.prepared.image, region.filtered, resampled)
 
 
 def compute_outlines(outlines: Iterable[tuple[Hashable, str, list[FeatureInput]]], jobs: int = 1
                      ) -> dict[Hashable, np.ndarray]:
     """The 1130 values of each outline, from its pieces: (key, lesion id, pieces) -> {key: values}.
 
-    With ``jobs`` > 1 every piece goes to the engine's extraction workers as soon
-    as it is made (``outlines`` is consumed lazily, so this process prepares the
-    next outline while they compute); then this process takes the pieces no
-    worker has started, from the last one back, and computes them itself.
+    The pieces are computed by ``features.extract.compute_pieces``, the
+    scheduler of ``extract_lesions``: with ``jobs`` > 1 each goes to a free
+    extraction worker as soon as it is made (``outlines`` is consumed lazily, so
+    this process prepares the next outline while they compute), and this
+    process computes the pieces no worker has taken.
+
+    Parameters
+    ----------
+    outlines : iterable of (hashable, str, list of FeatureInput)
+        Per outline: a key, the lesion's id (for error messages), and its pieces
+        (``outline_pieces``); consumed once, lazily.
+    jobs : int, default 1
+        Processes in all, this one included; 1 computes everything here.
+
+    Returns
+    -------
+    dict
+        Key to 1130 float64 values in ``feature_names()`` order, for every
+        outline that had pieces.
+
+    Raises
+    ------
+    RuntimeError
+        pyradiomics did not return the 1130 features of an outline
+        (``ordered_values``), or no Python interpreter can start workers.
     """
-    pool = extraction_pool(jobs)
-    queued: list[tuple[Hashable, FeatureInput, object]] = []
     lesion_of: dict[Hashable, str] = {}
-    results: dict[Hashable, dict] = defaultdict(dict)
-    with single_threaded_blas():
+
+    def groups() -> Iterator[tuple[Hashable, list[FeatureInput]]]:
         for key, lesion_id, pieces in outlines:
             lesion_of[key] = lesion_id
-            for piece in pieces:
-                queued.append((key, piece, pool.submit(compute_input, piece) if pool is not None else None))
-        for key, piece, future in reversed(queued):
-            # A piece a worker has started cannot be cancelled; the workers take pieces in order, so every
-            # earlier one is started too.
-            if future is not None and not future.cancel():
-                break
-            results[key].update(compute_input(piece))
-        for key, piece, future in queued:
-            if future is not None and not future.cancelled():
-                results[key].update(future.result())
-    return {key: ordered_values(result, lesion_of[key]) for key, result in results.items()}
+            yield key, pieces
 
+    return {key: ordered_values(features, lesion_of[key]) for key, features in compute_pieces(groups(), jobs)}

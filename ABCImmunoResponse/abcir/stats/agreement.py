@@ -58,6 +58,29 @@ def icc_2_1(ratings: np.ndarray, confidence: float = CONFIDENCE_LEVEL) -> IccRes
 
     Mean squares from the two-way ANOVA without interaction: MSR (subjects),
     MSC (raters), MSE (residual); ICC = (MSR - MSE) / (MSR + (k-1) MSE + k (MSC - MSE) / n).
+    Matches the ``ICC2`` ("Single_random_raters") row of R's ``psych::ICC``.
+
+    Parameters
+    ----------
+    ratings : numpy.ndarray
+        Matrix of shape (n subjects, k raters), in the variable's own unit
+        (e.g. HU for a first-order feature, mm³ for a volume); no NaN or inf.
+    confidence : float, optional
+        Level of the two-sided confidence interval, between 0 and 1 (default 0.95).
+
+    Returns
+    -------
+    IccResult
+        ICC, its McGraw & Wong CI, the F test of ICC = 0 (F, df1, df2, p) and the
+        matrix size. Every statistic is NaN when the subjects do not differ at
+        all; ICC is exactly 1 (F inf, p 0) when every rater gave every subject
+        the same value. CI bounds may be NaN for few subjects and a negative ICC.
+
+    Raises
+    ------
+    InputError
+        If ``ratings`` is not 2-D with at least 2 subjects and 2 raters, or holds
+        missing or infinite values.
     """
     x = np.asarray(ratings, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
@@ -101,7 +124,19 @@ def icc_2_1(ratings: np.ndarray, confidence: float = CONFIDENCE_LEVEL) -> IccRes
 
 
 def koo_li_class(icc: float) -> str:
-    """Koo & Li's (2016) reading of an ICC value: poor, moderate, good or excellent ("" when undefined)."""
+    """Koo & Li's (2016) reading of an ICC value: poor, moderate, good or excellent ("" when undefined).
+
+    Parameters
+    ----------
+    icc : float
+        An intraclass correlation (dimensionless); NaN or inf when undefined.
+
+    Returns
+    -------
+    str
+        "poor" (< 0.5), "moderate" (< 0.75), "good" (< 0.9), "excellent"
+        (>= 0.9), or "" when ``icc`` is not finite.
+    """
     if not math.isfinite(icc):
         return ""
     return next(label for limit, label in KOO_LI_CLASSES if icc < limit)
@@ -136,7 +171,35 @@ class KappaResult:
 
 def cohen_kappa(a: Sequence[str], b: Sequence[str], levels: Sequence[str] | None = None,
                 confidence: float = CONFIDENCE_LEVEL) -> KappaResult:
-    """Cohen's kappa between two raters' labels of the same cases (same order)."""
+    """Cohen's kappa between two raters' labels of the same cases (same order).
+
+    Unweighted kappa with the Fleiss, Cohen & Everitt (1969) large-sample
+    variance, as R's ``psych::cohen.kappa`` reports it.
+
+    Parameters
+    ----------
+    a, b : sequence of str
+        Categories given by rater A and rater B, one per case, in the same case
+        order. Values are compared as strings.
+    levels : sequence of str or None, optional
+        The possible categories, in the order of the agreement table. None (the
+        default) uses the sorted union of the categories seen in ``a`` and ``b``.
+    confidence : float, optional
+        Level of the two-sided normal confidence interval (default 0.95).
+
+    Returns
+    -------
+    KappaResult
+        Kappa with its CI and variance, observed and expected agreement and the
+        levels x levels count table. Kappa, CI and variance are NaN when the
+        expected agreement is 1 (both raters used one and the same category).
+
+    Raises
+    ------
+    InputError
+        If ``a`` and ``b`` differ in length or are empty, or a rating is not one
+        of ``levels``.
+    """
     a, b = [str(v) for v in a], [str(v) for v in b]
     if len(a) != len(b) or not a:
         raise InputError(f"Kappa: {len(a)} and {len(b)} ratings; both raters must rate the same cases.")
@@ -178,7 +241,26 @@ class BlandAltman:
 
 
 def bland_altman(a: np.ndarray, b: np.ndarray) -> BlandAltman:
-    """Bias and 95% limits of agreement (mean +- 1.96 SD of B - A) of paired measurements."""
+    """Bias and 95% limits of agreement (mean +- 1.96 SD of B - A) of paired measurements.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        The same quantity measured by method (or reader) A and B on the same
+        cases, same shape and order, in one unit (e.g. mm for diameters, mm³ for
+        volumes); the results are in that unit.
+
+    Returns
+    -------
+    BlandAltman
+        Mean difference B - A, its sample SD (n - 1), the lower and upper 95%
+        limits of agreement and the number of pairs.
+
+    Raises
+    ------
+    InputError
+        If ``a`` and ``b`` differ in shape or hold fewer than 2 pairs.
+    """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.size < 2:
         raise InputError(f"Bland-Altman: {a.size} and {b.size} values; need at least 2 pairs.")
@@ -188,19 +270,73 @@ def bland_altman(a: np.ndarray, b: np.ndarray) -> BlandAltman:
 
 
 def feature_icc_frame(names: Sequence[str], values_a: np.ndarray, values_b: np.ndarray) -> pd.DataFrame:
-    """ICC(2,1) of each feature from two (lesions x features) matrices, rows in the same lesion order."""
+    """ICC(2,1) of each feature from two (lesions x features) matrices, rows in the same lesion order.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Feature names, one per column of the matrices.
+    values_a, values_b : numpy.ndarray
+        Feature values of reader A and reader B, shape (lesions, features), in
+        each feature's own unit. A lesion with a NaN or inf value for a feature
+        is left out of that feature's ICC only.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per feature with the columns of ``FEATURE_ICC_COLUMNS``: ICC, CI,
+        F test, numbers of lesions and readers and the Koo & Li class. A feature
+        with fewer than 2 complete lesions has NaN statistics and an empty class.
+
+    Raises
+    ------
+    InputError
+        If the two matrices differ in shape or their number of columns is not
+        ``len(names)``; also as ``icc_2_1`` raises.
+    """
     values_a, values_b = np.asarray(values_a, dtype=float), np.asarray(values_b, dtype=float)
-    if values_a.shape != values_b.shape or values_a.shape[1] != len(names):
+    if values_a.shape != values_b.shape or values_a.ndim != 2 or values_a.shape[1] != len(names):
         raise InputError(f"Feature ICC: reader matrices {values_a.shape} and {values_b.shape} for {len(names)} "
                          "features; both readers need the same lesions and features.")
+    return feature_icc_table(names, np.stack([values_a, values_b], axis=1))
+
+
+def feature_icc_table(names: Sequence[str], ratings: np.ndarray) -> pd.DataFrame:
+    """ICC(2,1) of each feature over subjects (lesions) and any number of raters (readers or outlines).
+
+    Parameters
+    ----------
+    names : sequence of str
+        Feature names, one per entry of the last axis of ``ratings``.
+    ratings : numpy.ndarray
+        Shape (lesions, raters, features), each feature in its own unit; a lesion
+        with a NaN or inf rating for a feature is left out of that feature's ICC only.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per feature with the columns of ``FEATURE_ICC_COLUMNS``; a feature
+        with fewer than 2 complete lesions has NaN statistics and an empty class.
+
+    Raises
+    ------
+    InputError
+        If ``ratings`` is not (lesions, raters, features) with one feature per name;
+        also as ``icc_2_1`` raises.
+    """
+    ratings = np.asarray(ratings, dtype=float)
+    if ratings.ndim != 3 or ratings.shape[2] != len(names):
+        raise InputError(f"Feature ICC: ratings of shape {ratings.shape} for {len(names)} features; give "
+                         "(lesions x raters x features).")
     rows = []
     for column, name in enumerate(names):
-        pair = np.column_stack([values_a[:, column], values_b[:, column]])
-        pair = pair[np.isfinite(pair).all(axis=1)]
-        if pair.shape[0] < 2:
-            result = IccResult(math.nan, math.nan, math.nan, math.nan, 0, 0, math.nan, pair.shape[0], 2)
+        matrix = ratings[:, :, column]
+        matrix = matrix[np.isfinite(matrix).all(axis=1)]
+        if matrix.shape[0] < 2:
+            result = IccResult(math.nan, math.nan, math.nan, math.nan, 0, 0, math.nan, matrix.shape[0],
+                               ratings.shape[1])
         else:
-            result = icc_2_1(pair)
+            result = icc_2_1(matrix)
         rows.append({"feature": name, "icc": result.icc, "ci_low": result.ci_low, "ci_high": result.ci_high,
                      "f": result.f, "df1": result.df1, "df2": result.df2, "p_value": result.p_value,
                      "n_lesions": result.n_subjects, "n_readers": result.n_raters,

@@ -78,7 +78,19 @@ class BaselineTable:
 
 
 def is_continuous(values: pd.Series) -> bool:
-    """Numeric with more than ``MAX_CATEGORICAL_LEVELS`` distinct values."""
+    """Numeric with more than ``MAX_CATEGORICAL_LEVELS`` distinct values.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        One variable of the table; missing values are ignored.
+
+    Returns
+    -------
+    bool
+        True when every non-missing value is numeric and there are more than
+        ``MAX_CATEGORICAL_LEVELS`` distinct ones; False for text or few levels.
+    """
     numeric = pd.to_numeric(values.dropna(), errors="coerce")
     return bool(numeric.notna().all() and numeric.nunique() > MAX_CATEGORICAL_LEVELS)
 
@@ -90,7 +102,22 @@ def _is_normal(sample: np.ndarray) -> bool:
 
 
 def wilcoxon_rank_sum(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided Wilcoxon rank-sum p-value with R ``wilcox.test``'s choice of method."""
+    """Two-sided Wilcoxon rank-sum p-value with R ``wilcox.test``'s choice of method.
+
+    Exact when both groups have fewer than ``EXACT_WILCOXON_LIMIT`` values and
+    there are no ties, otherwise the normal approximation with continuity
+    correction.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        Values of the two groups (1-D, no missing values), in the variable's unit.
+
+    Returns
+    -------
+    float
+        Two-sided p-value of the Mann-Whitney U / Wilcoxon rank-sum test.
+    """
     pooled = np.concatenate([a, b])
     exact = (a.size < EXACT_WILCOXON_LIMIT and b.size < EXACT_WILCOXON_LIMIT
              and np.unique(pooled).size == pooled.size)
@@ -127,7 +154,20 @@ def fisher_exact_2xc(table: np.ndarray) -> float | None:
     """Exact Fisher p-value of a 2 x C table; ``None`` if it has too many arrangements.
 
     Every first row with the observed margins is enumerated column by column;
-    its probability is multivariate hypergeometric.
+    its probability is multivariate hypergeometric. A table counts as "as
+    extreme" when its probability is at most the observed one times 1 + 1e-7,
+    as in R's ``fisher.test``.
+
+    Parameters
+    ----------
+    table : numpy.ndarray
+        Integer counts of shape (2, C): groups x levels.
+
+    Returns
+    -------
+    float or None
+        Two-sided exact p-value (at most 1), or None when more than
+        ``MAX_EXACT_TABLES`` partial first rows would have to be enumerated.
     """
     columns = table.sum(axis=0)
     first_row = int(table[0].sum())
@@ -150,7 +190,27 @@ def fisher_exact_2xc(table: np.ndarray) -> float | None:
 
 
 def contingency_test(table: np.ndarray) -> tuple[str, float | None]:
-    """Chi-square or Fisher test of a groups x levels count table, by Cochran's rule."""
+    """Chi-square or Fisher test of a groups x levels count table, by Cochran's rule.
+
+    Pearson's chi-square (Yates-corrected for 2 x 2, as R's ``chisq.test``)
+    when every expected count is at least ``MIN_EXPECTED_COUNT``, otherwise
+    Fisher's exact test (R's ``fisher.test``): scipy's for 2 x 2, enumerated for
+    2 x C, Monte Carlo with a fixed seed for larger tables or too many
+    arrangements. Levels no one has are dropped first.
+
+    Parameters
+    ----------
+    table : numpy.ndarray
+        Integer counts of shape (groups, levels).
+
+    Returns
+    -------
+    tuple of (str, float or None)
+        The name of the test used and its two-sided p-value; ("none (one
+        level)", None) when fewer than two levels are seen or a group is empty.
+        With scipy older than 1.15 the chi-square test replaces the Monte Carlo
+        Fisher test, and the name says so.
+    """
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or np.any(table.sum(axis=1) == 0):
         return "none (one level)", None
@@ -194,6 +254,31 @@ def baseline_table(
 
     Rows missing a variable are left out of that variable's test and counted
     in ``missing``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per patient; the columns hold the variables in their own units
+        (e.g. age in years).
+    group : pandas.Series
+        0 or 1 per row of ``frame`` (e.g. non-responder / responder), aligned to
+        ``frame.index``; rows with a missing group are counted as missing.
+    variables : list of str
+        Columns of ``frame`` to compare, in table order. Each is continuous or
+        categorical by ``is_continuous``.
+    group_labels : tuple of (str, str), optional
+        Column headings for group 0 and group 1.
+
+    Returns
+    -------
+    BaselineTable
+        Group labels and sizes and, per variable, its summary lines (mean (SD),
+        median (IQR) or n (%) per level), the test chosen and its p-value.
+
+    Raises
+    ------
+    KeyError
+        If a name in ``variables`` is not a column of ``frame``.
     """
     group = pd.Series(group, index=frame.index)
     compared = []

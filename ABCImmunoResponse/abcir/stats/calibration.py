@@ -61,7 +61,27 @@ def _separated(logits: np.ndarray, y: np.ndarray) -> bool:
 
 
 def val_prob(probability: np.ndarray, response: np.ndarray) -> Calibration:
-    """Calibration intercept, slope and Brier score of probabilities for 0/1 responses."""
+    """Calibration intercept, slope and Brier score of probabilities for 0/1 responses.
+
+    As R's ``rms::val.prob``: a logistic fit of the response on logit(p) gives
+    the intercept and slope.
+
+    Parameters
+    ----------
+    probability : numpy.ndarray
+        Predicted probability of response per patient, 0 to 1. Values of exactly
+        0 or 1 are left out of the logistic fit but kept in the Brier score.
+    response : numpy.ndarray
+        Observed response per patient, 1 responder and 0 non-responder, same order.
+
+    Returns
+    -------
+    Calibration
+        Intercept (0 when calibrated), slope (1 when calibrated), Brier score and
+        number of patients. When every probability is the same the intercept is
+        logit(mean response) and the slope 0; when the outcome is (quasi-)
+        perfectly separated, intercept and slope are None and ``note`` says why.
+    """
     p = np.asarray(probability, dtype=float)
     y = np.asarray(response, dtype=float)
     brier = float(np.mean((p - y) ** 2))
@@ -96,7 +116,26 @@ def val_prob(probability: np.ndarray, response: np.ndarray) -> Calibration:
 
 def calibration_curve(probability: np.ndarray, response: np.ndarray,
                       calibration: Calibration) -> CalibrationCurve:
-    """Logistic recalibration curve and lowess smooth (val.prob's ``lowess(p, y, iter = 0)``)."""
+    """Logistic recalibration curve and lowess smooth (val.prob's ``lowess(p, y, iter = 0)``).
+
+    Parameters
+    ----------
+    probability : numpy.ndarray
+        Predicted probability of response per patient, 0 to 1.
+    response : numpy.ndarray
+        Observed response per patient, 1 or 0, same order.
+    calibration : Calibration
+        The ``val_prob`` result for the same patients; its intercept and slope
+        draw the logistic curve.
+
+    Returns
+    -------
+    CalibrationCurve
+        200 predicted probabilities from 0.001 to 0.999 with the logistic
+        recalibration curve on them (None when ``calibration`` has no fit), and
+        the lowess smooth (span 2/3) of observed response against prediction,
+        clipped to 0-1.
+    """
     p = np.asarray(probability, dtype=float)
     y = np.asarray(response, dtype=float)
     grid = np.linspace(0.001, 0.999, 200)

@@ -50,7 +50,26 @@ def decision_curves(
     """Decision curves of each model's response probability for the 0/1 ``response``.
 
     All models must be scored on the same patients, so that treat-all and the
-    prevalence are shared.
+    prevalence are shared. Net benefit as R's rmda/dca (via ``dcurves.dca``);
+    clinical impact as rmda's ``plot_clinical_impact``.
+
+    Parameters
+    ----------
+    response : numpy.ndarray
+        Observed response per patient, 1 responder and 0 non-responder.
+    probabilities : mapping of str to numpy.ndarray
+        Model name -> predicted probability of response (0 to 1) per patient,
+        in the order of ``response``.
+    thresholds : numpy.ndarray, optional
+        Threshold probabilities (0 to 1, exclusive) at which curves are
+        evaluated; default 0.01 to 0.99 in steps of 0.01.
+
+    Returns
+    -------
+    DecisionCurves
+        Per threshold: each model's net benefit, treat-all and treat-none net
+        benefit, and per 1000 patients the number a model calls high-risk and the
+        number of those who truly respond; with the patient count and prevalence.
     """
     y = np.asarray(response, dtype=int)
     # dcurves adds columns named "all" and "none"; neutral names avoid clashing with a model.

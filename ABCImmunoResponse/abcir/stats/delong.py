@@ -93,6 +93,28 @@ def delong_placements(scores: np.ndarray, labels: np.ndarray) -> Placements:
 
     Computed by binary search on the sorted opposite class, so the cost is
     O(n log n) instead of pROC's O(m n) loop; the values are the same counts.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        1-D model score per patient, higher = more likely to respond (any
+        monotone transform of the predicted probability); all finite.
+    labels : numpy.ndarray
+        1 (responder, case) or 0 (non-responder, control) per patient, same length.
+
+    Returns
+    -------
+    Placements
+        The AUC (mean case placement), each case's share of controls it
+        outranks and each control's share of cases that outrank it, ties 1/2.
+
+    Raises
+    ------
+    ValueError
+        If ``scores`` and ``labels`` are not 1-D arrays of the same length.
+    InputError
+        If a score is NaN or infinite, a label is not 0 or 1, or there is no
+        responder or no non-responder.
     """
     cases, controls = _split(scores, labels)
     sorted_controls = np.sort(controls)
@@ -114,7 +136,31 @@ def delong_auc(scores: np.ndarray, labels: np.ndarray, conf_level: float = 0.95)
     """AUC and DeLong CI of ``scores`` for the 0/1 ``labels`` (pROC ``ci.auc``).
 
     ``scores`` are any monotone transform of the predicted probability of
-    response (log-odds or probability give the same AUC).
+    response (log-odds or probability give the same AUC). Matches
+    ``pROC::ci.auc(roc(labels, scores, direction = "<"), method = "delong")``.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        1-D score per patient, higher = more likely to respond; all finite.
+    labels : numpy.ndarray
+        1 (responder) or 0 (non-responder) per patient, same length.
+    conf_level : float, optional
+        Level of the two-sided confidence interval (default 0.95).
+
+    Returns
+    -------
+    AucEstimate
+        AUC, DeLong variance and CI clipped to [0, 1], with the numbers of cases
+        and controls. Variance and CI are None (pROC's NA) when there are fewer
+        than two responders or two non-responders.
+
+    Raises
+    ------
+    ValueError
+        If ``scores`` and ``labels`` are not 1-D arrays of the same length.
+    InputError
+        If a score is NaN or infinite, a label is not 0 or 1, or one class is absent.
     """
     placements = delong_placements(scores, labels)
     m = placements.cases.size
@@ -142,7 +188,34 @@ def delong_auc(scores: np.ndarray, labels: np.ndarray, conf_level: float = 0.95)
 def delong_paired_test(
     scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarray
 ) -> PairedDelongTest:
-    """Two-sided DeLong test that two models have the same AUC on the same patients."""
+    """Two-sided DeLong test that two models have the same AUC on the same patients.
+
+    Matches ``pROC::roc.test(method = "delong", paired = TRUE)``
+    (``pROC:::delong.paired.test``).
+
+    Parameters
+    ----------
+    scores_a, scores_b : numpy.ndarray
+        1-D scores of model A and model B per patient, higher = more likely to
+        respond; all finite, same patients in the same order.
+    labels : numpy.ndarray
+        1 (responder) or 0 (non-responder) per patient.
+
+    Returns
+    -------
+    PairedDelongTest
+        Both AUCs, z = (AUC_a - AUC_b) / SE, the two-sided p-value and the number
+        of patients. z is 0 when difference and SE are both 0, and +-inf when
+        only the SE is 0.
+
+    Raises
+    ------
+    ValueError
+        If a score vector and ``labels`` are not 1-D arrays of the same length.
+    InputError
+        If a score is NaN or infinite, a label is not 0 or 1, or there are fewer
+        than two responders or two non-responders.
+    """
     a = delong_placements(scores_a, labels)
     b = delong_placements(scores_b, labels)
     m = a.cases.size

@@ -71,7 +71,20 @@ def _long_sum(values: np.ndarray) -> float:
 
 
 def logrank_scores(time: np.ndarray, event: np.ndarray) -> np.ndarray:
-    """Log-rank scores of right-censored times (``exactRankTests::cscores.Surv``)."""
+    """Log-rank scores of right-censored times (``exactRankTests::cscores.Surv``).
+
+    Parameters
+    ----------
+    time : numpy.ndarray
+        Follow-up time per patient (months; any unit gives the same scores).
+    event : numpy.ndarray
+        1 for progression or death, 0 for censoring, per patient.
+
+    Returns
+    -------
+    numpy.ndarray
+        One log-rank score per patient, in input order (float64).
+    """
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=float)
     n = time.size
@@ -89,6 +102,22 @@ def p_lausen94(statistic: float, n: int, splits: np.ndarray) -> float:
     """Lausen & Schumacher (1994) p-value bound for a maximally selected statistic.
 
     ``splits`` are the lower-group sizes that were examined (``m`` in maxstat).
+    R's ``maxstat::pLausen94`` as called by ``maxstat.test(pmethod = "Lau94")``.
+
+    Parameters
+    ----------
+    statistic : float
+        The maximal standardized log-rank statistic (absolute value).
+    n : int
+        Number of patients.
+    splits : numpy.ndarray
+        Lower-group sizes of the candidate splits, increasing.
+
+    Returns
+    -------
+    float
+        The improved Bonferroni bound; not capped, so it can exceed 1 for a small
+        statistic (as R's).
     """
     b = statistic
     m = np.asarray(splits, dtype=float)
@@ -110,7 +139,38 @@ def maxstat_logrank(
     min_proportion: float = MAXSTAT_MIN_PROPORTION,
     max_proportion: float = MAXSTAT_MAX_PROPORTION,
 ) -> MaxstatResult:
-    """Choose the cut-off of ``marker`` that best separates survival (months, 0/1 events)."""
+    """Choose the cut-off of ``marker`` that best separates survival (months, 0/1 events).
+
+    R's ``maxstat::maxstat.test(Surv(time, event) ~ marker, smethod = "LogRank",
+    pmethod = "Lau94", minprop, maxprop)``, reproduced step by step.
+
+    Parameters
+    ----------
+    marker : numpy.ndarray
+        1-D score per patient (e.g. a model's log-odds of response).
+    time : numpy.ndarray
+        Progression-free survival time per patient, months.
+    event : numpy.ndarray
+        1 for progression or death, 0 for censoring, per patient.
+    min_proportion, max_proportion : float, optional
+        Smallest and largest share of patients allowed in the lower group
+        (R's ``minprop`` and ``maxprop``; default 0.1 and 0.9).
+
+    Returns
+    -------
+    MaxstatResult
+        The cut-off (a marker value; marker <= cut-off is the lower group), the
+        maximal statistic, its p-value capped at 1, the number of patients and
+        every candidate cut-off with its statistic.
+
+    Raises
+    ------
+    ValueError
+        If the three arrays differ in shape or hold fewer than 2 patients.
+    InputError
+        If there are no events, too few distinct marker values, no split within
+        the proportions, or the log-rank scores do not vary.
+    """
     marker = np.asarray(marker, dtype=float)
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=float)

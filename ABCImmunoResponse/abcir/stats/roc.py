@@ -46,7 +46,24 @@ class ThresholdMetrics:
 
 
 def roc_curve(scores: np.ndarray, labels: np.ndarray) -> RocCurve:
-    """ROC curve of ``scores`` (higher = more likely responder) for 0/1 ``labels``."""
+    """ROC curve of ``scores`` (higher = more likely responder) for 0/1 ``labels``.
+
+    The empirical curve of pROC's ``roc(labels, scores, direction = "<")``.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        Score per patient, higher = more likely to respond.
+    labels : numpy.ndarray
+        1 (responder) or 0 (non-responder) per patient, same order.
+
+    Returns
+    -------
+    RocCurve
+        False- and true-positive rates from (0, 0) to (1, 1), one point per
+        distinct score. With no responders (or no non-responders) the
+        corresponding rate stays 0.
+    """
     scores = np.asarray(scores, dtype=float)
     labels = np.asarray(labels, dtype=int)
     order = np.argsort(-scores, kind="stable")
@@ -73,7 +90,24 @@ def threshold_metrics(
     labels: np.ndarray,
     threshold: float = RESPONDER_PROBABILITY_THRESHOLD,
 ) -> ThresholdMetrics:
-    """SEN, SPE, ACC, PPV, NPV with "responder" meaning probability >= ``threshold``."""
+    """SEN, SPE, ACC, PPV, NPV with "responder" meaning probability >= ``threshold``.
+
+    Parameters
+    ----------
+    probabilities : numpy.ndarray
+        Predicted probability of response per patient, 0 to 1.
+    labels : numpy.ndarray
+        1 (responder) or 0 (non-responder) per patient, same order.
+    threshold : float, optional
+        Probability at or above which a patient is called a responder
+        (default 0.5, as the paper's Table 2).
+
+    Returns
+    -------
+    ThresholdMetrics
+        The four confusion-matrix counts and the five ratios; a ratio whose
+        denominator is 0 is None.
+    """
     predicted = np.asarray(probabilities, dtype=float) >= threshold
     actual = np.asarray(labels, dtype=int) == 1
     tp = int(np.sum(predicted & actual))

@@ -75,7 +75,23 @@ class Concordance:
 
 
 def km_median(times: np.ndarray, survival: np.ndarray) -> float | None:
-    """Median survival time of a step curve by R's rule; ``None`` when not reached."""
+    """Median survival time of a step curve by R's rule; ``None`` when not reached.
+
+    As ``survival:::survmean``: the first time the curve is below 0.5, or the
+    midpoint to the next drop when it sits at 0.5 (within sqrt(machine eps)).
+
+    Parameters
+    ----------
+    times : numpy.ndarray
+        Increasing time points of the step curve, months.
+    survival : numpy.ndarray
+        Survival probability S(t) at each of ``times``, 0 to 1.
+
+    Returns
+    -------
+    float or None
+        Median time in months, or None when the curve never reaches 0.5.
+    """
     times = np.asarray(times, dtype=float)
     survival = np.asarray(survival, dtype=float)
     keep = survival < 0.5 + _MEDIAN_TOLERANCE
@@ -90,7 +106,26 @@ def km_median(times: np.ndarray, survival: np.ndarray) -> float | None:
 
 
 def kaplan_meier(time: np.ndarray, event: np.ndarray, label: str) -> KaplanMeierCurve:
-    """Kaplan-Meier estimate of PFS (months) with R's median."""
+    """Kaplan-Meier estimate of PFS (months) with R's median.
+
+    The curve is lifelines' ``KaplanMeierFitter`` (as R's ``survfit``); the
+    median is ``km_median``.
+
+    Parameters
+    ----------
+    time : numpy.ndarray
+        Progression-free survival time per patient, months.
+    event : numpy.ndarray
+        1 for progression or death, 0 for censoring, per patient.
+    label : str
+        Name of the curve, e.g. "High risk".
+
+    Returns
+    -------
+    KaplanMeierCurve
+        Time points (months) and S(t), number of patients and events, and the
+        median (None when not reached).
+    """
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=int)
     fitter = KaplanMeierFitter().fit(time, event, label=label)
@@ -108,7 +143,20 @@ def kaplan_meier(time: np.ndarray, event: np.ndarray, label: str) -> KaplanMeier
 
 
 def number_at_risk(time: np.ndarray, at_times: np.ndarray) -> np.ndarray:
-    """Patients still followed (time >= t) at each of ``at_times``: the table under a KM plot."""
+    """Patients still followed (time >= t) at each of ``at_times``: the table under a KM plot.
+
+    Parameters
+    ----------
+    time : numpy.ndarray
+        Follow-up time (event or censoring) per patient, months.
+    at_times : numpy.ndarray
+        Time points at which to count, months.
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer number at risk at each of ``at_times``.
+    """
     time = np.sort(np.asarray(time, dtype=float))
     return time.size - np.searchsorted(time, np.asarray(at_times, dtype=float), side="left")
 
@@ -136,7 +184,29 @@ def _cox_hazard_ratio(
 def compare_risk_groups(
     score: np.ndarray, time: np.ndarray, event: np.ndarray, cutoff: float
 ) -> RiskGroupComparison:
-    """Split at ``cutoff`` (high risk = score <= cutoff) and compare PFS of the two groups."""
+    """Split at ``cutoff`` (high risk = score <= cutoff) and compare PFS of the two groups.
+
+    Log-rank test as R's ``survdiff`` and Cox hazard ratio (Efron ties, Wald 95%
+    CI) as R's ``coxph``, both from lifelines.
+
+    Parameters
+    ----------
+    score : numpy.ndarray
+        Score per patient (e.g. a model's log-odds of response); higher = lower risk.
+    time : numpy.ndarray
+        Progression-free survival time per patient, months.
+    event : numpy.ndarray
+        1 for progression or death, 0 for censoring, per patient.
+    cutoff : float
+        Score at or below which a patient is high risk, e.g. from ``maxstat_logrank``.
+
+    Returns
+    -------
+    RiskGroupComparison
+        Kaplan-Meier curves of both groups, the log-rank p-value (None when a
+        group is empty) and the high- versus low-risk hazard ratio with its CI
+        (None when a group has no events or the estimate is infinite).
+    """
     score = np.asarray(score, dtype=float)
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=int)
@@ -171,6 +241,28 @@ def concordance(time: np.ndarray, event: np.ndarray, score: np.ndarray) -> Conco
     C, as are pairs with tied times and scores.  Each patient's share of the
     concordant, discordant and tied-score pairs is its influence on Somers' d
     (``survival:::concordancefit``), whose sum of squares / 4 is the variance.
+    Matches R's ``survival::concordance(Surv(time, event) ~ score)``.
+
+    Parameters
+    ----------
+    time : numpy.ndarray
+        Progression-free survival time per patient, months.
+    event : numpy.ndarray
+        1 for progression or death, 0 for censoring, per patient.
+    score : numpy.ndarray
+        Score per patient; a higher score predicts a longer time.
+
+    Returns
+    -------
+    Concordance
+        C-index (tied scores count 1/2), its standard error (R's "se") and the
+        numbers of concordant, discordant, tied-score, tied-time and tied-both pairs.
+
+    Raises
+    ------
+    ValueError
+        If there is no comparable pair (no progression before another
+        patient's last follow-up).
     """
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=int)

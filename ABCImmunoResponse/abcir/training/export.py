@@ -72,6 +72,34 @@ def save_bundle(path: str | os.PathLike, fit: ModelFit, *, name: str, training_d
     installation's extractor (feature list, pyradiomics version, parameter
     file) and should be the provenance of the training features when they were
     extracted elsewhere.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The bundle folder to create; it must not exist.
+    fit : ModelFit
+        The fitted model (``fit_clinical`` or ``fit_mlp``).
+    name : str
+        The bundle's name in its manifest.
+    training_data : TrainingData
+        Where the training patients came from, recorded in the manifest.
+    cutoff : Cutoff
+        The risk cut-off on the score (log-odds; high risk: score <= value), or an unset one.
+    validation : sequence of ValidationRecord
+        Validation records added after the fit's own.
+    features : FeatureSet or None
+        The provenance of the radiomics features; None: this installation's extractor. Ignored for the clinical
+        model.
+
+    Returns
+    -------
+    Path
+        The bundle folder written (``weights.safetensors`` and its manifest).
+
+    Raises
+    ------
+    InputError
+        When ``path`` exists, or the tensors do not fit the architecture.
     """
     if fit.kind != "clinical" and features is None:
         names = feature_names()

@@ -18,7 +18,27 @@ from .validation import check_labels
 
 
 def fit_clinical(clinical: np.ndarray, labels: np.ndarray) -> ModelFit:
-    """Logistic regression of response on the 0/1 clinical vectors (rows = patients, ``CLINICAL_ENCODING`` order)."""
+    """Logistic regression of response on the 0/1 clinical vectors (rows = patients, ``CLINICAL_ENCODING`` order).
+
+    Parameters
+    ----------
+    clinical : np.ndarray
+        Patients x 4 matrix of 0/1 clinical facts, columns in ``CLINICAL_ENCODING`` order.
+    labels : np.ndarray
+        One response per patient: 1 = CR/PR, 0 = SD/PD (RECIST 1.1).
+
+    Returns
+    -------
+    ModelFit
+        The clinical model: coefficients and intercept (log-odds), and a training record with odds ratios, their
+        95% CIs, p-values and the apparent AUC.
+
+    Raises
+    ------
+    InputError
+        When ``clinical`` is not a patients x 4 matrix of 0/1, ``labels`` are invalid (``check_labels``), a fact
+        is the same for every patient, or the maximum-likelihood fit has no finite estimate (separation).
+    """
     names = tuple(CLINICAL_ENCODING)
     matrix = np.asarray(clinical, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[1] != len(names) or not np.all(np.isin(matrix, (0.0, 1.0))):

@@ -97,12 +97,42 @@ def binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Te
     """Mean cross-entropy of 0/1 targets given logits: -log sigmoid(+-logit) = softplus(-+logit).
 
     Written out because torch's fused float64 kernel is slow on CPU for batches this small.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        The predicted log-odds of response, one per patient.
+    target : torch.Tensor
+        The observed responses, 1 = CR/PR, 0 = SD/PD, same shape as ``logits``.
+
+    Returns
+    -------
+    torch.Tensor
+        The mean loss (nats), a scalar that carries gradients.
     """
     return (target * nn.functional.softplus(-logits) + (1 - target) * nn.functional.softplus(logits)).mean()
 
 
 def torch_model(architecture: MLPArchitecture, tensors: dict[str, np.ndarray]) -> TorchMLP:
-    """A torch module in eval mode holding a bundle's tensors (to check or continue training)."""
+    """A torch module in eval mode holding a bundle's tensors (to check or continue training).
+
+    Parameters
+    ----------
+    architecture : MLPArchitecture
+        The bundle's architecture.
+    tensors : dict of str to np.ndarray
+        The bundle's tensors by name (converted to float64).
+
+    Returns
+    -------
+    TorchMLP
+        The module, in eval mode.
+
+    Raises
+    ------
+    RuntimeError
+        When the tensors' names or shapes do not match the architecture (torch's ``load_state_dict``).
+    """
     model = TorchMLP(architecture)
     model.load_state_dict({name: torch.from_numpy(np.array(value, dtype=np.float64)) for name, value in tensors.items()})
     return model.eval()
@@ -154,7 +184,22 @@ def _train(model: TorchMLP, rows: Callable, target: torch.Tensor, train: np.ndar
 
 
 def inner_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (training, validation) row indices: ``fraction`` of each class, at least one, to validation."""
+    """Stratified (training, validation) row indices: ``fraction`` of each class, at least one, to validation.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        One response per patient, 1 = CR/PR, 0 = SD/PD; both classes present.
+    fraction : float
+        The share of each class held out for validation, in [0, 1] (rounded to whole patients).
+    seed : int
+        Seed of the random draw; the same seed gives the same split.
+
+    Returns
+    -------
+    tuple of np.ndarray
+        The training and the validation row indices, each sorted.
+    """
     rng = np.random.default_rng(seed)
     validation = []
     for value in (0, 1):
@@ -172,6 +217,36 @@ def fit_mlp(kind: str, radiomics: np.ndarray, labels: np.ndarray, clinical: np.n
     ``radiomics`` holds each patient's aggregated vector in ``feature_names``
     order (default: the extractor's 1130); ``clinical`` the 0/1 clinical
     vectors (combined model only); ``aggregation`` is recorded, not applied.
+
+    Parameters
+    ----------
+    kind : str
+        ``radiomics`` or ``combined``.
+    radiomics : np.ndarray
+        Patients x features matrix of aggregated feature values (in the features' own units).
+    labels : np.ndarray
+        One response per patient: 1 = CR/PR, 0 = SD/PD (RECIST 1.1).
+    clinical : np.ndarray or None
+        Patients x 4 matrix of 0/1 clinical facts in ``CLINICAL_ENCODING`` order; needed by ``combined``,
+        ignored by ``radiomics``.
+    feature_names : sequence of str or None
+        The names of ``radiomics``' columns; None: the extractor's 1130.
+    aggregation : str
+        How lesions became the patient vector, recorded in the preprocessing.
+    settings : MLPSettings
+        Architecture, optimisation, inner split and feature selection settings, with the seed.
+
+    Returns
+    -------
+    ModelFit
+        The network's tensors, its preprocessing (selected features, means and SDs), a training record, and the
+        inner validation record (AUC on the held-out patients' log-odds).
+
+    Raises
+    ------
+    InputError
+        When ``kind`` is unknown, ``labels`` are invalid (``check_labels``), the combined model lacks a fitting
+        clinical matrix, the inner training part has fewer than two of a class, or as ``fit_preprocessing``.
     """
     if kind not in ("radiomics", "combined"):
         raise InputError(f"MLP kind '{kind}': use 'radiomics' or 'combined' (the clinical model is fit_clinical).")

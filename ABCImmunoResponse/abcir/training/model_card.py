@@ -27,7 +27,32 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 def write_model_card(out: Path, table: pd.DataFrame, train: np.ndarray, bundles: dict[str, Path],
                      settings: TrainingSettings) -> Path:
-    """Write ``out/MODEL_CARD.md`` for the bundles of one training run."""
+    """Write ``out/MODEL_CARD.md`` for the bundles of one training run.
+
+    Parameters
+    ----------
+    out : Path
+        The training run's output folder (must exist); an earlier card there is replaced.
+    table : pd.DataFrame
+        The training cohort, one row per patient: ``response`` (1 = CR/PR, 0 = SD/PD), optional ``split`` and
+        ``center``.
+    train : np.ndarray
+        Boolean, one per row of ``table``: True = training.
+    bundles : dict of str to Path
+        The saved bundle folder of each model kind; their manifests give every number on the card.
+    settings : TrainingSettings
+        The run's settings (site, source, aggregation, seed, command).
+
+    Returns
+    -------
+    Path
+        The card written, ``out/MODEL_CARD.md``.
+
+    Raises
+    ------
+    BundleError
+        When a bundle fails its checks on loading.
+    """
     labels = table["response"].to_numpy()
     lines = [f"# Model card: {settings.site}", ""]
     if settings.source == "synthetic":

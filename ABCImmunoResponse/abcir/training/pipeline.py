@@ -52,7 +52,26 @@ class TrainingResult:
 
 
 def read_training_cohort(path: str | os.PathLike, need_images: bool) -> CohortTable:
-    """A cohort table (``abcir.cohort.table``) with what training needs; ``ct`` and ``lesions`` too for images."""
+    """A cohort table (``abcir.cohort.table``) with what training needs; ``ct`` and ``lesions`` too for images.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The cohort CSV.
+    need_images : bool
+        Whether the ``ct`` and ``lesions`` columns are required (features to be extracted from images).
+
+    Returns
+    -------
+    CohortTable
+        The cohort, one row per patient.
+
+    Raises
+    ------
+    InputError
+        As ``abcir.cohort.table.read_cohort``: the file cannot be read, or a required column or value is missing
+        or invalid.
+    """
     required = (*TRAIN_COLUMNS, "ct", "lesions") if need_images else TRAIN_COLUMNS
     return read_cohort(path, required=required, filled_if_present=TRAIN_COLUMNS_IF_PRESENT)
 
@@ -62,6 +81,16 @@ def training_frame(cohort: CohortTable) -> pd.DataFrame:
 
     ``patient_id``, ``response`` and the four facts as 0/1 integers; ``pfs_months``
     (float) and ``pfs_event`` (0/1), ``center`` and ``split`` where the table has them.
+
+    Parameters
+    ----------
+    cohort : CohortTable
+        A cohort read by ``read_training_cohort``.
+
+    Returns
+    -------
+    pd.DataFrame
+        The columns above; ``response`` 1 = CR/PR, 0 = SD/PD; PFS in months.
     """
     rows = cohort.rows
     data: dict[str, list] = {"patient_id": [row.patient_id for row in rows],
@@ -79,7 +108,29 @@ def training_frame(cohort: CohortTable) -> pd.DataFrame:
 
 def extract_cohort(rows: Sequence[CohortRow], cache_dir: Path, jobs: int = 1,
                    progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
-    """Per-lesion features of every patient (features table layout), reusing cached lesions."""
+    """Per-lesion features of every patient (features table layout), reusing cached lesions.
+
+    Parameters
+    ----------
+    rows : sequence of CohortRow
+        The patients, each with ``ct``, ``lesions`` and optional ``sites``.
+    cache_dir : Path
+        The feature cache folder (created if needed).
+    jobs : int
+        Lesions extracted in parallel.
+    progress : callable or None
+        Called as ``progress(number, total, patient_id)`` before each patient; None: silent.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per lesion: ``patient_id``, ``lesion_id``, the lesion's measurements and the 1130 features.
+
+    Raises
+    ------
+    InputError
+        As ``abcir.features.extract.extract_patient``, when a CT or lesion file cannot be used.
+    """
     cache = FeatureCache(cache_dir)
     frames = []
     for number, row in enumerate(rows, start=1):
@@ -92,7 +143,28 @@ def extract_cohort(rows: Sequence[CohortRow], cache_dir: Path, jobs: int = 1,
 
 
 def patient_matrix(lesion_features: pd.DataFrame, patient_ids: Sequence[str], aggregation: str) -> np.ndarray:
-    """One aggregated radiomics vector per patient, rows in ``patient_ids`` order."""
+    """One aggregated radiomics vector per patient, rows in ``patient_ids`` order.
+
+    Parameters
+    ----------
+    lesion_features : pd.DataFrame
+        One row per lesion: ``patient_id``, ``volume_mm3`` (mm3, for volume-weighted aggregations) and the 1130
+        feature columns.
+    patient_ids : sequence of str
+        The patients, in the order of the rows wanted.
+    aggregation : str
+        How a patient's lesions become one vector (one of ``AGGREGATIONS``).
+
+    Returns
+    -------
+    np.ndarray
+        Patients x 1130 matrix, columns in ``feature_names()`` order.
+
+    Raises
+    ------
+    InputError
+        When a patient has no lesion rows, or as ``abcir.models.aggregation.aggregate``.
+    """
     names = list(feature_names())
     groups = dict(tuple(lesion_features.groupby("patient_id", sort=False)))
     missing = [pid for pid in patient_ids if pid not in groups]
@@ -103,7 +175,23 @@ def patient_matrix(lesion_features: pd.DataFrame, patient_ids: Sequence[str], ag
 
 
 def choose_cutoff(scores: np.ndarray, table: pd.DataFrame) -> Cutoff:
-    """The risk cut-off on training scores, or unset with the reason."""
+    """The risk cut-off on training scores, or unset with the reason.
+
+    Parameters
+    ----------
+    scores : np.ndarray
+        The training patients' scores (log-odds).
+    table : pd.DataFrame
+        The same patients' rows, with ``pfs_months`` (months) and ``pfs_event`` (1 = progression or death) if
+        known.
+
+    Returns
+    -------
+    Cutoff
+        The cut-off (high risk: score <= value) by the maximally selected log-rank statistic, with its statistic
+        and p-value (Lausen & Schumacher 1994); unset, with the reason, when there is no PFS or maxstat cannot
+        choose one.
+    """
     if "pfs_months" not in table:
         return Cutoff(None, "unset", "the training cohort has no PFS columns")
     try:
@@ -116,7 +204,34 @@ def choose_cutoff(scores: np.ndarray, table: pd.DataFrame) -> Cutoff:
 
 def train_cohort(table: pd.DataFrame, lesion_features: pd.DataFrame, out_dir: str | os.PathLike,
                  settings: TrainingSettings = TrainingSettings()) -> TrainingResult:
-    """Fit the three models on the training part of ``table`` and write bundles, predictions and a model card."""
+    """Fit the three models on the training part of ``table`` and write bundles, predictions and a model card.
+
+    Parameters
+    ----------
+    table : pd.DataFrame
+        The cohort, one row per patient, as ``training_frame`` gives it.
+    lesion_features : pd.DataFrame
+        Per-lesion features of those patients (features table layout).
+    out_dir : str or os.PathLike
+        A new or empty folder for the bundles (``clinical``, ``radiomics``, ``combined``), ``predictions.csv``
+        and ``MODEL_CARD.md``.
+    settings : TrainingSettings
+        Seed, aggregation, MLP settings, optional feature subset, and what is recorded about the data.
+
+    Returns
+    -------
+    TrainingResult
+        The bundle folders, the predictions file (scores in log-odds for every patient, with the split), the
+        model card, and each model's validation AUC with its DeLong 95% CI (None when not defined).
+
+    Raises
+    ------
+    InputError
+        When ``out_dir`` is not empty, the split cannot support a model (``check_split``), a patient has no
+        lesions, or a fit fails (``fit_clinical``, ``fit_mlp``).
+    ValueError
+        When a name in ``settings.feature_subset`` is not one of the extractor's features.
+    """
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise InputError(f"Output '{out}' is not empty; choose a new folder (existing bundles are not overwritten).")
@@ -167,7 +282,34 @@ def train_cohort(table: pd.DataFrame, lesion_features: pd.DataFrame, out_dir: st
 
 def load_training_inputs(cohort: str | None, features: str | None, labels: str | None, cache_dir: Path,
                          jobs: int, progress: Callable[[int, int, str], None] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The cohort table and its per-lesion features, from images (extracted, cached) or from a features table."""
+    """The cohort table and its per-lesion features, from images (extracted, cached) or from a features table.
+
+    Parameters
+    ----------
+    cohort : str or None
+        A cohort CSV with ``ct`` and ``lesions`` paths; None: use ``features`` and ``labels``.
+    features : str or None
+        A per-lesion features CSV (``abcir extract`` or ``abcir batch``), with ``labels``.
+    labels : str or None
+        A per-patient cohort CSV with the outcome and clinical columns, with ``features``.
+    cache_dir : Path
+        The feature cache folder, used with ``cohort``.
+    jobs : int
+        Lesions extracted in parallel, with ``cohort``.
+    progress : callable or None
+        Called as ``progress(number, total, patient_id)`` during extraction; None: silent.
+
+    Returns
+    -------
+    tuple of pd.DataFrame
+        The training table (``training_frame``) and the per-lesion features.
+
+    Raises
+    ------
+    InputError
+        When ``cohort`` is given with ``features`` or ``labels``, when neither ``cohort`` nor both of them are
+        given, or as reading and extraction.
+    """
     if cohort and (features or labels):
         raise InputError("Give either --cohort (images) or --features with --labels, not both.")
     if cohort:

@@ -37,7 +37,20 @@ class SelectionSettings:
 
 
 def univariate_auc(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """AUC of each column as a score for label 1 (Mann-Whitney U / (n1 n0), ties counted one half)."""
+    """AUC of each column as a score for label 1 (Mann-Whitney U / (n1 n0), ties counted one half).
+
+    Parameters
+    ----------
+    values : np.ndarray
+        Patients x features matrix, finite.
+    labels : np.ndarray
+        One response per patient, 1 = CR/PR, 0 = SD/PD; both classes present.
+
+    Returns
+    -------
+    np.ndarray
+        One AUC per column, in [0, 1]; below 0.5 when higher values go with label 0.
+    """
     ranks = rankdata(values, axis=0)
     positive = labels == 1
     n1, n0 = int(positive.sum()), int((~positive).sum())
@@ -50,7 +63,33 @@ def _mode_fraction(column: np.ndarray) -> float:
 
 def fit_preprocessing(radiomics: np.ndarray, labels: np.ndarray, feature_names: Sequence[str], aggregation: str,
                       settings: SelectionSettings = SelectionSettings()) -> RadiomicsPreprocessing:
-    """Select features and fit their means and SDs on these (training) patients only."""
+    """Select features and fit their means and SDs on these (training) patients only.
+
+    Parameters
+    ----------
+    radiomics : np.ndarray
+        Training patients x features matrix of aggregated feature values.
+    labels : np.ndarray
+        One response per patient, 1 = CR/PR, 0 = SD/PD.
+    feature_names : sequence of str
+        The names of ``radiomics``' columns.
+    aggregation : str
+        How lesions became the patient vector (one of ``AGGREGATIONS``), recorded.
+    settings : SelectionSettings
+        ``top_k``, ``max_correlation`` (absolute Spearman rho) and ``max_mode_fraction``.
+
+    Returns
+    -------
+    RadiomicsPreprocessing
+        The selected features in rank order, their means and SDs (population SD, in the features' units) and a
+        record of the selection.
+
+    Raises
+    ------
+    InputError
+        When ``aggregation`` is unknown, the matrix does not match the labels and names, or every feature is
+        non-finite or nearly constant.
+    """
     if aggregation not in AGGREGATIONS:
         raise InputError(f"Aggregation '{aggregation}' is unknown; use one of {', '.join(AGGREGATIONS)}.")
     values = np.asarray(radiomics, dtype=np.float64)

@@ -23,6 +23,19 @@ def training_mask(frame: pd.DataFrame, seed: int) -> np.ndarray:
     (stratified by response), one half training and one validating; of the
     other centres the largest trains and the rest validate. Without either, a
     stratified random 70/30 split.
+
+    Parameters
+    ----------
+    frame : pd.DataFrame
+        One row per patient: ``response`` (1 = CR/PR, 0 = SD/PD) and optionally ``split`` (``train`` or
+        ``validation``) and ``center``.
+    seed : int
+        Seed of the random halving; unused with a ``split`` column.
+
+    Returns
+    -------
+    np.ndarray
+        Boolean, one per row: True = training.
     """
     if "split" in frame:
         return (frame["split"] == "train").to_numpy()
@@ -51,7 +64,21 @@ MIN_PER_CLASS = {"training": 4, "validation": 2}
 
 
 def check_split(frame: pd.DataFrame, train: np.ndarray) -> None:
-    """Refuse a split whose training or validation part cannot support a model."""
+    """Refuse a split whose training or validation part cannot support a model.
+
+    Parameters
+    ----------
+    frame : pd.DataFrame
+        One row per patient, with ``response`` (1 = CR/PR, 0 = SD/PD).
+    train : np.ndarray
+        Boolean, one per row: True = training (``training_mask``).
+
+    Raises
+    ------
+    InputError
+        When the training part has fewer than 4 responders or non-responders, or the validation part fewer
+        than 2 (``MIN_PER_CLASS``).
+    """
     for name, part in (("training", train), ("validation", ~train)):
         labels = frame["response"].to_numpy()[part]
         responders, others = int(labels.sum()), int((labels == 0).sum())
