@@ -124,7 +124,7 @@ GOOD = "patient_id,response,pfs_months,pfs_event,x_score\n" + "".join(
     (GOOD.replace("P3,1,4.5,0,0.5", "P3,1,-4.5,0,0.5"),
      r"column 'pfs_months' must be > 0.*row 5 \(patient_id P3"),
     ("patient_id,response,x_score\nP1,1,0.2\nP2,1,0.5\n", r"only the value 1"),
-    ("patient_id,response,x_score\nP1,1,0.2\nP1,0,0.5\n", r"unique.*rows 2, 3"),
+    ("patient_id,response,x_score\nP1,1,0.2\nP1,0,0.5\n", r"patient ids occur more than once: 'P1' on rows 2 and 3"),
     ("patient_id,response\nP1,1\nP2,0\n", r"no '<model>_score' column"),
     ("patient_id,response,pfs_months,x_score\nP1,1,3,0.2\nP2,0,4,0.5\n", r"no 'pfs_event'"),
 ])

@@ -50,9 +50,10 @@ def test_example_patient_from_sample_data_to_result_table(standalone, tmp_path):
     progress = [step for update in updates for step in update.progress]
     # Counted as lesions finish; with two processes the order of finishing varies. Three lesions of 3-5 mL are
     # estimated at about 7.5 s of outline changes, under 10 s, so the automatic choice adds the sensitivity.
-    assert [(step.done, step.total) for step in progress] == [(1, 3), (2, 3), (3, 3), (30, 30)]
+    assert [(step.done, step.total) for step in progress] == [(1, 3), (2, 3), (3, 3),
+                                                              *((done, 30) for done in range(1, 31))]
     assert sorted(step.what for step in progress[:3]) == ["liver_1", "lung_1", "lymph_node_1"]
-    assert progress[3].what == SENSITIVITY_STEP
+    assert {step.what for step in progress[3:]} == {SENSITIVITY_STEP}
     assert applied.sensitivity is not None and applied.sensitivity.n_perturbations == 30
     prediction = applied.prediction
     assert prediction.weights.path == str(bundled_bundle("combined").path)

@@ -28,9 +28,10 @@ from ABCImmunoResponseLib.results import (FEATURES_ATTRIBUTE, RESULT_ATTRIBUTE, 
 
 
 def test_prediction_runs_in_a_child_process_with_progress_per_lesion(predicted):
-    # Then the outline sensitivity (automatic: two lesions of 2.4-2.5 mL are estimated at about 4 s), one step.
+    # Then the outline sensitivity (automatic: two lesions of 2.4-2.5 mL are estimated at about 4 s), a step per
+    # outline change as it ends.
     assert predicted["progress"] == [Progress(1, 2, "pancreas_1"), Progress(2, 2, "adrenal_1"),
-                                     Progress(20, 20, SENSITIVITY_STEP)]
+                                     *(Progress(done, 20, SENSITIVITY_STEP) for done in range(1, 21))]
     prediction = predicted["applied"].prediction
     assert prediction.model == "combined"
     assert [lesion.lesion_id for lesion in prediction.lesions] == ["pancreas_1", "adrenal_1"]

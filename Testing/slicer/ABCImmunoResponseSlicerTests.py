@@ -79,7 +79,8 @@ def predictInItsOwnProcess(test) -> None:
     from abcir.jobs import SENSITIVITY_STEP
 
     # The example's three small lesions cost about 7.5 s of outline changes: the automatic choice adds them.
-    test.assertEqual(sorted(step.what for step in progress), ["liver_1", "lung_1", "lymph_node_1", SENSITIVITY_STEP])
+    test.assertEqual(sorted({step.what for step in progress}), ["liver_1", "lung_1", "lymph_node_1", SENSITIVITY_STEP])
+    test.assertEqual([step.done for step in progress if step.what == SENSITIVITY_STEP], list(range(1, 31)))
     applied = update.value
     test.assertIs(parameterNode.resultTable, applied.tableNode)
     test.assertIn("NOT clinically validated", applied.prediction.provenance)

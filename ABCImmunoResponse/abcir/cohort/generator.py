@@ -31,15 +31,15 @@ import scipy
 import SimpleITK as sitk
 
 from .. import __version__
-from ..patient.clinical_facts import CLINICAL_ENCODING, ClinicalFacts
-from .table import CohortRow, write_cohort
 from ..errors import InputError
 from ..files import atomic_write, atomic_write_text
 from ..imaging.segfile import write_seg_nrrd
+from ..patient.clinical_facts import CLINICAL_ENCODING, ClinicalFacts
 from .lesion_plan import LesionPlan
 from .patients import SyntheticPatient, draw_clinical_cohort, draw_outcomes
 from .phantom_plan import PhantomPlan, plan_phantom
 from .rendering import PhantomCT, render
+from .table import CohortRow, write_cohort
 
 COHORT_FORMAT = "abcir-synthetic-cohort"
 # Bump when a change to the model or the phantom changes the generated files.

@@ -37,11 +37,13 @@ from scipy.special import expit
 
 from ..paper import (
     BEST_RESPONSE_COUNTS,
-    CENTER_SIZES as PAPER_CENTER_SIZES,
     ODDS_RATIOS_95CI,
     TRAINING_FACT_COUNTS,
     TRAINING_PATIENTS,
     TRAINING_RESPONDERS,
+)
+from ..paper import (
+    CENTER_SIZES as PAPER_CENTER_SIZES,
 )
 from ..patient.clinical_facts import CLINICAL_ENCODING, ClinicalFacts
 from ..patient.sites import SITES

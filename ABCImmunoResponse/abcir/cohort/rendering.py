@@ -15,9 +15,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from ..imaging.segfile import SITE_TAG, Segment
 from ..patient.measurements import measure_lesion
 from ..patient.recist import MIN_LONGEST_DIAMETER_MM, MIN_NODE_SHORT_AXIS_MM
-from ..imaging.segfile import SITE_TAG, Segment
 from ..patient.sites import SITES
 from .anatomy import HU_AIR, TISSUE_LABELS
 from .lesion_plan import LesionPlan

@@ -47,7 +47,7 @@ import pandas as pd
 from ..errors import InputError
 from ..files import atomic_write_text
 from ..patient.clinical_facts import CLINICAL_ENCODING, ClinicalFacts
-from .table_cells import FLAG_MEANINGS, numeric_column, parse_flags, rows_text
+from .table_cells import FLAG_MEANINGS, numeric_column, parse_flags, refuse_duplicate_ids, rows_text
 
 PATH_COLUMNS = ("ct", "lesions", "sites")
 OUTCOME_COLUMNS = ("response", "pfs_months", "pfs_event")
@@ -149,10 +149,6 @@ def read_cohort(path: str | os.PathLike, required: Sequence[str] = BATCH_COLUMNS
         given, ``pfs_months`` is not a number > 0, or ``split`` is not
         'train' or 'validation'.
     """
-    # Here, not at the top: patient_ids reads images (SimpleITK), which the row helpers below, used by
-    # ``abcir evaluate``, do not need.
-    from ..patient.ids import refuse_duplicate_ids
-
     path = Path(path)
     where = f"Cohort '{path}'"
     try:

@@ -8,6 +8,8 @@ evaluate`` (``abcir.evaluation.table``) both check their cells here.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -155,3 +157,34 @@ def parse_flags(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
         raise InputError(f"{where}: column '{column}' must be 1 or 0 (or yes/no, true/false); not so in "
                          f"{rows_text(frame, bad, frame[column])}. Write {meaning}.")
     return values
+
+
+def refuse_duplicate_ids(where: str, ids: Sequence[str]) -> None:
+    """Refuse a table in which two rows name the same patient (ids compared without surrounding spaces).
+
+    ``ids`` are the table's ``patient_id`` cells in order; rows are counted as a spreadsheet shows
+    them (the header is row 1), so the message points at both rows.
+
+    Parameters
+    ----------
+    where : str
+        The table, as the message should name it (e.g. its path).
+    ids : sequence of str
+        The ``patient_id`` cells, in row order.
+
+    Raises
+    ------
+    InputError
+        If an id occurs on more than one row; the message lists up to five such ids
+        with their row numbers.
+    """
+    rows: dict[str, list[int]] = {}
+    for number, patient_id in enumerate(ids, start=2):
+        rows.setdefault(str(patient_id).strip(), []).append(number)
+    repeated = [(patient_id, numbers) for patient_id, numbers in rows.items() if len(numbers) > 1]
+    if repeated:
+        shown = "; ".join(f"'{patient_id}' on rows {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
+                          for patient_id, numbers in repeated[:5])
+        more = f" (and {len(repeated) - 5} more ids)" if len(repeated) > 5 else ""
+        raise InputError(f"{where}: patient ids occur more than once: {shown}{more}; give each patient one row "
+                         "with its own id (rows counted with the header as row 1).")

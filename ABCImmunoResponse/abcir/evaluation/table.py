@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cohort.table_cells import check_binary, numeric_column, rows_text
+from ..cohort.table_cells import check_binary, numeric_column, refuse_duplicate_ids, rows_text
 from ..errors import InputError
 
 ID_COLUMN = "patient_id"
@@ -110,10 +110,7 @@ def read_predictions(path: str | Path) -> PredictionTable:
     missing_id = raw[ID_COLUMN].isna()
     if missing_id.any():
         raise InputError(f"{source.name}: {ID_COLUMN} is empty in {rows_text(raw, missing_id)}.")
-    duplicated = raw[ID_COLUMN].duplicated(keep=False)
-    if duplicated.any():
-        raise InputError(f"{source.name}: {ID_COLUMN} must be unique; repeated in "
-                         f"{rows_text(raw, duplicated)}.")
+    refuse_duplicate_ids(source.name, list(raw[ID_COLUMN]))
 
     frame = raw.copy()
     frame[RESPONSE_COLUMN] = numeric_column(raw, RESPONSE_COLUMN, source.name, "1 (CR/PR) or 0 (SD/PD)")

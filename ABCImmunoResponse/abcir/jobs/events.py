@@ -24,7 +24,7 @@ from typing import TextIO
 from ..records import from_json_dict
 
 EVENTS_FILE = "events.jsonl"
-SENSITIVITY_STEP = "outline sensitivity"  # ProgressEvent.what when the outline sensitivity analysis is done
+SENSITIVITY_STEP = "outline sensitivity"  # ProgressEvent.what for each outline change of the sensitivity analysis
 ERROR_KINDS = ("input", "bug")  # input: the user can fix it (InputError); bug: anything else
 
 

@@ -151,9 +151,9 @@ def _sensitivity(job: PredictJob, ct: sitk.Image, lesions: Sequence[Lesion], cli
     result = analyse_sensitivity(ct, lesions, clinical, model=bundle.kind, bundle=bundle, rows=rows,
                                  perturbation_set=perturbations, seed=request.seed, jobs=job.jobs,
                                  flip_limit=FLIP_LIMIT if request.flip_limit is None else request.flip_limit,
-                                 patient_id=job.patient_id)
-    # analyse_sensitivity reports no steps of its own: one step for the whole analysis.
-    report(ProgressEvent(count, count, SENSITIVITY_STEP))
+                                 patient_id=job.patient_id,
+                                 progress=lambda done, total, _lesion: report(ProgressEvent(done, total,
+                                                                                            SENSITIVITY_STEP)))
     return result
 
 

@@ -1,4 +1,4 @@
-"""Patient ids: the id a result carries when none is given, and one id per patient in a cohort table.
+"""Patient ids: the id a result carries when none is given.
 
 A result without ``--patient-id`` is named after its CT. For a DICOM series that
 is the series' PatientID (0010,0020): the id PACS files it under, the same for
@@ -8,19 +8,17 @@ hash and UIDs, which every result records). A series whose PatientID an
 anonymiser removed takes its folder's full name instead; TCIA folder names such
 as ``1.000000-P4P113S303I10349 Gated 40.0B-29543`` hold dots, and cut at the
 first one they would all be ``1``. An image file is named by its file name
-without the image extension. Two patients of a cohort table may not share an
-id: their features and predictions would be joined as one patient's.
+without the image extension. That two rows of a table may not share an id is
+``abcir.cohort.table_cells.refuse_duplicate_ids``.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
 
 import SimpleITK as sitk
 
-from ..errors import InputError
 from ..imaging.ct import file_stem
 
 # The metadata key under which ``dicom.series.read_dicom_ct`` leaves the series' PatientID on the image.
@@ -52,34 +50,3 @@ def default_patient_id(ct_path: str | os.PathLike, ct: sitk.Image) -> str:
         patient_id = ct.GetMetaData(PATIENT_ID_TAG).strip() if ct.HasMetaDataKey(PATIENT_ID_TAG) else ""
         return patient_id or path.resolve().name
     return file_stem(path)
-
-
-def refuse_duplicate_ids(where: str, ids: Sequence[str]) -> None:
-    """Refuse a table in which two rows name the same patient (ids compared without surrounding spaces).
-
-    ``ids`` are the table's ``patient_id`` cells in order; rows are counted as a spreadsheet shows
-    them (the header is row 1), so the message points at both rows.
-
-    Parameters
-    ----------
-    where : str
-        The table, as the message should name it (e.g. its path).
-    ids : sequence of str
-        The ``patient_id`` cells, in row order.
-
-    Raises
-    ------
-    InputError
-        If an id occurs on more than one row; the message lists up to five such ids
-        with their row numbers.
-    """
-    rows: dict[str, list[int]] = {}
-    for number, patient_id in enumerate(ids, start=2):
-        rows.setdefault(str(patient_id).strip(), []).append(number)
-    repeated = [(patient_id, numbers) for patient_id, numbers in rows.items() if len(numbers) > 1]
-    if repeated:
-        shown = "; ".join(f"'{patient_id}' on rows {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
-                          for patient_id, numbers in repeated[:5])
-        more = f" (and {len(repeated) - 5} more ids)" if len(repeated) > 5 else ""
-        raise InputError(f"{where}: patient ids occur more than once: {shown}{more}; give each patient one row "
-                         "with its own id (rows counted with the header as row 1).")

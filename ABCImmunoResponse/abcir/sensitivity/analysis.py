@@ -13,24 +13,24 @@ outline.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
 import SimpleITK as sitk
 
-from ..models.bundle import WeightBundle
-from ..patient.clinical_facts import ClinicalFacts
 from ..errors import InputError
 from ..features.catalogue import LesionFeatures
 from ..features.engine import engine_values
+from ..features.extract import ProgressCallback, extract_lesions
 from ..features.preparation import fast_path_blocker
-from ..features.extract import extract_lesions
+from ..models.bundle import WeightBundle
+from ..options import DEFAULT_FLIP_LIMIT
+from ..patient.clinical_facts import ClinicalFacts
 from ..patient.lesions import Lesion
 from ..patient.measurements import measure_lesion
-from ..options import DEFAULT_FLIP_LIMIT
-from ..prediction.result import Prediction
 from ..prediction.predict import SensitivityAnalysis, predict_features, resolve_bundle
+from ..prediction.result import Prediction
 from .perturbations import DEFAULT_SET, MIN_VOXELS, PerturbationSet, perturb
 from .result import LesionInfluence, PerturbedPrediction, SensitivityResult, SkippedPerturbation
 from .shared_extraction import compute_outlines, outline_pieces, share_region
@@ -44,13 +44,13 @@ MIN_FOR_INTERVAL = 20
 
 
 def _perturbed_lesions(ct: sitk.Image, lesions: Sequence[Lesion], perturbation_set: PerturbationSet, seed: int,
-                       skipped: list[SkippedPerturbation]) -> Iterator[tuple[int, str, Lesion, sitk.Image]]:
+                       skip: Callable[[SkippedPerturbation], None]) -> Iterator[tuple[int, str, Lesion, sitk.Image]]:
     """(lesion index, perturbation name, lesion with the changed outline's size, changed mask)."""
     for index, lesion in enumerate(lesions):
         for perturbation in perturb(lesion.lesion_id, lesion.mask, ct, perturbation_set, seed, index):
             if perturbation.voxel_count < MIN_VOXELS:
-                skipped.append(SkippedPerturbation(lesion.lesion_id, perturbation.name,
-                                                   f"{perturbation.voxel_count} voxels left"))
+                skip(SkippedPerturbation(lesion.lesion_id, perturbation.name,
+                                         f"{perturbation.voxel_count} voxels left"))
                 continue
             # The prediction reads a lesion's id, site and size (volume weights, RECIST); the mask stays the
             # segmented one, so no CT-sized perturbed mask is kept after its features are computed.
@@ -58,16 +58,25 @@ def _perturbed_lesions(ct: sitk.Image, lesions: Sequence[Lesion], perturbation_s
 
 
 def _perturbed_values(ct: sitk.Image, lesions: Sequence[Lesion], perturbation_set: PerturbationSet, seed: int,
-                      jobs: int, skipped: list[SkippedPerturbation]
+                      jobs: int, skipped: list[SkippedPerturbation], done: Callable[[str], None]
                       ) -> tuple[dict[tuple[int, str], Lesion], dict[tuple[int, str], np.ndarray]]:
-    """The changed lesions and the features of their changed outlines, keyed by (lesion index, perturbation)."""
+    """The changed lesions and the features of their changed outlines, keyed by (lesion index, perturbation).
+
+    ``done(lesion id)`` is called once per outline change, computed or skipped, as it ends.
+    """
     changed: dict[tuple[int, str], Lesion] = {}
-    outlines = _perturbed_lesions(ct, lesions, perturbation_set, seed, skipped)
+
+    def skip(item: SkippedPerturbation) -> None:
+        skipped.append(item)
+        done(item.lesion_id)
+
+    outlines = _perturbed_lesions(ct, lesions, perturbation_set, seed, skip)
     if fast_path_blocker():  # the stock engine: nothing to share
         values = {}
         for index, name, lesion, mask in outlines:
             changed[index, name] = lesion
             values[index, name] = engine_values(ct, mask, lesion.lesion_id)
+            done(lesion.lesion_id)
         return changed, values
 
     def pieces() -> Iterator:
@@ -78,12 +87,12 @@ def _perturbed_values(ct: sitk.Image, lesions: Sequence[Lesion], perturbation_se
             try:
                 outline = outline_pieces(regions[index], ct, mask)
             except InputError as error:
-                skipped.append(SkippedPerturbation(lesion.lesion_id, name, str(error)))
+                skip(SkippedPerturbation(lesion.lesion_id, name, str(error)))
                 continue
             changed[index, name] = lesion
             yield (index, name), lesion.lesion_id, outline
 
-    return changed, compute_outlines(pieces(), jobs)
+    return changed, compute_outlines(pieces(), jobs, done=lambda key: done(lesions[key[0]].lesion_id))
 
 
 def _check_flip_limit(flip_limit: float) -> None:
@@ -162,7 +171,8 @@ def analyse_sensitivity(ct: sitk.Image, lesions: Sequence[Lesion], clinical: Cli
                         model: str | None = "combined", bundle: WeightBundle | str | os.PathLike | None = None,
                         rows: Sequence[LesionFeatures] | None = None,
                         perturbation_set: PerturbationSet = DEFAULT_SET, seed: int = 0, jobs: int = 1,
-                        flip_limit: float = FLIP_LIMIT, patient_id: str = "patient") -> SensitivityResult:
+                        flip_limit: float = FLIP_LIMIT, patient_id: str = "patient",
+                        progress: ProgressCallback | None = None) -> SensitivityResult:
     """The prediction of ``predict_lesions`` recomputed under ``perturbation_set`` for each lesion in turn.
 
     ``rows`` are the unperturbed features of ``lesions`` (from the prediction
@@ -194,6 +204,9 @@ def analyse_sensitivity(ct: sitk.Image, lesions: Sequence[Lesion], clinical: Cli
         Share of flips, in [0, 1), above which the risk group is unstable.
     patient_id : str, default "patient"
         The id recorded when ``rows`` are extracted here.
+    progress : callable, optional
+        ``progress(done, total, lesion id)`` after each outline change, computed or
+        skipped; ``total`` is ``perturbation_set.extra_extractions(len(lesions))``.
 
     Returns
     -------
@@ -225,7 +238,15 @@ def analyse_sensitivity(ct: sitk.Image, lesions: Sequence[Lesion], clinical: Cli
                          f"not {ids}; pass the rows extracted for these lesions, in their order.")
     base = predict_features(rows, clinical, bundle.kind, bundle)
     skipped: list[SkippedPerturbation] = []
-    changed, values = _perturbed_values(ct, lesions, perturbation_set, seed, jobs, skipped)
+    total, finished = perturbation_set.extra_extractions(len(lesions)), 0
+
+    def done(lesion_id: str) -> None:
+        nonlocal finished
+        finished += 1
+        if progress is not None:
+            progress(finished, total, lesion_id)
+
+    changed, values = _perturbed_values(ct, lesions, perturbation_set, seed, jobs, skipped, done)
     perturbed = []
     for (index, name), lesion in changed.items():
         variant = list(rows)

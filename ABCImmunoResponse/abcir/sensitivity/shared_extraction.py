@@ -24,18 +24,18 @@ then calls ``features.engine_values`` per outline.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..features.engine import FeatureInput, feature_inputs, mask_inputs, ordered_values
-from ..features.preparation import PreparedLesion, filtered_images, prepare_lesion
 from ..features.extract import compute_pieces
+from ..features.preparation import PreparedLesion, filtered_images, prepare_lesion
 from ..features.radiomics_log import quiet_radiomics
-from ..features.resampling_grid import OutputGrid
 from ..features.resampling import resample_nearest
+from ..features.resampling_grid import OutputGrid
 
 
 @dataclass
@@ -125,8 +125,8 @@ def outline_pieces(region: SharedRegion, ct: sitk.Image, mask: sitk.Image) -> li
     return mask_inputs(region.lesion_id, region.prepared.image, region.filtered, resampled)
 
 
-def compute_outlines(outlines: Iterable[tuple[Hashable, str, list[FeatureInput]]], jobs: int = 1
-                     ) -> dict[Hashable, np.ndarray]:
+def compute_outlines(outlines: Iterable[tuple[Hashable, str, list[FeatureInput]]], jobs: int = 1,
+                     done: Callable[[Hashable], None] | None = None) -> dict[Hashable, np.ndarray]:
     """The 1130 values of each outline, from its pieces: (key, lesion id, pieces) -> {key: values}.
 
     The pieces are computed by ``features.extract.compute_pieces``, the
@@ -142,6 +142,8 @@ def compute_outlines(outlines: Iterable[tuple[Hashable, str, list[FeatureInput]]
         (``outline_pieces``); consumed once, lazily.
     jobs : int, default 1
         Processes in all, this one included; 1 computes everything here.
+    done : callable, optional
+        Called with an outline's key as soon as its values are complete (for progress).
 
     Returns
     -------
@@ -162,4 +164,9 @@ def compute_outlines(outlines: Iterable[tuple[Hashable, str, list[FeatureInput]]
             lesion_of[key] = lesion_id
             yield key, pieces
 
-    return {key: ordered_values(features, lesion_of[key]) for key, features in compute_pieces(groups(), jobs)}
+    values = {}
+    for key, features in compute_pieces(groups(), jobs):
+        values[key] = ordered_values(features, lesion_of[key])
+        if done is not None:
+            done(key)
+    return values
