@@ -183,6 +183,21 @@ def test_predictions_under_each_reading(ct_path, readers, tmp_path, radiomics_bu
                                                            != predictions["b"]["risk_group"])
 
 
+def test_reader_b_against_reader_a_s_outline_changes(ct_path, readers, tmp_path, radiomics_bundle):
+    """With --sensitivity, reader A's prediction carries its outline range and the summary places reader B in it."""
+    assert _consensus(ct_path, readers, tmp_path, "--weights", str(radiomics_bundle), "--sensitivity") == 0
+    predictions = json.loads((tmp_path / "agreement.json").read_text())["predictions"]
+    outline = predictions["a"]["sensitivity"]
+    assert outline["n_perturbations"] + len(outline["skipped"]) == 4 * 10  # four lesions, the default set
+    assert outline["probability_low"] <= predictions["a"]["probability"] <= outline["probability_high"]
+    assert predictions["b"].get("sensitivity") is None
+    probability_b = predictions["b"]["probability"]
+    inside = outline["probability_low"] <= probability_b <= outline["probability_high"]
+    summary = (tmp_path / "agreement.txt").read_text()
+    assert (f"reader B's probability {probability_b:.3f} is {'inside' if inside else 'OUTSIDE'} reader A's range "
+            f"under outline changes ({outline['probability_low']:.3f}-{outline['probability_high']:.3f}") in summary
+
+
 def test_cohort_agreement(ct_path, organ, tmp_path, radiomics_bundle):
     rows = []
     for index, (label, site) in enumerate(((8, "adrenal"), (7, "liver"), (64, "peritoneum"))):

@@ -68,6 +68,9 @@ def add_cli(subparsers: Subcommands) -> None:
     prediction.add_argument("--model", choices=MODEL_KINDS,
                             help="model (default: the kind of --weights, else combined)")
     prediction.add_argument("--weights", help="weight bundle folder (default: the bundled weights of --model)")
+    prediction.add_argument("--sensitivity", action="store_true",
+                            help="also predict under reader A's outline changes (+/-1 mm, contour randomisations) "
+                                 "and say whether reader B's probability falls inside that range")
     chair = parser.add_argument_group("consensus (the chair's decisions)")
     chair.add_argument("--chair", type=text_argument, help="who decides; builds the consensus segmentation")
     chair.add_argument("--session", help="reopen a saved consensus.session.json: same inputs and decisions, "
@@ -216,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
     from ..consensus.session import new_session, reopen, session_paths, write_consensus
     from ..imaging.ct import file_sha256, file_stem, read_ct, voxel_hash
     from ..patient.lesions import load_lesions
+    from ..sensitivity.perturbations import DEFAULT_SET
 
     out = Path(args.out)
     session: ConsensusSession | None = None
@@ -268,7 +272,8 @@ def run(args: argparse.Namespace) -> int:
                                    looks_b=_looks(path_b))
     comparison.predictions = predict_readers(ct, lesions_a, lesions_b,
                                              [item.lesion for item in segments] if segments else None,
-                                             args.clinical, args.model, args.weights, progress=stderr_progress)
+                                             args.clinical, args.model, args.weights, progress=stderr_progress,
+                                             sensitivity=DEFAULT_SET if args.sensitivity else None)
     if building:
         write_consensus(out, session, segments)
     path = write_agreement(out, comparison, inputs)

@@ -12,7 +12,7 @@ set) is left out with its reason and the others are still given.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Sequence
 
 import SimpleITK as sitk
@@ -23,8 +23,10 @@ from ..features.extract import ProgressCallback, extract_lesions
 from ..imaging.ct import voxel_hash
 from ..patient.clinical_facts import clinical_usage, parse_clinical
 from ..patient.lesions import Lesion
-from ..prediction.result import CTIdentity, Prediction
 from ..prediction.predict import predict_features, resolve_bundle
+from ..prediction.result import CTIdentity, Prediction
+from ..sensitivity.analysis import analyse_sensitivity
+from ..sensitivity.perturbations import PerturbationSet
 
 if TYPE_CHECKING:
     from ..features.cache import FeatureCache
@@ -73,6 +75,17 @@ class ReaderPredictions:
                  for side in SIDES}
         return cls(**sides, note=data["note"])
 
+    def b_inside_a_range(self) -> bool | None:
+        """Whether reader B's probability lies in reader A's range under outline changes (bounds included).
+
+        A check that the perturbations are realistic: a second reader's outline is
+        a real outline change. None without both predictions or without A's
+        outline sensitivity (``predict_readers(..., sensitivity=...)``).
+        """
+        if self.a is None or self.b is None or self.a.sensitivity is None:
+            return None
+        return self.a.sensitivity.probability_low <= self.b.probability <= self.a.sensitivity.probability_high
+
     def summary_lines(self) -> list[str]:
         """Lines for ``agreement.txt``: probability, score (log-odds) and risk group per reading, and changes."""
         computed = self.computed()
@@ -83,6 +96,12 @@ class ReaderPredictions:
                      f"risk group {p.risk_group or 'none (no cut-off)'}" for side, p in computed)
         changes = [pair for pair, changed in self.risk_group_changes().items() if changed]
         lines.append(f"  risk group changes: {', '.join(changes)}" if changes else "  risk group: the same throughout")
+        inside = self.b_inside_a_range()
+        if inside is not None:
+            outline = self.a.sensitivity
+            lines.append(f"  reader B's probability {self.b.probability:.3f} is {'inside' if inside else 'OUTSIDE'} "
+                         f"reader A's range under outline changes ({outline.probability_low:.3f}-"
+                         f"{outline.probability_high:.3f}, {outline.n_perturbations} changes)")
         lines.append(f"  {computed[0][1].provenance}")
         if self.note:
             lines.append(f"  note: {self.note}")
@@ -112,8 +131,8 @@ def _features(ct: sitk.Image, readings: dict[str, Sequence[Lesion]], progress: P
 def predict_readers(ct: sitk.Image, lesions_a: Sequence[Lesion], lesions_b: Sequence[Lesion],
                     consensus: Sequence[Lesion] | None, clinical_tokens: Sequence[str] | None,
                     model: str | None = None, weights: str | os.PathLike | None = None, jobs: int = 1,
-                    progress: ProgressCallback | None = None, cache: FeatureCache | None = None
-                    ) -> ReaderPredictions:
+                    progress: ProgressCallback | None = None, cache: FeatureCache | None = None,
+                    sensitivity: PerturbationSet | None = None) -> ReaderPredictions:
     """Predict under each reading (``consensus`` None when there is none yet).
 
     ``model`` None takes the kind of ``weights`` (combined when none are given).
@@ -141,6 +160,10 @@ def predict_readers(ct: sitk.Image, lesions_a: Sequence[Lesion], lesions_b: Sequ
         Called as ``progress(done, total, lesion_id)`` during extraction; None: silent.
     cache : FeatureCache or None
         The feature cache, as for ``extract_lesions``.
+    sensitivity : PerturbationSet or None
+        When given (and the model reads outlines), reader A's prediction carries its
+        outline sensitivity under these changes (seed 0), so that the summary can say
+        whether reader B's probability falls inside that range.
 
     Returns
     -------
@@ -178,5 +201,9 @@ def predict_readers(ct: sitk.Image, lesions_a: Sequence[Lesion], lesions_b: Sequ
             setattr(result, side, predict_features(rows[side], clinical, bundle.kind, bundle, identity))
         except InputError as error:  # e.g. a RECIST error in one reader's set: the others still count
             problems.append(f"not computed under {side}: {error}")
+    if sensitivity is not None and bundle.kind != "clinical" and result.a is not None:
+        outline = analyse_sensitivity(ct, lesions_a, clinical, bundle.kind, bundle, rows["a"], sensitivity,
+                                      jobs=jobs)
+        result.a = replace(result.a, sensitivity=outline)
     result.note = "; ".join(filter(None, [result.note, *problems]))
     return result
