@@ -52,30 +52,9 @@ class PredictionSection:
         ui.exportTableButton.connect("clicked(bool)", self.onExportResultTable)
         ui.saveCaseButton.connect("clicked(bool)", self.onSaveCase)
         ui.exportDicomButton.connect("clicked(bool)", self.onExportDicom)
-        self._addSensitivityWidgets()
-
-    def _addSensitivityWidgets(self) -> None:
-        """The checkbox under the weights; the range under the risk group; the outlines row under the warnings."""
-        self.sensitivityCheckBox = qt.QCheckBox()
-        self.sensitivityCheckBox.connect("toggled(bool)", self.onSensitivityToggled)
-        self.ui.modelCollapsibleButton.layout().addRow(self.sensitivityCheckBox)
-        resultLayout = self.ui.resultCollapsibleButton.layout()
-        self.sensitivityLabel = qt.QLabel()
-        self.sensitivityLabel.wordWrap = True
-        resultLayout.insertWidget(resultLayout.indexOf(self.ui.riskLabel) + 1, self.sensitivityLabel)
-        self.outlinesComboBox = qt.QComboBox()
-        self.outlinesComboBox.toolTip = _("The lesion whose changed outlines to show")
-        self.showOutlinesButton = qt.QPushButton(_("Show its changed outlines"))
-        self.showOutlinesButton.toolTip = _("Shows the outline changes the sensitivity used for this lesion as a "
-                                            "temporary segmentation, which is not saved with the scene. Your "
-                                            "segmentation is not changed.")
-        self.hideOutlinesButton = qt.QPushButton(_("Hide them"))
-        self.showOutlinesButton.connect("clicked(bool)", self.onShowOutlines)
-        self.hideOutlinesButton.connect("clicked(bool)", lambda checked: self.logic.removeOutlines())
-        row = qt.QHBoxLayout()
-        for widget in (self.outlinesComboBox, self.showOutlinesButton, self.hideOutlinesButton):
-            row.addWidget(widget)
-        resultLayout.insertLayout(resultLayout.indexOf(self.ui.warningsLabel) + 1, row)
+        ui.sensitivityCheckBox.connect("toggled(bool)", self.onSensitivityToggled)
+        ui.showOutlinesButton.connect("clicked(bool)", self.onShowOutlines)
+        ui.hideOutlinesButton.connect("clicked(bool)", lambda checked: self.logic.removeOutlines())
 
     def update(self, node) -> None:
         self.parameterNode = node
@@ -132,14 +111,14 @@ class PredictionSection:
     def _showSensitivityChoice(self, node) -> None:
         volumes = [row.volumeMl for row in self.lesions.rows if row.included]
         checked, seconds = self.logic.sensitivityPlan(node.outlineSensitivity, node.model, volumes)
-        wasBlocked = self.sensitivityCheckBox.blockSignals(True)
-        self.sensitivityCheckBox.checked = checked
-        self.sensitivityCheckBox.blockSignals(wasBlocked)
-        self.sensitivityCheckBox.enabled = node.model != "clinical"
-        self.sensitivityCheckBox.text = _("Outline sensitivity (about {seconds:.0f} s more)").format(seconds=seconds)
+        wasBlocked = self.ui.sensitivityCheckBox.blockSignals(True)
+        self.ui.sensitivityCheckBox.checked = checked
+        self.ui.sensitivityCheckBox.blockSignals(wasBlocked)
+        self.ui.sensitivityCheckBox.enabled = node.model != "clinical"
+        self.ui.sensitivityCheckBox.text = _("Outline sensitivity (about {seconds:.0f} s more)").format(seconds=seconds)
         why = (_("Chosen automatically: on when the estimate is under {limit:.0f} s.").format(limit=COST_LIMIT_S)
                if node.outlineSensitivity == "automatic" else _("Your choice."))
-        self.sensitivityCheckBox.toolTip = _(
+        self.ui.sensitivityCheckBox.toolTip = _(
             "Predicts again with each target lesion's outline changed a little (1 mm narrower and wider, and "
             "randomised along image edges) and shows how far the probability moves and whether the risk group "
             "holds. {why}").format(why=why)
@@ -149,7 +128,7 @@ class PredictionSection:
 
     def onShowOutlines(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("The changed outlines cannot be shown."), waitCursor=True):
-            lesion = self.outlinesComboBox.currentText
+            lesion = self.ui.outlinesComboBox.currentText
             run = self.logic.startOutlines(self.parameterNode.parameterNode, lesion)
             self.runner.start(run, self, _("Changing the outline of lesion '{lesion}' in a separate process...").format(
                 lesion=lesion), _("Done."), self._onOutlinesShown)
@@ -190,14 +169,14 @@ class PredictionSection:
         self._fillOutlineLesions(sensitivity)
         if prediction is None:
             self.ui.probabilityLabel.text = _("No prediction yet.")
-            for label in (self.ui.riskLabel, self.sensitivityLabel, self.ui.provenanceLabel, self.ui.warningsLabel):
+            for label in (self.ui.riskLabel, self.ui.sensitivityLabel, self.ui.provenanceLabel, self.ui.warningsLabel):
                 label.text = ""
             self._setSliceAnnotation("")
             return
         lines = resultLines(prediction, sensitivity)
         self.ui.probabilityLabel.text = f"<b>{lines.probability}</b>"
         self.ui.riskLabel.text = lines.riskGroup
-        self.sensitivityLabel.text = lines.sensitivity
+        self.ui.sensitivityLabel.text = lines.sensitivity
         self.ui.provenanceLabel.text = lines.provenance
         colour = "#1b5e20" if prediction.weights.clinically_validated else "#c62828"
         self.ui.provenanceLabel.setStyleSheet(f"color: {colour}")
@@ -208,13 +187,13 @@ class PredictionSection:
         """The result's lesions, the one whose outline moves the prediction most first."""
         names = [] if sensitivity is None else sorted(
             (item.lesion_id for item in sensitivity.lesions), key=lambda name: name != sensitivity.deciding_lesion)
-        if [self.outlinesComboBox.itemText(index) for index in range(self.outlinesComboBox.count)] != names:
-            self.outlinesComboBox.clear()
+        if [self.ui.outlinesComboBox.itemText(index) for index in range(self.ui.outlinesComboBox.count)] != names:
+            self.ui.outlinesComboBox.clear()
             for name in names:
-                self.outlinesComboBox.addItem(name)
-        for widget in (self.outlinesComboBox, self.showOutlinesButton, self.hideOutlinesButton):
+                self.ui.outlinesComboBox.addItem(name)
+        for widget in (self.ui.outlinesComboBox, self.ui.showOutlinesButton, self.ui.hideOutlinesButton):
             widget.visible = bool(names)
-        self.showOutlinesButton.enabled = bool(names) and not self.runner.busy
+        self.ui.showOutlinesButton.enabled = bool(names) and not self.runner.busy
 
     @staticmethod
     def _setSliceAnnotation(text: str) -> None:

@@ -89,8 +89,8 @@ def predictInItsOwnProcess(test) -> None:
     widget.initializeParameterNode()
     test.assertIn("Response probability", widget.ui.probabilityLabel.text)
     test.assertIn("NOT clinically validated", widget.ui.provenanceLabel.text)
-    test.assertTrue(widget.prediction.sensitivityCheckBox.checked)
-    test.assertIn("outline changes", widget.prediction.sensitivityLabel.text)
+    test.assertTrue(widget.ui.sensitivityCheckBox.checked)
+    test.assertIn("outline changes", widget.ui.sensitivityLabel.text)
 
 
 def cancelStopsTheChildAndChangesNothing(test) -> None:

@@ -62,3 +62,22 @@ def test_dependencies_point_down():
         assert not bad, f"{path.relative_to(MODULE_DIR)} (core) imports {bad}"
     for path in gui:
         assert "ABCImmunoResponseLib" in " ".join(imported_modules(path)) or path.name == "__init__.py"
+
+
+def test_every_ui_widget_the_gui_uses_is_in_the_ui_file():
+    """``slicer.util.childWidgetVariables`` gives the ``.ui`` file's named objects: the GUI reads no other ``ui.NAME``.
+
+    Without a real Slicer here, a widget added in code but missing from the ``.ui`` file (or a typo) would only
+    show as an AttributeError when the panel opens.
+    """
+    import re
+    import xml.etree.ElementTree as ElementTree
+
+    ui_file = MODULE_DIR.parent / "Resources" / "UI" / "ABCImmunoResponse.ui"
+    declared = {element.get("name") for element in ElementTree.parse(ui_file).iter()
+                if element.tag in ("widget", "layout") and element.get("name")}
+    used = set()
+    for path in [MODULE_FILE, *(MODULE_DIR / "ABCImmunoResponseWidgets").glob("*.py")]:
+        used.update(re.findall(r"\bui\.([A-Za-z_]\w*)", path.read_text(encoding="utf-8")))
+    assert used, "the GUI reads no ui.NAME at all: the pattern is wrong"
+    assert used <= declared, f"not in {ui_file.name}: {sorted(used - declared)}"
