@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import Subcommands
 from ..options import DEFAULT_MAX_CENTROID_DISTANCE_MM, DEFAULT_MIN_ICC, FEATURE_ICC_FILE, MODEL_KINDS, READERS_CSV_HELP
 from ..progress import stderr_progress
+from . import Subcommands
 
 
 def add_cli(subparsers: Subcommands) -> None:
@@ -14,7 +14,7 @@ def add_cli(subparsers: Subcommands) -> None:
 
     Parameters
     ----------
-    subparsers : abcir.cli.Subcommands
+    subparsers : abcir.commands.Subcommands
         The sub-command registry of the ``abcir`` parser.
     """
     parser = subparsers.add_parser(

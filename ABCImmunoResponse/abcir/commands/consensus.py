@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cli import Subcommands, as_typed, text_argument
 from ..errors import InputError
 from ..options import CONSENSUS_METHODS, CONSENSUS_PAIR_METHODS, DEFAULT_MAX_CENTROID_DISTANCE_MM, MODEL_KINDS
 from ..patient.sites import SITES, normalise_site
 from ..progress import stderr_progress
+from . import Subcommands, as_typed, text_argument
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -39,7 +39,7 @@ def add_cli(subparsers: Subcommands) -> None:
 
     Parameters
     ----------
-    subparsers : abcir.cli.Subcommands
+    subparsers : abcir.commands.Subcommands
         The sub-command registry of the ``abcir`` parser.
     """
     parser = subparsers.add_parser(

@@ -6,8 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from ..cli import Subcommands
 from ..errors import InputError
+from . import Subcommands
 
 if TYPE_CHECKING:
     from ..dicom.series import SeriesInfo
@@ -18,7 +18,7 @@ def add_cli(subparsers: Subcommands) -> None:
 
     Parameters
     ----------
-    subparsers : abcir.cli.Subcommands
+    subparsers : abcir.commands.Subcommands
         The sub-command registry of the ``abcir`` parser.
     """
     parser = subparsers.add_parser(

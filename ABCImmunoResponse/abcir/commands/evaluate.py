@@ -12,7 +12,7 @@ import argparse
 import math
 from pathlib import Path
 
-from ..cli import Subcommands
+from . import Subcommands
 
 
 def _cutoff_argument(text: str) -> float | None:
@@ -111,7 +111,7 @@ def add_cli(subparsers: Subcommands) -> None:
 
     Parameters
     ----------
-    subparsers : abcir.cli.Subcommands
+    subparsers : abcir.commands.Subcommands
         The sub-command registry of the ``abcir`` parser.
     """
     parser = subparsers.add_parser(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import Subcommands, text_argument
 from ..patient.recist import validate_targets
 from ..progress import stderr_progress
+from . import Subcommands, text_argument
 
 
 def add_cli(subparsers: Subcommands) -> None:
@@ -15,7 +15,7 @@ def add_cli(subparsers: Subcommands) -> None:
 
     Parameters
     ----------
-    subparsers : abcir.cli.Subcommands
+    subparsers : abcir.commands.Subcommands
         The sub-command registry of the ``abcir`` parser.
     """
     parser = subparsers.add_parser("extract", help="extract the paper's 1130 radiomics features per lesion",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..cli import Subcommands
 from ..progress import stderr_progress
+from . import Subcommands
 
 
 def add_cli(subparsers: Subcommands) -> None:
@@ -14,7 +14,7 @@ def add_cli(subparsers: Subcommands) -> None:
 
     Parameters
     ----------
-    subparsers : abcir.cli.Subcommands
+    subparsers : abcir.commands.Subcommands
         The sub-command registry of the ``abcir`` parser.
     """
     parser = subparsers.add_parser(

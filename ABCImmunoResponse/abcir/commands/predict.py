@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..cli import Subcommands
 from ..errors import InputError
 from ..files import refuse_existing
 from ..options import DEFAULT_FLIP_LIMIT, DEFAULT_PERTURBATION_SET, MODEL_KINDS, PERTURBATION_SETS
 from ..patient.clinical_facts import clinical_usage, parse_clinical
 from ..progress import stderr_progress
 from ..records import write_new_json
+from . import Subcommands
 
 if TYPE_CHECKING:
     from ..prediction.result import Prediction
@@ -22,7 +22,7 @@ def add_cli(subparsers: Subcommands) -> None:
 
     Parameters
     ----------
-    subparsers : abcir.cli.Subcommands
+    subparsers : abcir.commands.Subcommands
         The sub-command registry of the ``abcir`` parser.
     """
     parser = subparsers.add_parser(

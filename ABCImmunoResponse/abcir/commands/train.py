@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import Subcommands, text_argument
 from ..options import AGGREGATIONS, DEFAULT_AGGREGATION, PERTURBATION_ICC_FILE
 from ..progress import stderr_progress
+from . import Subcommands, text_argument
 
 
 def add_cli(subparsers: Subcommands) -> None:
@@ -15,7 +15,7 @@ def add_cli(subparsers: Subcommands) -> None:
 
     Parameters
     ----------
-    subparsers : abcir.cli.Subcommands
+    subparsers : abcir.commands.Subcommands
         The sub-command registry of the ``abcir`` parser.
     """
     parser = subparsers.add_parser(
@@ -75,10 +75,9 @@ def run(args: argparse.Namespace) -> int:
         ``abcir.training.pipeline``; the command line turns it into a one-line message.
     """
     # torch is imported here, not at start-up: predicting needs no torch.
+    from ..consensus.feature_icc import icc_feature_subset
     from ..training.pipeline import load_training_inputs, train_cohort
     from ..training.settings import TrainingSettings
-
-    from ..consensus.feature_icc import icc_feature_subset
 
     subset = icc_feature_subset(args.min_icc, args.agreement, args.min_perturbation_icc, args.perturbation_icc)
     out = Path(args.out)
