@@ -4,8 +4,9 @@ over the cohort the share of patients whose risk group is stable and each featur
 Per patient (``analyse_patient``, after its features and predictions): every
 model that reads an outline (radiomics, combined) is analysed by
 ``abcir.sensitivity.analysis.analyse_sensitivity`` from the patient's stored
-features, and the changed outlines are extracted once more, as ``abcir extract``
-extracts an outline, for the per-feature ICC
+features and one set of changed outlines' features shared by the models
+(``perturbed_outlines``), and the changed outlines are extracted once more, as
+``abcir extract`` extracts an outline, for the per-feature ICC
 (``abcir.sensitivity.feature_icc``; their values enter the batch's cache). Both
 are kept in the patient's record, so a resumed batch recomputes neither.
 
@@ -32,7 +33,7 @@ from ..features.parallel import single_threaded_blas
 from ..imaging.ct import read_ct
 from ..models.bundle import WeightBundle
 from ..patient.lesions import load_lesions
-from ..sensitivity.analysis import analyse_sensitivity
+from ..sensitivity.analysis import analyse_sensitivity, perturbed_outlines
 from ..sensitivity.feature_icc import outline_ratings, perturbed_outline_values
 from ..sensitivity.perturbations import PerturbationSet
 from ..stats.agreement import feature_icc_table
@@ -85,14 +86,17 @@ def analyse_patient(spec: CohortRow, record: PatientRecord, cache_folder: str | 
         rows = [LesionFeatures(spec.patient_id, lesion, stored.values, stored.provenance)
                 for lesion, stored in zip(lesions, record.lesions)]
         results, errors = {}, {}
+        outlines = None  # the changed outlines' features, computed once for every model that reads them
         for bundle in bundles:
             if bundle.kind == "clinical" or bundle.kind not in record.predictions:
                 continue
             try:
+                if outlines is None:
+                    outlines = perturbed_outlines(ct, lesions, settings.perturbation_set, settings.seed)
                 results[bundle.kind] = analyse_sensitivity(
                     ct, lesions, spec.clinical, model=bundle.kind, bundle=bundle, rows=rows,
                     perturbation_set=settings.perturbation_set, seed=settings.seed,
-                    patient_id=spec.patient_id).to_dict()
+                    patient_id=spec.patient_id, outlines=outlines).to_dict()
             except InputError as error:
                 errors[bundle.kind] = str(error)
         perturbed = perturbed_outline_values(ct, lesions, spec.patient_id, settings.perturbation_set, settings.seed,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import SimpleITK as sitk
@@ -57,14 +57,64 @@ def _perturbed_lesions(ct: sitk.Image, lesions: Sequence[Lesion], perturbation_s
             yield index, perturbation.name, replace(lesion, size=measure_lesion(perturbation.mask)), perturbation.mask
 
 
-def _perturbed_values(ct: sitk.Image, lesions: Sequence[Lesion], perturbation_set: PerturbationSet, seed: int,
-                      jobs: int, skipped: list[SkippedPerturbation], done: Callable[[str], None]
-                      ) -> tuple[dict[tuple[int, str], Lesion], dict[tuple[int, str], np.ndarray]]:
-    """The changed lesions and the features of their changed outlines, keyed by (lesion index, perturbation).
+@dataclass(frozen=True)
+class PerturbedOutlines:
+    """A patient's changed outlines and their features: what the analysis of every model shares.
 
-    ``done(lesion id)`` is called once per outline change, computed or skipped, as it ends.
+    ``changed`` and ``values`` are keyed by (lesion index, perturbation name):
+    the lesion with the changed outline's size (its mask stays the segmented
+    one), and its 1130 values in ``feature_names()`` order. ``skipped`` lists the
+    changes with too few voxels or refused by pyradiomics.
     """
+
+    changed: dict[tuple[int, str], Lesion]
+    values: dict[tuple[int, str], np.ndarray]
+    skipped: tuple[SkippedPerturbation, ...]
+
+
+def perturbed_outlines(ct: sitk.Image, lesions: Sequence[Lesion], perturbation_set: PerturbationSet = DEFAULT_SET,
+                       seed: int = 0, jobs: int = 1, progress: ProgressCallback | None = None) -> PerturbedOutlines:
+    """Every lesion's outline changes and the features of each, independent of the model that reads them.
+
+    Each changed outline reuses its lesion's resampled region and filtered images
+    (``shared_extraction``); with the stock engine each is extracted whole.
+
+    Parameters
+    ----------
+    ct : sitk.Image
+        The CT (HU).
+    lesions : sequence of Lesion
+        The target lesions, binary masks on the CT's grid.
+    perturbation_set : PerturbationSet, default DEFAULT_SET
+        The outline changes per lesion.
+    seed : int, default 0
+        Fixes the contour randomisations.
+    jobs : int, default 1
+        Processes for the feature extraction.
+    progress : callable, optional
+        ``progress(done, total, lesion id)`` after each outline change, computed or
+        skipped; ``total`` is ``perturbation_set.extra_extractions(len(lesions))``.
+
+    Returns
+    -------
+    PerturbedOutlines
+        The changed lesions, their values and the skipped changes.
+
+    Raises
+    ------
+    RuntimeError
+        pyradiomics did not return the 1130 features of an outline, or workers cannot be started.
+    """
+    total, finished = perturbation_set.extra_extractions(len(lesions)), 0
+
+    def done(lesion_id: str) -> None:
+        nonlocal finished
+        finished += 1
+        if progress is not None:
+            progress(finished, total, lesion_id)
+
     changed: dict[tuple[int, str], Lesion] = {}
+    skipped: list[SkippedPerturbation] = []
 
     def skip(item: SkippedPerturbation) -> None:
         skipped.append(item)
@@ -77,7 +127,7 @@ def _perturbed_values(ct: sitk.Image, lesions: Sequence[Lesion], perturbation_se
             changed[index, name] = lesion
             values[index, name] = engine_values(ct, mask, lesion.lesion_id)
             done(lesion.lesion_id)
-        return changed, values
+        return PerturbedOutlines(changed, values, tuple(skipped))
 
     def pieces() -> Iterator:
         regions: dict[int, object] = {}
@@ -92,7 +142,8 @@ def _perturbed_values(ct: sitk.Image, lesions: Sequence[Lesion], perturbation_se
             changed[index, name] = lesion
             yield (index, name), lesion.lesion_id, outline
 
-    return changed, compute_outlines(pieces(), jobs, done=lambda key: done(lesions[key[0]].lesion_id))
+    values = compute_outlines(pieces(), jobs, done=lambda key: done(lesions[key[0]].lesion_id))
+    return PerturbedOutlines(changed, values, tuple(skipped))
 
 
 def _check_flip_limit(flip_limit: float) -> None:
@@ -172,7 +223,8 @@ def analyse_sensitivity(ct: sitk.Image, lesions: Sequence[Lesion], clinical: Cli
                         rows: Sequence[LesionFeatures] | None = None,
                         perturbation_set: PerturbationSet = DEFAULT_SET, seed: int = 0, jobs: int = 1,
                         flip_limit: float = FLIP_LIMIT, patient_id: str = "patient",
-                        progress: ProgressCallback | None = None) -> SensitivityResult:
+                        progress: ProgressCallback | None = None,
+                        outlines: PerturbedOutlines | None = None) -> SensitivityResult:
     """The prediction of ``predict_lesions`` recomputed under ``perturbation_set`` for each lesion in turn.
 
     ``rows`` are the unperturbed features of ``lesions`` (from the prediction
@@ -207,6 +259,10 @@ def analyse_sensitivity(ct: sitk.Image, lesions: Sequence[Lesion], clinical: Cli
     progress : callable, optional
         ``progress(done, total, lesion id)`` after each outline change, computed or
         skipped; ``total`` is ``perturbation_set.extra_extractions(len(lesions))``.
+    outlines : PerturbedOutlines, optional
+        The changes' features from ``perturbed_outlines`` with the same lesions,
+        ``perturbation_set`` and ``seed`` (another model's analysis of the same
+        patient); None computes them.
 
     Returns
     -------
@@ -237,25 +293,18 @@ def analyse_sensitivity(ct: sitk.Image, lesions: Sequence[Lesion], clinical: Cli
         raise InputError(f"Sensitivity: the feature rows are of lesions {[row.lesion.lesion_id for row in rows]}, "
                          f"not {ids}; pass the rows extracted for these lesions, in their order.")
     base = predict_features(rows, clinical, bundle.kind, bundle)
-    skipped: list[SkippedPerturbation] = []
-    total, finished = perturbation_set.extra_extractions(len(lesions)), 0
-
-    def done(lesion_id: str) -> None:
-        nonlocal finished
-        finished += 1
-        if progress is not None:
-            progress(finished, total, lesion_id)
-
-    changed, values = _perturbed_values(ct, lesions, perturbation_set, seed, jobs, skipped, done)
+    if outlines is None:
+        outlines = perturbed_outlines(ct, lesions, perturbation_set, seed, jobs, progress)
     perturbed = []
-    for (index, name), lesion in changed.items():
+    for (index, name), lesion in outlines.changed.items():
         variant = list(rows)
         # Same engine, parameter file and CT as the unperturbed row, whose provenance the prediction checks.
-        variant[index] = LesionFeatures(rows[index].patient_id, lesion, values[index, name], rows[index].provenance)
+        variant[index] = LesionFeatures(rows[index].patient_id, lesion, outlines.values[index, name],
+                                        rows[index].provenance)
         prediction = predict_features(variant, clinical, bundle.kind, bundle)
         perturbed.append(PerturbedPrediction(lesion.lesion_id, name, lesion.size.volume_mm3, prediction.probability,
                                              prediction.score, prediction.risk_group))
-    return summarise(base, perturbed, ids, perturbation_set, seed, flip_limit, skipped)
+    return summarise(base, perturbed, ids, perturbation_set, seed, flip_limit, outlines.skipped)
 
 
 def sensitivity_analysis(perturbation_set: PerturbationSet = DEFAULT_SET, seed: int = 0, jobs: int = 1,
