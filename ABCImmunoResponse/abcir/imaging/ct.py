@@ -68,6 +68,33 @@ def file_stem(path: str | os.PathLike) -> str:
     return name[:len(name) - len(suffix)] if len(name) > len(suffix) else name
 
 
+def read_image_file(path: Path, what: str) -> tuple[sitk.Image, str | None]:
+    """One image file read with SimpleITK, and the NIfTI geometry warning if its qform and sform disagree.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        An existing NRRD, NIfTI or MetaImage file.
+    what : str
+        How a message names the input ("CT", "Lesions").
+
+    Returns
+    -------
+    tuple of (SimpleITK.Image, str or None)
+        The image as stored, and ``nifti.qform_sform_warning``'s text (None when there is nothing to say).
+
+    Raises
+    ------
+    InputError
+        If SimpleITK cannot read the file; the message ends with ITK's own last line.
+    """
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        raise InputError(f"{what} '{path}': cannot be read ({str(error).strip().splitlines()[-1]}).") from error
+    return image, qform_sform_warning(path, image)
+
+
 def read_image_with_warnings(path: str | os.PathLike,
                              series_uid: str | None = None) -> tuple[sitk.Image, tuple[str, ...]]:
     """A volume from a DICOM folder or one NRRD/NIfTI/MetaImage file, as stored (no checks), and what the
@@ -105,11 +132,7 @@ def read_image_with_warnings(path: str | os.PathLike,
     if not has_suffix(path, CT_FILE_SUFFIXES):
         raise InputError(f"CT '{path}': unsupported file type; give a DICOM series folder or one "
                          f"{', '.join(CT_FILE_SUFFIXES)} file.")
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as error:
-        raise InputError(f"CT '{path}': cannot be read ({str(error).strip().splitlines()[-1]}).") from error
-    warning = qform_sform_warning(path, image)
+    image, warning = read_image_file(path, "CT")
     if warning:
         log.warning("CT: %s", warning)
     return image, (warning,) if warning else ()

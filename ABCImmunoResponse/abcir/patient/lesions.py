@@ -24,8 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..imaging.ct import CT_FILE_SUFFIXES, file_stem, has_suffix, is_dicom_file
-from ..imaging.nifti import qform_sform_warning
+from ..imaging.ct import CT_FILE_SUFFIXES, file_stem, has_suffix, is_dicom_file, read_image_file
 from ..imaging.segfile import read_seg_nrrd
 from .measurements import LesionSize, measure_lesion
 from .recist import SizedTarget
@@ -393,11 +392,7 @@ def _read_mask(path: Path) -> sitk.Image:
     if not has_suffix(path, CT_FILE_SUFFIXES):
         raise InputError(f"Lesions '{path}': unsupported file type; give a .seg.nrrd, a DICOM SEG, a label map or "
                          f"mask files ({', '.join(CT_FILE_SUFFIXES)}).")
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as error:
-        raise InputError(f"Lesions '{path}': cannot be read ({str(error).strip().splitlines()[-1]}).") from error
-    warning = qform_sform_warning(path, image)
+    image, warning = read_image_file(path, "Lesions")
     if warning:
         log.warning("Lesions: %s", warning)
     return image
