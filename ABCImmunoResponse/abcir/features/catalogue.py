@@ -11,18 +11,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import pywt
-import radiomics
 import SimpleITK as sitk
 import yaml
 
 from .. import __version__
 from ..paper import N_FEATURES
-from ..patient.lesions import Lesion
 from ..resources import parameter_file, resources_dir
+
+if TYPE_CHECKING:  # a type only: reading a prediction or a bundle needs no lesion loading (SciPy)
+    from ..patient.lesions import Lesion
 
 PINNED_PYRADIOMICS_VERSION = "3.0.1"
 # Raised whenever a change to this engine could change a value (part of every cache key).
@@ -64,6 +64,8 @@ def feature_names_sha256(names: Sequence[str] | None = None) -> str:
 
 def pyradiomics_version() -> str:
     """The installed pyradiomics version without the leading 'v'."""
+    import radiomics  # here, not at the top: a bundle or a prediction is read (in Slicer's GUI too) without it
+
     return str(radiomics.__version__).lstrip("v")
 
 
@@ -76,6 +78,8 @@ def resampled_spacing_mm() -> tuple[float, ...]:
 
 def software_versions() -> dict[str, str]:
     """Every package whose version can change a feature value (resampling, filters, features)."""
+    import pywt
+
     return {"pyradiomics": pyradiomics_version(), "SimpleITK": sitk.Version_VersionString(),
             "PyWavelets": pywt.__version__, "numpy": np.__version__, "abcir_engine": ENGINE_VERSION}
 

@@ -8,6 +8,7 @@ CT's identity, the feature-distribution check and, when asked for, the outline s
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import SimpleITK as sitk
 
@@ -16,10 +17,12 @@ from ..errors import InputError
 from ..imaging.ct import voxel_hash
 from ..models.bundle import WeightBundle
 from ..patient.clinical_facts import ClinicalFacts
-from ..patient.lesions import Lesion
 from ..patient.recist import Finding
 from ..records import from_json_dict, to_json_dict
 from ..sensitivity.result import SensitivityResult
+
+if TYPE_CHECKING:  # a type only: reading a prediction (the panel applies one on Slicer's main thread) needs no SciPy
+    from ..patient.lesions import Lesion
 
 PREDICTION_SCHEMA = "abcir.prediction"
 PREDICTION_SCHEMA_VERSION = 1
