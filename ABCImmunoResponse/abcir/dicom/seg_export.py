@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from pydicom.sr.codedict import codes
 
 from .. import __version__
-from ..patient.lesions import Lesion
+from ..patient.lesions import Lesion, resample_mask_nearest
 from ..patient.sites import SITES
 from .seg_reading import read_seg
 from .series import DicomCT
@@ -154,5 +154,5 @@ def read_lesion_seg(path: str | os.PathLike, ct: sitk.Image) -> list[SegmentMask
         ``ct``'s, has no segments, or a segment's frames do not form a regular volume.
     """
     return [SegmentMask(segment.segment_number, segment.label, segment.site,
-                        sitk.Resample(segment.mask, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8))
+                        resample_mask_nearest(segment.mask, ct))
             for segment in read_seg(path, ct)]
