@@ -17,12 +17,15 @@ How the same values come faster than from ``execute``:
   texture / first-order classes (pyradiomics bins it once per class);
 * the shape class's mesh diameters are searched on the convex hull instead of
   over every pair of mesh vertices (``abcir.features.shape_mesh``: same doubles);
+* the texture matrices are counted in numpy (``abcir.features.texture_matrices``), and GLCM's
+  MCC, sums and cluster features and first order's repeated moments and percentiles do less
+  work (``abcir.features.glcm_features``, ``abcir.features.firstorder_features``): the same doubles;
 * the work of a lesion is split into independent pieces (shape and each of the
   12 filtered images), which ``jobs`` > 1 shares between worker processes
   (``abcir.features.parallel``), started before the CT is read, and this process, which
   resamples and filters the next lesion meanwhile.
 
-Everything after resampling is pyradiomics' own code with the same inputs.
+Everything else after resampling is pyradiomics' own code with the same inputs.
 Settings outside what this reproduces (see ``fast_path_blocker``) fall back to
 stock ``execute``. While these functions run, pyradiomics' logger passes
 errors only, and gets its own level back afterwards (``abcir.features.radiomics_log``).
@@ -52,6 +55,8 @@ from .preparation import (
     prepare_lesion,
 )
 from .radiomics_log import quiet_radiomics
+from .firstorder_features import with_repeated_statistics_once
+from .glcm_features import with_fast_glcm
 from .shape_mesh import mesh_coefficients
 from .texture_matrices import with_numpy_matrices
 
@@ -155,7 +160,9 @@ def _image_type_features(extractor: RadiomicsFeatureExtractor, image: sitk.Image
     """``RadiomicsFeatureExtractor.computeFeatures`` with one discretisation for all classes.
 
     GLCM, GLRLM, GLDM and NGTDM compute their matrices in numpy (``abcir.features.texture_matrices``,
-    the same matrices as pyradiomics' C code, faster).
+    the same matrices as pyradiomics' C code, faster); GLCM's slowest features and first order's
+    repeated statistics do less work for the same doubles (``abcir.features.glcm_features``,
+    ``abcir.features.firstorder_features``).
     """
     features = {}
     classes = getFeatureClasses()
@@ -163,7 +170,8 @@ def _image_type_features(extractor: RadiomicsFeatureExtractor, image: sitk.Image
     for class_name, names in extractor.enabledFeatures.items():
         if class_name.startswith("shape") or class_name not in classes:
             continue
-        instance = _shared_binning(with_numpy_matrices(classes[class_name]), shared)(image, mask, **kwargs)
+        feature_class = with_repeated_statistics_once(with_fast_glcm(with_numpy_matrices(classes[class_name])))
+        instance = _shared_binning(feature_class, shared)(image, mask, **kwargs)
         for name in names or ():
             instance.enableFeatureByName(name)
         for name, value in instance.execute().items():
