@@ -395,6 +395,7 @@ def main() -> None:
     env = {key: value for key, value in os.environ.items() if key != "ABCIR_FEATURE_CACHE"}
     # The children import the abcir beside this checkout, whether or not it is installed.
     source = str(Path(__file__).resolve().parents[2] / "ABCImmunoResponse")
+    sys.path.insert(0, source)  # and so does this process, which writes the cases
     env["PYTHONPATH"] = os.pathsep.join([source, str(Path(__file__).parent), env.get("PYTHONPATH", "")])
     summaries = {}
     with tempfile.TemporaryDirectory() as temporary:

@@ -52,8 +52,14 @@ def run(args: argparse.Namespace) -> int:
         As ``abcir.features.extract.extract_patient``, or when ``out`` exists; the command line turns it into
         a one-line message.
     """
-    from ..features.parallel import extraction_pool, shutdown_pools, skip_garbage_collection_at_exit
+    from ..features.parallel import (
+        extraction_pool,
+        shutdown_pools,
+        single_threaded_blas_from_start,
+        skip_garbage_collection_at_exit,
+    )
 
+    single_threaded_blas_from_start()
     extraction_pool(args.jobs)  # the workers import pyradiomics while this process reads the CT
     skip_garbage_collection_at_exit()
     from ..features.extract import extract_patient

@@ -147,8 +147,9 @@ def run(args: argparse.Namespace) -> int:
                                                 ("--flip-limit", args.flip_limit)) if value is not None}
     if settings and not args.sensitivity:
         raise InputError(f"{', '.join(settings)} set up the outline sensitivity; add --sensitivity to run it.")
-    from ..features.parallel import extraction_pool, skip_garbage_collection_at_exit
+    from ..features.parallel import extraction_pool, single_threaded_blas_from_start, skip_garbage_collection_at_exit
 
+    single_threaded_blas_from_start()
     # The workers import pyradiomics, then check the engine, while this process reads the CT.
     pool = extraction_pool(args.jobs) if args.lesions and args.model != "clinical" else None
     skip_garbage_collection_at_exit()

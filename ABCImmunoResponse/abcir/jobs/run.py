@@ -30,7 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..errors import InputError
-from ..features.parallel import extraction_pool, shutdown_pools, skip_garbage_collection_at_exit
+from ..features.parallel import (
+    extraction_pool,
+    shutdown_pools,
+    single_threaded_blas_from_start,
+    skip_garbage_collection_at_exit,
+)
 from ..records import write_new_json
 from .events import (
     EVENTS_FILE,
@@ -251,6 +256,7 @@ def main(argv: Sequence[str]) -> int:
         return 2
     folder = Path(argv[0])
     skip_garbage_collection_at_exit()
+    single_threaded_blas_from_start()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
     # newline="\n": one line per event on every platform, whatever the parent's reader expects.
     with open(folder / EVENTS_FILE, "a", encoding="utf-8", newline="\n") as stream:
