@@ -136,6 +136,25 @@ def test_workers_import_pyradiomics_before_their_first_task():
     assert imported == {worker.pid for worker in workers}, "a worker had not imported pyradiomics after 60 s"
 
 
+def test_blas_loads_single_threaded_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    parallel.single_threaded_blas_from_start()
+    assert parallel.os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    parallel.single_threaded_blas_from_start()
+    assert parallel.os.environ["OPENBLAS_NUM_THREADS"] == "3"
+
+
+def test_workers_load_blas_single_threaded(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    parallel.shutdown_pools()
+    try:
+        pool = parallel.extraction_pool(2)
+        assert pool.submit(parallel.os.getenv, "OPENBLAS_NUM_THREADS").result(timeout=120) == "1"
+    finally:
+        parallel.shutdown_pools()
+
+
 def test_extract_command_starts_the_workers_before_reading_the_ct(case, stock, tmp_path, monkeypatch):
     ct, lesions = case
     sitk.WriteImage(ct, str(tmp_path / "ct.nrrd"))
