@@ -145,14 +145,30 @@ def test_blas_loads_single_threaded_unless_the_user_chose(monkeypatch):
     assert parallel.os.environ["OPENBLAS_NUM_THREADS"] == "3"
 
 
-def test_workers_load_blas_single_threaded(monkeypatch):
+def test_workers_run_blas_and_itk_single_threaded(monkeypatch):
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     parallel.shutdown_pools()
     try:
         pool = parallel.extraction_pool(2)
         assert pool.submit(parallel.os.getenv, "OPENBLAS_NUM_THREADS").result(timeout=120) == "1"
+        assert pool.submit(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads).result(timeout=120) == 1
     finally:
         parallel.shutdown_pools()
+
+
+def test_itk_is_single_threaded_beside_workers_only(case, monkeypatch):
+    ct, lesions = case
+    seen = []
+    compute = extract.compute_input
+    monkeypatch.setattr(extract, "compute_input",
+                        lambda piece: seen.append(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()) or compute(piece))
+    default = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    extract_lesions(ct, lesions[:1], "P", jobs=1)
+    assert set(seen) == {default}
+    seen.clear()
+    extract_lesions(ct, lesions[:1], "P", jobs=2, backend="thread")
+    assert set(seen) == {1}
+    assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == default
 
 
 def test_extract_command_starts_the_workers_before_reading_the_ct(case, stock, tmp_path, monkeypatch):

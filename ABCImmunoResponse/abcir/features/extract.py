@@ -10,6 +10,7 @@ lesions here, a lesion's changed outlines in ``abcir.sensitivity``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -26,7 +27,7 @@ from .cache import FeatureCache
 from .catalogue import LesionFeatures, Provenance, pyradiomics_version, resampled_spacing_mm
 from .engine import FeatureInput, compute_input, engine_values, feature_inputs, ordered_values
 from .preparation import check_filter_coverage, fast_path_blocker, prepare_lesion
-from .parallel import discard_pool, extraction_pool, extraction_workers, single_threaded_blas
+from .parallel import discard_pool, extraction_pool, extraction_workers, single_threaded_blas, single_threaded_itk
 from .radiomics_log import quiet_radiomics
 from ..imaging.ct import file_sha256, read_ct, voxel_hash
 from ..patient.ids import default_patient_id
@@ -188,7 +189,7 @@ def compute_pieces(groups: Iterable[tuple[Key, Iterable[FeatureInput]]], jobs: i
     features: dict[Key, dict] = {}
     remaining: dict[Key, int] = {}
     try:
-        with single_threaded_blas():
+        with single_threaded_blas(), single_threaded_itk() if shared is not None else contextlib.nullcontext():
             for key, pieces in groups:
                 features[key], remaining[key] = {}, 0
                 for piece in pieces:

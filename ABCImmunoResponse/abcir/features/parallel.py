@@ -26,6 +26,9 @@ is ``numpy.linalg.eigvals`` on the small GLCM matrices of the Maximal
 Correlation Coefficient; OpenBLAS' threads gain nothing there and, while they
 busy-wait for each other on a loaded two-core machine, the same call took 5 to
 20 times longer (0.13 s single-threaded, 0.5 to 3 s threaded, same values).
+ITK, too, runs on one thread in a worker, and in the process that shares the
+cores with its workers (``single_threaded_itk``): a process per core already
+uses them all.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import sys
 import threading
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import ContextManager, Sequence
+from typing import ContextManager, Iterator, Sequence
 
 try:
     from threadpoolctl import threadpool_limits
@@ -87,6 +90,30 @@ def single_threaded_blas() -> ContextManager:
     return threadpool_limits(limits=1, user_api="blas")
 
 
+@contextlib.contextmanager
+def single_threaded_itk() -> Iterator[None]:
+    """Make the ITK filters created inside a ``with`` block run on one thread (the previous default after).
+
+    For a process that shares the cores with extraction workers, each of which
+    runs ITK on one thread too (``_start_worker``): with one process per core,
+    ITK's own threads only compete with the other processes. On the real
+    3-lesion case of ``bench_whole_process.py`` (2 cores, ``jobs=2``, warm),
+    extraction took 0.75-0.79 s with one ITK thread per process and 0.84-0.85 s
+    with ITK's default, three alternating runs each; LoG, whose Gaussian runs
+    line by line, gives the same doubles either way, and every other ITK filter
+    of the extraction (crop, cast, pad, nearest-neighbour resampling, label
+    statistics for bounding boxes) computes each voxel on its own.
+    """
+    import SimpleITK as sitk
+
+    previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
+
+
 def single_threaded_blas_from_start() -> None:
     """Load BLAS single-threaded in this process and the processes it starts, unless the user chose a number.
 
@@ -125,7 +152,7 @@ _worker_blas_limit = None
 
 
 def _start_worker(warm_up: Sequence[str] = ()) -> None:
-    """Limit BLAS to one thread in a new worker, as the parent limits its own extraction; import ``warm_up``.
+    """Limit BLAS and ITK to one thread in a new worker, as the parent limits its own extraction; import ``warm_up``.
 
     threadpoolctl limits only the BLAS libraries loaded when it is called, and a
     spawned worker may not have imported numpy and SciPy yet (it imports the
@@ -142,6 +169,9 @@ def _start_worker(warm_up: Sequence[str] = ()) -> None:
 
     _worker_blas_limit = single_threaded_blas()
     _worker_blas_limit.__enter__()
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # one process per core (single_threaded_itk)
     for name in warm_up:
         importlib.import_module(name)
 
