@@ -4,7 +4,7 @@ A thin GUI over the MRML bridge ``ABCImmunoResponseLib`` (scene <-> core types,
 the child process runner) and the core ``abcir``. The panel's sections are Qt
 classes in ``ABCImmunoResponseWidgets``; long work runs in its own process,
 started, watched and cancelled by the Logic. The test bodies live in
-``Testing/slicer/``.
+``Testing/application/``.
 """
 
 from pathlib import Path
@@ -123,7 +123,9 @@ class ABCImmunoResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.ctVolume:
-            firstVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            # Exactly that class, as the CT selector shows: to the scene, label maps are scalar volumes too.
+            firstVolume = next((node for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+                                if node.GetClassName() == "vtkMRMLScalarVolumeNode"), None)
             if firstVolume:
                 self._parameterNode.ctVolume = firstVolume
 
@@ -179,12 +181,12 @@ class ABCImmunoResponseLogic(ScriptedLoadableModuleLogic, CaseLogic):
 
 
 class ABCImmunoResponseTest(ScriptedLoadableModuleTest):
-    """The module in a real Slicer: the process path, Cancel, the consensus (bodies in Testing/slicer/)."""
+    """The module in a real Slicer: the process path, Cancel, the consensus (bodies in Testing/application/)."""
 
     def runTest(self):
         import sys
 
-        bodies = Path(__file__).resolve().parents[1] / "Testing" / "slicer"
+        bodies = Path(__file__).resolve().parents[1] / "Testing" / "application"
         if not bodies.is_dir():
             self.fail(f"the test bodies are not at {bodies}; run the test from a source checkout")
         sys.path.insert(0, str(bodies))

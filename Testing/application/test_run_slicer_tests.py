@@ -1,4 +1,4 @@
-"""Testing/slicer/run_slicer_tests.sh: runs the module's tests in a real Slicer, or says clearly that none is given.
+"""Testing/application/run_slicer_tests.sh: runs the module's tests in a real Slicer, or says clearly that none is given.
 
 Without Slicer, a stand-in launcher (a shell script that records its arguments and environment and
 exits with a chosen code) shows what the script hands to Slicer: the module and extension paths,

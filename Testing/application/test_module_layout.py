@@ -81,3 +81,33 @@ def test_every_ui_widget_the_gui_uses_is_in_the_ui_file():
         used.update(re.findall(r"\bui\.([A-Za-z_]\w*)", path.read_text(encoding="utf-8")))
     assert used, "the GUI reads no ui.NAME at all: the pattern is wrong"
     assert used <= declared, f"not in {ui_file.name}: {sorted(used - declared)}"
+
+
+def test_ctest_runs_the_test_bodies_from_the_source_tree():
+    """The ctest that ``slicer_add_python_unittest`` registers imports a file that exists and holds one test case.
+
+    ctest's Slicer loads the module from the build tree, where the module file cannot find
+    ``Testing/application``; so ctest gets the bodies' own file, and ``slicer.testing.runUnitTest`` loads
+    every ``unittest.TestCase`` of the module named after it (Slicer's CMake/SlicerMacroPythonTesting.cmake).
+    """
+    import re
+
+    cmake = (MODULE_DIR / "CMakeLists.txt").read_text(encoding="utf-8")
+    scripts = re.findall(r"slicer_add_python_unittest\(\s*SCRIPT\s+(\S+)", cmake)
+    assert len(scripts) == 1, scripts
+    script = Path(scripts[0].replace("${PROJECT_SOURCE_DIR}", str(MODULE_DIR.parent)))
+    assert script.is_file(), f"ctest would import {script}, which does not exist"
+    tree = ast.parse(script.read_text(encoding="utf-8"))
+    cases = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    assert [(node.name, [ast.unparse(base) for base in node.bases]) for node in cases] == [
+        (script.stem, ["scriptedModule.ScriptedLoadableModuleTest"])]
+    run_test = next(node for node in cases[0].body if isinstance(node, ast.FunctionDef) and node.name == "runTest")
+    assert ast.unparse(run_test.body[0]) == "runAll(self)"
+
+
+def test_no_test_folder_is_called_slicer():
+    """The ``slicer-core`` wheel's ``slicer`` package extends its path with every ``slicer`` folder on ``sys.path``
+    and imports each module it finds there, copying their names onto ``slicer`` (pytest puts ``Testing`` on the
+    path): a ``Testing/slicer`` would be imported as part of Slicer's own namespace."""
+    testing = MODULE_DIR.parent / "Testing"
+    assert not [path for path in testing.rglob("slicer") if path.is_dir()]

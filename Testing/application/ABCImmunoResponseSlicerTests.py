@@ -1,4 +1,4 @@
-"""The module's test bodies, run inside a real Slicer by ``ABCImmunoResponseTest`` (module file).
+"""The module's test bodies, run inside a real Slicer by ctest and by ``ABCImmunoResponseTest`` (module file).
 
 They go the way a user goes: the example patient from Sample Data (as a
 script would load it), the Logic found with ``getModuleLogic``, Predict in its
@@ -15,6 +15,7 @@ import os
 import time
 
 import slicer
+import slicer.ScriptedLoadableModule as scriptedModule  # not the class itself: unittest would collect it too
 
 MODULE_NAME = "ABCImmunoResponse"
 SAMPLE_NAME = "ABCImmunoResponseExamplePatient"
@@ -28,6 +29,18 @@ def runAll(test) -> None:
         test.delayDisplay(body.__doc__.splitlines()[0])
         body(test)
     test.delayDisplay("Test passed")
+
+
+class ABCImmunoResponseSlicerTests(scriptedModule.ScriptedLoadableModuleTest):
+    """ctest's entry (``slicer_add_python_unittest`` in the module's CMakeLists.txt): the same bodies.
+
+    ctest's Slicer loads the module from the build tree, where the module
+    file's ``ABCImmunoResponseTest`` cannot find this folder; ``runUnitTest``
+    imports this file from the source tree instead.
+    """
+
+    def runTest(self):
+        runAll(self)
 
 
 def exampleCase(test):

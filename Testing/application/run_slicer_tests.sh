@@ -4,7 +4,7 @@
 #
 #   SLICER=/path/to/Slicer \
 #   SLICER_EXTENSION_DIRS=/path/to/Extensions-<revision>/SlicerRadiomics \
-#     Testing/slicer/run_slicer_tests.sh
+#     Testing/application/run_slicer_tests.sh
 #
 # SLICER                 the Slicer launcher: Slicer on Linux, Slicer.exe on Windows,
 #                        Slicer.app/Contents/MacOS/Slicer on macOS; 5.10 or later.
