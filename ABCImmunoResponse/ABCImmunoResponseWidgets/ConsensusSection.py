@@ -60,15 +60,17 @@ class ConsensusSection:
 
     def onCompareReaders(self) -> None:
         self.forget()
-        with slicer.util.tryWithErrorDisplay(_("The readers could not be compared."), waitCursor=True):
-            comparison = self.logic.compareReaders(self.parameterNode.parameterNode)
-            self._fillAgreementTable(comparison)
-            self.ui.consensusStatusLabel.text = _(
-                "{matched} matched pair(s), {onlyA} only in A, {onlyB} only in B, {sites} with different sites. "
-                "Choose a method for every row, then create the consensus.").format(
-                matched=sum(row.matched for row in comparison.lesions), onlyA=len(comparison.unmatched("a")),
-                onlyB=len(comparison.unmatched("b")), sites=len(comparison.site_disagreements()))
-        self.update(self.parameterNode)
+        try:  # tryWithErrorDisplay shows an error, then raises it again: the buttons follow the state either way
+            with slicer.util.tryWithErrorDisplay(_("The readers could not be compared."), waitCursor=True):
+                comparison = self.logic.compareReaders(self.parameterNode.parameterNode)
+                self._fillAgreementTable(comparison)
+                self.ui.consensusStatusLabel.text = _(
+                    "{matched} matched pair(s), {onlyA} only in A, {onlyB} only in B, {sites} with different "
+                    "sites. Choose a method for every row, then create the consensus.").format(
+                    matched=sum(row.matched for row in comparison.lesions), onlyA=len(comparison.unmatched("a")),
+                    onlyB=len(comparison.unmatched("b")), sites=len(comparison.site_disagreements()))
+        finally:
+            self.update(self.parameterNode)
 
     def _fillAgreementTable(self, comparison) -> None:
         def number(value, form):
@@ -135,14 +137,16 @@ class ConsensusSection:
             showPairOutlines(((node.readerA, segmentA), (node.readerB, segmentB)))
 
     def onCreateConsensus(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("The consensus segmentation was not created."), waitCursor=True):
-            consensusNode = self.logic.createConsensus(self.parameterNode.parameterNode, self.chairChoices())
-            self.ui.consensusStatusLabel.text = _(
-                "Consensus segmentation '{name}' created with {count} segment(s); the readers' segmentations are "
-                "unchanged. Predict under each reading to see whether the risk group changes.").format(
-                name=consensusNode.GetName(), count=len(self.workflow.segments))
-            self._fillReaderPredictions(None)
-        self.update(self.parameterNode)
+        try:  # as onCompareReaders: the buttons follow the state whether or not this failed
+            with slicer.util.tryWithErrorDisplay(_("The consensus segmentation was not created."), waitCursor=True):
+                consensusNode = self.logic.createConsensus(self.parameterNode.parameterNode, self.chairChoices())
+                self.ui.consensusStatusLabel.text = _(
+                    "Consensus segmentation '{name}' created with {count} segment(s); the readers' segmentations "
+                    "are unchanged. Predict under each reading to see whether the risk group changes.").format(
+                    name=consensusNode.GetName(), count=len(self.workflow.segments))
+                self._fillReaderPredictions(None)
+        finally:
+            self.update(self.parameterNode)
 
     def onPredictReadersButton(self) -> None:
         if self.runner.busy:

@@ -20,6 +20,35 @@ def _slicerPackaging():
         return None
 
 
+def _pipInstall(unmet) -> bool:
+    """Before Slicer 5.12: ask, install with ``slicer.util.pip_install``, say how it failed; True when installed.
+
+    ``pip_install`` logs pip's output to the Python console line by line and
+    raises ``CalledProcessError`` when pip fails, or ``RuntimeError`` when it
+    finds no PythonSlicer to run pip with.
+    """
+    requirements = [item.requirement for item in unmet]
+    if not slicer.util.confirmOkCancelDisplay(
+            _("The prediction needs Python packages that are missing or too old in this Slicer. "
+              "Install them now into Slicer's Python?"),
+            detailedText="\n".join(item.describe() for item in unmet)):
+        return False
+    try:
+        with slicer.util.WaitCursor():
+            slicer.util.pip_install(requirements)
+    except (subprocess.CalledProcessError, RuntimeError) as error:
+        slicer.util.errorDisplay(
+            _("Installing the Python packages failed ({error}); pip's output is in the Python console. Check "
+              "the network and try again, or install them from the Python console:").format(error=error),
+            detailedText="\n".join(f"slicer.util.pip_install({requirement!r})" for requirement in requirements))
+        return False
+    if any(item.installed is not None for item in unmet):
+        slicer.util.infoDisplay(_("Packages that Slicer had already loaded were upgraded. Restart Slicer "
+                                  "before predicting."))
+        return False
+    return True
+
+
 def ensurePredictionDependencies() -> bool:
     """True when everything the prediction imports is present; offers to install what is missing."""
     if not radiomicsAvailable():
@@ -30,29 +59,15 @@ def ensurePredictionDependencies() -> bool:
     unmet = unmetRequirements()
     if not unmet:
         return True
-    requirements = [item.requirement for item in unmet]
     packaging = _slicerPackaging()
-    try:
-        if packaging is not None:  # consent, progress and the restart prompt in one call
-            packaging.pip_ensure(requirements, requester=MODULE_NAME)
-        else:
-            if not slicer.util.confirmOkCancelDisplay(
-                    _("The prediction needs Python packages that are missing or too old in this Slicer. "
-                      "Install them now into Slicer's Python?"),
-                    detailedText="\n".join(item.describe() for item in unmet)):
-                return False
-            with slicer.util.WaitCursor():
-                slicer.util.pip_install(requirements)
-            if any(item.installed is not None for item in unmet):
-                slicer.util.infoDisplay(_("Packages that Slicer had already loaded were upgraded. Restart Slicer "
-                                          "before predicting."))
-                return False
-    except RuntimeError:  # pip_ensure: the user declined
-        return False
-    except subprocess.CalledProcessError as error:
-        slicer.util.errorDisplay(_("Installing the Python packages failed (pip exit code {code}); check the "
-                                   "network and try again, or install them from the Python console.").format(
-            code=error.returncode), detailedText=str(error.output or error))
+    if packaging is not None:  # 5.12+: consent, progress, the failure with pip's log and the restart prompt
+        try:
+            packaging.pip_ensure([item.requirement for item in unmet], requester=MODULE_NAME)
+        except RuntimeError:  # the user declined
+            return False
+        except subprocess.CalledProcessError:  # pip_ensure has shown the failure and pip's log already
+            return False
+    elif not _pipInstall(unmet):
         return False
     remaining = unmetRequirements()
     if remaining:

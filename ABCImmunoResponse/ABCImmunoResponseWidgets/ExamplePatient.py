@@ -82,7 +82,12 @@ def registerSampleData() -> None:
 
 
 def loadExamplePatient(source=None):
-    """Load the example patient (generating it if needed) and open the panel on it; returns (CT, lesions)."""
+    """Load the example patient (generating it if needed) and open the panel on it; returns (CT, lesions).
+
+    None when the user declines installing what the example needs. Any other failure is shown in a
+    message box and raised again (``tryWithErrorDisplay`` does both), so the Python console keeps
+    its traceback.
+    """
     import SampleData
 
     from .Dependencies import ensurePredictionDependencies
@@ -99,4 +104,3 @@ def loadExamplePatient(source=None):
         if slicer.util.mainWindow():
             slicer.util.selectModule(MODULE_NAME)
         return ctVolume, segmentation
-    return None

@@ -60,9 +60,9 @@ class LesionSection:
         ui.confirmPrefillButton.connect("clicked(bool)", self.onConfirmPrefill)
 
     def cleanup(self) -> None:
-        self._refreshTimer.stop()
         self.removeReturnButton()
         self._observeSegmentation(None)
+        self._refreshTimer.stop()  # last: letting go of the segmentation schedules a refresh
 
     def update(self, node, busy: bool) -> None:
         """Show the parameter node's state (called whenever it changes)."""

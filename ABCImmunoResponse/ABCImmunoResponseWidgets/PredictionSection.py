@@ -156,19 +156,22 @@ class PredictionSection:
     # Result
 
     def _showResult(self, tableNode) -> None:
-        prediction = sensitivity = None
+        prediction = sensitivity = unreadable = None
         if tableNode is not None and tableNode.GetAttribute(RESULT_ATTRIBUTE):
             try:
                 prediction = predictionFromJson(tableNode.GetAttribute(RESULT_ATTRIBUTE))
                 sensitivity = storedSensitivity(tableNode)
             except ImportError:
-                self.ui.probabilityLabel.text = _("The result is in table '{table}'; install the prediction's "
-                                                  "packages (press Predict) to show it here.").format(
-                    table=tableNode.GetName())
-                return
+                unreadable = _("The result is in table '{table}'; install the prediction's packages (press "
+                               "Predict) to show it here.").format(table=tableNode.GetName())
+            except (InputError, ValueError, KeyError, TypeError) as error:  # damaged, or from another version
+                unreadable = _("The result stored with table '{table}' cannot be read ({error}); press Predict to "
+                               "compute it again.").format(table=tableNode.GetName(), error=error)
+            if unreadable:
+                prediction = sensitivity = None
         self._fillOutlineLesions(sensitivity)
         if prediction is None:
-            self.ui.probabilityLabel.text = _("No prediction yet.")
+            self.ui.probabilityLabel.text = unreadable or _("No prediction yet.")
             for label in (self.ui.riskLabel, self.ui.sensitivityLabel, self.ui.provenanceLabel, self.ui.warningsLabel):
                 label.text = ""
             self._setSliceAnnotation("")
@@ -247,7 +250,7 @@ class PredictionSection:
             if written.warnings:
                 message += "\n\n" + _("Warnings:") + "\n" + "\n".join(written.warnings)
             self.ui.statusLabel.text = _("Exported to DICOM in {folder}.").format(folder=folder)
-            slicer.util.infoDisplay(message)
+        slicer.util.infoDisplay(message)  # after the block: its wait cursor is restored only when the block ends
 
     def onSaveCase(self) -> None:
         node = self.parameterNode
@@ -270,4 +273,4 @@ class PredictionSection:
             if prediction is not None and not featuresFile:
                 message += "\n\n" + _("The features are kept only for predictions made since Slicer started; press "
                                       "Predict again to save them.")
-            slicer.util.infoDisplay(message)
+        slicer.util.infoDisplay(message)  # after the block, as in onExportDicom
