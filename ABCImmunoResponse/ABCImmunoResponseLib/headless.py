@@ -18,13 +18,16 @@ outline sensitivity's columns when it was computed: ``--sensitivity``, by defaul
 the panel's choice) and ``--save-scene`` a new ``.mrb`` holding the result table,
 as the panel would.
 Existing files are never overwritten. Exit code 0 on success, 2 when an input
-is wrong (the message says which and how to fix it).
+is wrong (the message says which and how to fix it), 1 on any other error (with
+its traceback on stderr); Slicer exits in every case, so a CI job never hangs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Sequence
 
@@ -45,6 +48,7 @@ from ABCImmunoResponseLib.parameters import (SENSITIVITY_CHOICES, CaseParameters
                                              getOrCreateParameterNode, readCaseParameters, writeCaseParameters)
 from ABCImmunoResponseLib.results import resultLines, tableFiles, writeTableCsv  # noqa: E402
 
+EXIT_BUG = 1
 EXIT_INPUT_ERROR = 2
 
 
@@ -72,16 +76,30 @@ def buildParser() -> argparse.ArgumentParser:
 
 
 def _onlyNode(scene, className: str, name: str | None, what: str, option: str):
+    """The node of exactly ``className`` named ``name``, else the scene's only node of exactly that class.
+
+    Subclasses do not count: the scene's class queries (``GetNumberOfNodesByClass``,
+    ``GetNthNodeByClass``, ``GetFirstNode``) match them too, and to them a label map
+    or a vector volume is a ``vtkMRMLScalarVolumeNode``, so a CT saved with a label map
+    would count twice and ``--ct`` could pick the label map as the CT.
+    """
+    nodes = [node for node in (scene.GetNthNodeByClass(index, className)
+                               for index in range(scene.GetNumberOfNodesByClass(className)))
+             if node.GetClassName() == className]
     if name:
-        node = scene.GetFirstNode(name, className)
-        if node is None:
-            raise InputError(_("{what} '{name}': no such node in the scene.").format(what=what, name=name))
-        return node
-    count = scene.GetNumberOfNodesByClass(className)
-    if count != 1:
+        named = [node for node in nodes if node.GetName() == name]
+        if named:
+            return named[0]
+        other = scene.GetFirstNodeByName(name)
+        if other is not None:
+            raise InputError(_("{what} '{name}': that node is a {found}, not a {className}; name a {className} "
+                               "with {option}.").format(what=what, name=name, found=other.GetClassName(),
+                                                        className=className, option=option))
+        raise InputError(_("{what} '{name}': no such node in the scene.").format(what=what, name=name))
+    if len(nodes) != 1:
         raise InputError(_("{what}: the panel's saved state names none and the scene holds {count}; name the one "
-                           "to use with {option}.").format(what=what, count=count, option=option))
-    return scene.GetNthNodeByClass(0, className)
+                           "to use with {option}.").format(what=what, count=len(nodes), option=option))
+    return nodes[0]
 
 
 def caseParameters(scene, args: argparse.Namespace) -> CaseParameters:
@@ -116,7 +134,16 @@ def run(args: argparse.Namespace, scene, load) -> int:
             refuse_existing(path)
     if not args.scene.is_file():
         raise InputError(_("Scene '{path}': no such file.").format(path=args.scene))
-    load(args.scene)
+    workingDirectory = os.getcwd()
+    try:
+        load(args.scene)
+    except (OSError, RuntimeError) as error:  # the wheel's reader and Slicer's loadScene: a scene they cannot read
+        raise InputError(_("Scene '{path}': cannot be read ({error}); give a .mrb or .mrml scene saved by Slicer, "
+                           "with the files it references beside it.").format(path=args.scene, error=error)) from error
+    finally:
+        # vtkArchive's unzip returns early on a broken .mrb without changing back, and the scene then removes
+        # the unpacking folder it left this process in (Libs/MRML/Core/vtkArchive.cxx, Slicer 5.10).
+        os.chdir(workingDirectory)
     parameterNode = getOrCreateParameterNode(scene)
     writeCaseParameters(parameterNode, caseParameters(scene, args))  # the options on top of the saved state
     runtime = ChildRuntime.forThisProcess()
@@ -133,6 +160,15 @@ def run(args: argparse.Namespace, scene, load) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The exit code: 0, ``EXIT_INPUT_ERROR`` for a wrong input, ``EXIT_BUG`` for anything else (traceback on stderr).
+
+    Every error becomes a code, none escapes: inside Slicer, ``--python-script`` leaves
+    the application running after the script unless the script calls
+    ``slicer.util.exit``, so an escaping exception would hang the CI job instead of
+    failing it. argparse's own exit (``--help``, a usage error) may escape: Slicer
+    exits on ``SystemExit`` with its code. ``Exception`` is enough: Slicer restores
+    SIGINT's default action, so Ctrl+C ends it without a ``KeyboardInterrupt``.
+    """
     args = buildParser().parse_args(argv)
     try:
         if hasattr(slicer, "app"):  # inside Slicer: its scene and its readers
@@ -146,7 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT_ERROR
     except RunFailed as error:
         print(f"ABCImmunoResponse headless: the prediction failed: {error}\n{error.details}", file=sys.stderr)
-        return 1
+        return EXIT_BUG
+    except Exception:  # noqa: BLE001 (a bug, a failed read or write, RunCancelled: say where, fail the job)
+        print("ABCImmunoResponse headless: unexpected error:", file=sys.stderr)
+        traceback.print_exc()
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

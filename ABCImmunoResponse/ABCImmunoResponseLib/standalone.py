@@ -46,8 +46,7 @@ class StandaloneScene:
             self.scene.SetURL(str(path))
             ok = self.scene.Import()
         if not ok:
-            raise OSError(f"Scene '{path}': Slicer's scene reader failed; check that the file and the files it "
-                          "references are readable.")
+            raise OSError("Slicer's scene reader failed")
 
 
 def newStandaloneScene() -> StandaloneScene:

@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import SimpleITK as sitk
 from mrml_scene import SLICER_CORE_MISSING, load_volume, two_lesion_scene
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
+from abcir.errors import InputError  # noqa: E402
 from abcir.jobs import SENSITIVITY_STEP  # noqa: E402
+from ABCImmunoResponseLib.headless import EXIT_BUG, buildParser, caseParameters, main  # noqa: E402
 from ABCImmunoResponseLib.parameters import (MODULE_NAME, findParameterNode, readCaseParameters,  # noqa: E402
                                              writeNodeReference)
 from ABCImmunoResponseLib.results import RESULT_ATTRIBUTE, predictionFromJson  # noqa: E402
@@ -112,3 +115,78 @@ def test_a_scene_without_the_panel_s_facts_says_what_is_missing(real_ct, bundles
     assert done.returncode == 2
     assert "prior lines of therapy, number of metastatic sites, visceral metastasis, triple-negative subtype " \
            "not entered" in done.stderr
+
+
+def test_a_ct_saved_with_a_label_map_is_the_ct_and_the_label_map_is_refused_as_one(real_ct, bundles, tmp_path):
+    """Slicer's class queries count a label map as a scalar volume; the CT must still be the only CT."""
+    import slicer
+
+    standalone = newStandaloneScene()
+    ct = load_volume(standalone.scene, real_ct["path"])
+    sitk.WriteImage(real_ct["labels"], str(tmp_path / "organs.nrrd"))
+    organs = standalone.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "organs")
+    reader = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    reader.SetFileName(str(tmp_path / "organs.nrrd"))
+    assert reader.ReadData(organs)
+    for node in (ct, organs):
+        node.AddDefaultStorageNode()
+    standalone.scene.SetRootDirectory(str(tmp_path))
+    assert standalone.scene.WriteToMRB(str(tmp_path / "ct-and-labels.mrb"))
+
+    reopened = newStandaloneScene()
+    reopened.load(tmp_path / "ct-and-labels.mrb")
+    scene = reopened.scene
+    assert scene.GetFirstNodeByName("organs").GetClassName() == "vtkMRMLLabelMapVolumeNode"
+    assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == 2  # what made the CT ambiguous
+    options = ["scene.mrb", "--out", "r.json", "--model", "clinical"]
+    assert caseParameters(scene, buildParser().parse_args(options)).ctVolume.GetName() == "CT"
+    with pytest.raises(InputError) as refused:
+        caseParameters(scene, buildParser().parse_args([*options, "--ct", "organs"]))
+    assert str(refused.value) == ("CT volume 'organs': that node is a vtkMRMLLabelMapVolumeNode, not a "
+                                  "vtkMRMLScalarVolumeNode; name a vtkMRMLScalarVolumeNode with --ct.")
+
+    # From the command line: the CT is taken (the run stops later, on the facts this bare scene lacks) ...
+    done = headless(str(tmp_path / "ct-and-labels.mrb"), "--out", str(tmp_path / "r.json"), "--model", "clinical",
+                    "--weights", str(bundles["clinical"]))
+    assert done.returncode == 2
+    assert "not entered" in done.stderr and "CT volume" not in done.stderr
+    # ... and naming the label map is refused in one line, with exit code 2.
+    refused = headless(str(tmp_path / "ct-and-labels.mrb"), "--out", str(tmp_path / "r.json"), "--model",
+                       "clinical", "--weights", str(bundles["clinical"]), "--ct", "organs")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == ("ABCImmunoResponse headless: error: CT volume 'organs': "
+                                                       "that node is a vtkMRMLLabelMapVolumeNode, not a "
+                                                       "vtkMRMLScalarVolumeNode; name a vtkMRMLScalarVolumeNode "
+                                                       "with --ct.")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_an_unreadable_scene_is_one_line_and_exit_code_2(tmp_path, capsys):
+    """The wheel's reader raises OSError, Slicer's ``loadScene`` RuntimeError: either way the scene is bad input."""
+    scene = tmp_path / "case.mrb"
+    scene.write_text("not a scene bundle")
+    code = main([str(scene), "--out", str(tmp_path / "result.json")])
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"ABCImmunoResponse headless: error: Scene '{scene}': cannot be read (Slicer's scene reader "
+                     "failed); give a .mrb or .mrml scene saved by Slicer, with the files it references beside it."]
+    assert not (tmp_path / "result.json").exists()
+    assert Path.cwd().is_dir()  # Slicer's unzip left the process in the removed unpacking folder; it is back
+
+
+def test_an_unexpected_error_is_an_exit_code_with_its_traceback_not_an_escaping_exception(tmp_path, capsys,
+                                                                                          monkeypatch):
+    """Inside Slicer an exception escaping ``main`` leaves the application running and the CI job hanging:
+    anything that is not bad input (a bug, a failed write) must end in exit code 1 with its traceback."""
+    import ABCImmunoResponseLib.headless as headless
+
+    def broken(args, scene, load):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(headless, "run", broken)
+    code = main([str(tmp_path / "case.mrb"), "--out", str(tmp_path / "result.json")])
+    assert code == EXIT_BUG == 1
+    stderr = capsys.readouterr().err
+    assert "ABCImmunoResponse headless: unexpected error:" in stderr and "Traceback (most recent call last)" in stderr
+    assert "ZeroDivisionError: a bug" in stderr
+    assert not (tmp_path / "result.json").exists()
