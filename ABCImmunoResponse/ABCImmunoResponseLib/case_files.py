@@ -13,9 +13,10 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from abcir.errors import InputError
 
@@ -72,15 +73,50 @@ def writeLesionTable(path: Path, rows: Sequence[LesionRow]) -> Path:
     return path
 
 
-def writeSegmentation(path: Path, segmentationNode) -> Path:
-    """The segmentation as Slicer writes it (tags and terminology included), without changing the scene."""
+def binaryLabelmapCopy(segmentationNode):
+    """A segmentation node outside the scene holding a deep copy of ``segmentationNode`` with a binary labelmap
+    as its source representation, so that Slicer writes it as a ``.seg.nrrd``.
+
+    Slicer's storage node writes the source representation, whatever the file name says: a closed surface or a
+    planar contour (RTSTRUCT read by SlicerRT, segments imported from models) would become an XML ``.vtm`` under
+    the ``.seg.nrrd`` name that neither Slicer's NRRD reader nor the core reads. The conversion runs on the copy,
+    with the segmentation's own conversion parameters (its reference image geometry), as Slicer converts for
+    display; the scene's node keeps its source representation. Raises ``InputError`` if no conversion exists.
+    """
     import slicer
 
+    labelmap = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
+    copy = slicer.vtkMRMLSegmentationNode()
+    copy.SetName(segmentationNode.GetName())
+    segmentation = copy.GetSegmentation()
+    segmentation.DeepCopy(segmentationNode.GetSegmentation())
+    source = segmentation.GetSourceRepresentationName()
+    if source != labelmap:
+        if not segmentation.CreateRepresentation(labelmap):
+            raise InputError(_("Segmentation '{name}': its source representation '{source}' cannot be converted "
+                               "to a binary labelmap here, so it cannot be saved as .seg.nrrd. Create the binary "
+                               "labelmap representation in the Segmentations module (planar contours need the "
+                               "SlicerRT extension) and save the case again.").format(
+                name=segmentationNode.GetName(), source=source))
+        segmentation.SetSourceRepresentationName(labelmap)
+    return copy
+
+
+def writeSegmentation(path: Path, segmentationNode) -> Path:
+    """The segmentation as Slicer writes it (tags and terminology included), always a labelmap ``.seg.nrrd``.
+
+    A copy is written, never the scene's node: besides the conversion in ``binaryLabelmapCopy``, Slicer's
+    labelmap writer merges the layers of the node it writes (``CollapseBinaryLabelmaps``), which would change the
+    user's segmentation in the scene.
+    """
+    import slicer
+
+    copy = binaryLabelmapCopy(segmentationNode)
     temporary = path.with_name(f".tmp-{path.name}")
     storage = slicer.vtkMRMLSegmentationStorageNode()
     storage.SetFileName(str(temporary))
     try:
-        if not storage.WriteData(segmentationNode):
+        if not storage.WriteData(copy):
             raise InputError(_("Segmentation '{name}': Slicer could not write it to '{path}'.").format(
                 name=segmentationNode.GetName(), path=path))
         os.replace(temporary, path)
