@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
+import abcir
 from abcir.errors import InputError
 
 from .case import CaseInputs, collectCaseInputs, resolveBundle, writePredictionJob
@@ -99,6 +100,11 @@ def addedImportPaths() -> tuple[str, ...]:
     and gets through ``PYTHONPATH``. Passing the whole path would put
     site-packages before the standard library, where a stray backport (e.g.
     ``dataclasses`` 0.6) would shadow it.
+
+    The folder of the ``abcir`` this process has imported comes first, so
+    the child runs the same code: in a Slicer with the extension installed,
+    a script run from a source checkout (``headless.py``) puts the checkout
+    first on the path, but the module imported the installed ``abcir`` already.
     """
     import site
     import sysconfig
@@ -112,8 +118,9 @@ def addedImportPaths() -> tuple[str, ...]:
         return real in own or any(real.startswith(folder + os.sep) for folder in own)
 
     # Absolute: the child runs in its job folder. Missing entries (python3X.zip) are left out.
-    return tuple(dict.fromkeys(os.path.abspath(entry) for entry in sys.path
-                               if entry and os.path.exists(entry) and not isOwn(entry)))
+    imported = str(Path(abcir.__file__).resolve().parents[1])
+    return tuple(dict.fromkeys([imported, *(os.path.abspath(entry) for entry in sys.path
+                                            if entry and os.path.exists(entry) and not isOwn(entry))]))
 
 
 @dataclass(frozen=True)

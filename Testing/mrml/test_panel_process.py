@@ -9,6 +9,7 @@ line, and the feature cache spares unchanged lesions.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,3 +159,18 @@ def test_predicting_again_after_editing_one_lesion_recomputes_only_that_lesion(r
     assert len(added) == 1  # the adrenal's new outline; the pancreas came from the cache
     assert second.prediction.lesions[0] == first.prediction.lesions[0]
     assert second.prediction.lesions[1] != first.prediction.lesions[1]
+
+
+def test_the_child_imports_the_abcir_this_process_imported(tmp_path, monkeypatch):
+    """A script run from another checkout puts that checkout first on the path, after the module imported abcir:
+    the child must still get the imported one first, or the job is written by one abcir and read by another."""
+    import abcir
+    from ABCImmunoResponseLib.case_logic import addedImportPaths
+
+    checkout = tmp_path / "checkout"
+    (checkout / "abcir").mkdir(parents=True)
+    (checkout / "abcir" / "__init__.py").write_text("", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(checkout))
+    paths = addedImportPaths()
+    assert paths[0] == str(Path(abcir.__file__).resolve().parents[1])
+    assert paths.index(str(checkout)) > 0  # still passed on, after it
