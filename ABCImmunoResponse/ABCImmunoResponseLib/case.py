@@ -22,7 +22,7 @@ from .i18n import tr as _
 from .lesion_table import SizeCache, lesionRows
 from .parameters import CaseParameters, clinicalFacts
 from .segments import LesionInput, lesionInputs
-from .volumes import imageFromVolumeNode
+from .volumes import imageFromVolumeNode, requireVoxelsOnGrid
 
 if TYPE_CHECKING:
     from abcir.models.bundle import WeightBundle
@@ -76,6 +76,7 @@ def collectCaseInputs(parameters: CaseParameters, sizes: SizeCache | None = None
     ctVolume, segmentation = parameters.ctVolume, parameters.segmentation
     if ctVolume is None:
         raise InputError(_("CT volume: none selected; select the CT series under 'Inputs'."))
+    requireVoxelsOnGrid(ctVolume)  # before the lesions are measured on a grid that is not where the voxels are
     bundle = resolveBundle(parameters.model, parameters.bundlePath)
     clinical = None if bundle.kind == "radiomics" else clinicalFacts(parameters)
     lesions: tuple[LesionInput, ...] = ()

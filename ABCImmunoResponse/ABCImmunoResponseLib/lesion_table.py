@@ -16,6 +16,7 @@ from abcir.patient.recist import Finding, SizedTarget, validate_targets
 from abcir.patient.sites import SITE_FROM_NAME, SITES
 
 from .segments import isSegmentIncluded, segmentIds, segmentMask, segmentSite
+from .volumes import requireVoxelsOnGrid
 
 MM3_PER_ML = 1000.0
 EMPTY_RULE = "empty"
@@ -88,7 +89,12 @@ class SizeCache:
 
 
 def lesionRows(segmentationNode, volumeNode, sizes: SizeCache | None = None) -> list[LesionRow]:
-    """Every segment of the segmentation, measured on the CT grid, with its RECIST findings."""
+    """Every segment of the segmentation, measured on the CT grid, with its RECIST findings.
+
+    Raises ``InputError`` when the CT is under a non-linear transform (``requireVoxelsOnGrid``): sizes measured
+    on its grid would be wrong, and the table says so instead.
+    """
+    requireVoxelsOnGrid(volumeNode)
     sizes = sizes or SizeCache()
     segmentation = segmentationNode.GetSegmentation()
     measured = []
