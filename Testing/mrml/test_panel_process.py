@@ -24,9 +24,6 @@ from abcir.errors import InputError  # noqa: E402
 from ABCImmunoResponseLib.case import collectCaseInputs  # noqa: E402
 from ABCImmunoResponseLib.case_logic import RunCancelled  # noqa: E402
 
-POLL_LIMIT_S = 0.020  # the issue's bound for the timer's call; a poll reads a few lines of a file
-
-
 @pytest.fixture(scope="module")
 def bundled():
     """The shipped combined weights (numpy inference, no torch)."""
@@ -48,13 +45,15 @@ nodes = {"scene": standalone.scene, "volume": load_volume(standalone.scene, sys.
          "segmentation": load_segmentation(standalone.scene, sys.argv[4])}
 setSegmentIncluded(nodes["segmentation"], "Segment_20", False)
 run = case_logic(nodes, sys.argv[6], jobs=2).startPrediction(case_parameter_node(nodes, sys.argv[5]))
-durations, update = [], None
+polls, imported, update = 0, set(), None
 while update is None or update.outcome is None:
     time.sleep(0.02)
-    started = time.perf_counter()
+    before = set(sys.modules)
     update = run.poll()
-    durations.append(time.perf_counter() - started)
-print(json.dumps({"status": update.outcome.status, "message": update.outcome.message, "durations": durations,
+    polls += 1
+    imported |= set(sys.modules) - before
+print(json.dumps({"status": update.outcome.status, "message": update.outcome.message, "polls": polls,
+                  "imported": sorted(imported),
                   "inScene": update.value is not None and update.value.tableNode.GetScene() is nodes["scene"]}))
 """
 
@@ -62,8 +61,9 @@ print(json.dumps({"status": update.outcome.status, "message": update.outcome.mes
 def test_the_panel_s_poll_never_blocks_while_the_prediction_runs(real_ct, core_seg_file, bundled, tmp_path):
     """The timer's call (read the child's new lines; at the end, put the result in the scene) returns at once.
 
-    Measured in a fresh interpreter, as in Slicer at the first Predict: a result that needed a heavy import to
-    be applied (pandas took 0.55 s) would show here.
+    In a fresh interpreter, as in Slicer at the first Predict: no call imports a module, so a result that needs
+    a heavy import to be applied (pandas took 0.55 s) fails here. How long the calls take against their 20 ms
+    budget is measured by ``Testing/benchmarks/bench_panel_poll.py``.
     """
     import json
     import subprocess
@@ -78,9 +78,8 @@ def test_the_panel_s_poll_never_blocks_while_the_prediction_runs(real_ct, core_s
     measured = json.loads(done.stdout.strip().splitlines()[-1])
     assert measured["status"] == "succeeded", measured["message"]
     assert measured["inScene"]
-    durations = measured["durations"]
-    assert len(durations) >= 10  # the run spanned many ticks, progress and the final apply included
-    assert max(durations) < POLL_LIMIT_S, f"slowest poll {max(durations) * 1000:.1f} ms"
+    assert measured["polls"] >= 10  # each call returned while the child ran: the run spanned many ticks
+    assert measured["imported"] == []  # not even the call that applies the result imports anything
 
 
 def test_cancel_mid_extraction_leaves_the_scene_byte_for_byte_and_no_process(real_ct, core_seg_file, bundled,
