@@ -16,9 +16,14 @@ Fractional segments (probability or occupancy, 0..1 after scaling by
 MaximumFractionalValue) are made binary at ``FRACTIONAL_THRESHOLD``: a voxel belongs to
 the lesion when it is at least half inside it, or at least as likely in as out.
 
-Masks are returned on the SEG's own voxel grid; ``lesions.align_to_ct`` puts them on
-the CT's (unchanged on the same grid, nearest neighbour on a flipped or cropped one,
-which copies voxels exactly when the grids coincide).
+A SEG drawn on the CT (every frame on the CT's voxels: its axes, pixel spacing and
+slice planes) is put on the CT's grid frame by frame, each frame on its own slice,
+whatever the others: frames only where a lesion is, each segment cropped its own way,
+and no SpacingBetweenSlices (optional, and left out by many writers; ``highdicom``'s
+volume would then take the slice spacing from the frames present and the lesions would
+fill the slices in between). Any other SEG becomes ``highdicom``'s volume on its own grid,
+which ``lesions.align_to_ct`` puts on the CT's (unchanged on the same grid, nearest
+neighbour on a flipped or cropped one, which copies voxels exactly when the grids coincide).
 
 RTSTRUCT is refused: contours have to be rasterised onto the CT's voxels, and no
 maintained library does that correctly (``Testing/core/test_rtstruct_rasterisation.py``
@@ -38,6 +43,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import SimpleITK as sitk
+from pydicom import Dataset
 from pydicom.errors import InvalidDicomError
 
 from ..errors import InputError
@@ -54,6 +60,10 @@ FRACTIONAL_THRESHOLD = 0.5
 # Where SimpleITK's DICOM-derived images (``series.read_dicom_ct``) keep the series identity.
 SERIES_UID_TAG = "0020|000e"
 FRAME_OF_REFERENCE_UID_TAG = "0020|0052"
+# A frame whose first pixel is this close to a CT voxel (mm), and whose axes are this close to the CT's
+# (direction cosines), lies on the CT's voxels (writers round positions to 0.01 mm).
+POSITION_TOLERANCE_MM = 0.01
+DIRECTION_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,8 @@ class DicomSegment:
     """One segment of a DICOM SEG: its label, the site its codes give, and its binary mask.
 
     ``site`` is a key of ``sites.SITES`` or None when the codes name no site (the label
-    may still). ``mask`` is uint8 0/1 on the SEG's voxel grid, in patient coordinates (LPS, mm).
+    may still). ``mask`` is uint8 0/1 on the CT's grid for a SEG drawn on the CT, else on the SEG's
+    own voxel grid, in patient coordinates (LPS, mm).
     """
 
     segment_number: int
@@ -144,6 +155,84 @@ def _mask_image(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
     return image
 
 
+def _frame_item(seg: hd.seg.Segmentation, index: int, keyword: str) -> Dataset | None:
+    """A functional group's item for frame ``index`` (0-based): the frame's own, else the shared one."""
+    per_frame, shared = seg.get("PerFrameFunctionalGroupsSequence"), seg.get("SharedFunctionalGroupsSequence")
+    for group in (per_frame[index] if per_frame else None, shared[0] if shared else None):
+        if group is not None and keyword in group:
+            return group[keyword].value[0]
+    return None
+
+
+def _frames_on_ct_voxels(seg: hd.seg.Segmentation, ct: sitk.Image) -> list[tuple[int, int, int]] | None:
+    """The CT index (x, y, z) of each frame's first pixel, when every frame lies on the CT's voxels; else None.
+
+    On the CT's voxels: the frame's rows and columns run along the CT's x and y axes with the CT's pixel
+    spacing, its first pixel is a CT voxel and its plane a CT slice, and it fits in the CT. This is a SEG
+    drawn on the CT, the usual case; each frame is then that CT slice, whatever the other frames (sparse
+    frames, each segment cropped its own way). ``highdicom``'s volume would instead take the slice spacing
+    from the frames present when the SEG states none (SpacingBetweenSlices is optional).
+    """
+    axes = np.array(ct.GetDirection()).reshape(3, 3)  # columns: the CT's axes in LPS
+    spacing, origin, size = np.array(ct.GetSpacing()), np.array(ct.GetOrigin()), np.array(ct.GetSize())
+    starts = []
+    for index in range(int(seg.get("NumberOfFrames", 1))):
+        orientation, measures = (_frame_item(seg, index, keyword) for keyword in
+                                 ("PlaneOrientationSequence", "PixelMeasuresSequence"))
+        position = _frame_item(seg, index, "PlanePositionSequence")
+        if orientation is None or measures is None or position is None:
+            return None
+        cosines = np.array([float(value) for value in orientation.ImageOrientationPatient])
+        row_spacing, column_spacing = (float(value) for value in measures.PixelSpacing)
+        if (np.abs(cosines[:3] - axes[:, 0]).max() > DIRECTION_TOLERANCE
+                or np.abs(cosines[3:] - axes[:, 1]).max() > DIRECTION_TOLERANCE
+                or abs(column_spacing - spacing[0]) > POSITION_TOLERANCE_MM
+                or abs(row_spacing - spacing[1]) > POSITION_TOLERANCE_MM):
+            return None
+        continuous = axes.T @ (np.array([float(value) for value in position.ImagePositionPatient]) - origin) / spacing
+        start = np.round(continuous)
+        frame_size = np.array([int(seg.Columns), int(seg.Rows), 1])
+        if (np.abs(continuous - start) * spacing).max() > POSITION_TOLERANCE_MM or (start < 0).any() \
+                or (start + frame_size > size).any():
+            return None
+        starts.append(tuple(int(value) for value in start))
+    return starts
+
+
+def _mask_on_ct_voxels(seg: hd.seg.Segmentation, ct: sitk.Image, number: int,
+                       starts: list[tuple[int, int, int]], name: str) -> sitk.Image:
+    """Segment ``number``'s binary mask on the CT grid (uint8 0/1), each of its frames put on its own CT slice."""
+    mask = np.zeros(ct.GetSize()[::-1], dtype=np.uint8)
+    kind = seg.segmentation_type
+    maximum = int(seg.get("MaximumFractionalValue", 1))
+    for index, (x, y, z) in enumerate(starts):
+        if kind != hd.seg.SegmentationTypeValues.LABELMAP:  # a label map's frames hold every segment
+            identification = _frame_item(seg, index, "SegmentIdentificationSequence")
+            if int(identification.ReferencedSegmentNumber) != number:
+                continue
+        stored = _stored_frame(seg, index, name)
+        if kind == hd.seg.SegmentationTypeValues.LABELMAP:
+            inside = stored == number
+        elif kind == hd.seg.SegmentationTypeValues.FRACTIONAL:
+            inside = stored >= FRACTIONAL_THRESHOLD * maximum  # stored / maximum >= the threshold, exactly
+        else:
+            inside = stored != 0
+        mask[z, y:y + inside.shape[0], x:x + inside.shape[1]] |= inside
+    image = sitk.GetImageFromArray(mask)
+    image.CopyInformation(ct)
+    return image
+
+
+def _stored_frame(seg: hd.seg.Segmentation, index: int, name: str) -> np.ndarray:
+    """Frame ``index`` (0-based) as stored, or an InputError naming the transfer syntax no decoder reads."""
+    try:
+        return seg.get_stored_frame(index + 1)
+    except Exception as error:  # pydicom's pixel decoders raise many types for a codec they lack
+        raise InputError(f"Lesions '{name}': its pixel data cannot be decoded (transfer syntax "
+                         f"{seg.file_meta.TransferSyntaxUID.name}: {_one_line(error)}). Export the SEG again "
+                         "uncompressed, or with RLE or JPEG 2000 compression.") from error
+
+
 def read_seg(path: str | os.PathLike, ct: sitk.Image) -> list[DicomSegment]:
     """The segments of a DICOM SEG drawn on ``ct``, as binary masks, in segment-number order.
 
@@ -157,14 +246,16 @@ def read_seg(path: str | os.PathLike, ct: sitk.Image) -> list[DicomSegment]:
     Returns
     -------
     list of DicomSegment
-        One per segment, each a uint8 0/1 mask on the SEG's own grid (LPS, mm); fractional segments
-        are made binary at ``FRACTIONAL_THRESHOLD``.
+        One per segment, each a uint8 0/1 mask (LPS, mm) on the CT's grid when every frame lies on
+        the CT's voxels, else on the SEG's own grid; fractional segments are made binary at
+        ``FRACTIONAL_THRESHOLD``.
 
     Raises
     ------
     InputError
-        highdicom cannot read the file; it has no patient frame of reference or no segments; it was
-        drawn on another series than ``ct``'s; or a segment's frames do not form a regular volume.
+        highdicom cannot read the file or decode its pixel data; it has no patient frame of reference or
+        no segments; it was drawn on another series than ``ct``'s; or a segment's frames (off the CT's
+        voxels) do not form a regular volume.
     """
     name = str(path)
     try:
@@ -180,8 +271,16 @@ def read_seg(path: str | os.PathLike, ct: sitk.Image) -> list[DicomSegment]:
     if not numbers:
         raise InputError(f"Lesions '{name}': the DICOM SEG has no segments. Segment the lesions first.")
     fractional = seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL
+    _stored_frame(seg, 0, name)  # a codec no decoder reads is said as such, not as a geometry problem
+    starts = _frames_on_ct_voxels(seg, ct)
     segments = []
     for number in numbers:
+        description = seg.get_segment_description(number)
+        label = (description.segment_label or "").strip() or f"segment_{number}"
+        if starts is not None:
+            segments.append(DicomSegment(number, label, _site_of(description),
+                                         _mask_on_ct_voxels(seg, ct, number, starts, name)))
+            continue
         try:
             # One segment at a time: a CT-sized array per segment, not one per SEG.
             volume = seg.get_volume(segment_numbers=[number], combine_segments=False, rescale_fractional=True)
@@ -191,8 +290,6 @@ def read_seg(path: str | os.PathLike, ct: sitk.Image) -> list[DicomSegment]:
                              "the SEG again on the CT's slices.") from error
         values = volume.array.reshape(volume.spatial_shape)
         binary = (values >= FRACTIONAL_THRESHOLD) if fractional else (values != 0)
-        description = seg.get_segment_description(number)
-        label = (description.segment_label or "").strip() or f"segment_{number}"
         segments.append(DicomSegment(number, label, _site_of(description),
                                      _mask_image(binary.astype(np.uint8), volume.affine)))
     return segments
