@@ -29,9 +29,11 @@ from abcir.batch.store import (
 from abcir.cli import main
 from abcir.cohort.generator import make_cohort
 from abcir.cohort.table import read_cohort
+from abcir.errors import InputError
 from abcir.evaluation.table import read_predictions
 from abcir.features.extract import extract_patient
 from abcir.features.catalogue import feature_names
+from abcir.models.bundle import bundled_bundle
 from abcir.progress import TerminalProgress
 from abcir.records import from_json_dict
 
@@ -168,6 +170,22 @@ def test_dask_cluster_gives_the_same_results(cohort, reference, tmp_path):
     # the lesions computed on the cluster are cached for later runs
     n_lesions = len(pd.read_parquet(out / FEATURES_PARQUET))
     assert len(list((out / "cache").rglob("*.json"))) == n_lesions
+
+
+@pytest.mark.parametrize("address", ["nonsense", "foo://host:8786"])
+def test_a_scheduler_address_that_is_not_one_is_refused_in_one_line(cohort, tmp_path, address):
+    pytest.importorskip("distributed")
+    with pytest.raises(InputError, match=f"Dask scheduler '{address}': not a scheduler address .*tcp://HOST:PORT"):
+        run_batch(cohort, tmp_path / "batch", scheduler=address)
+
+
+def test_two_bundles_of_one_kind_are_refused(cohort, tmp_path):
+    """The predictions table has one column per kind: one bundle's predictions were dropped without a word."""
+    bundled = bundled_bundle("combined").path
+    copy = shutil.copytree(bundled, tmp_path / "combined_copy")
+    with pytest.raises(InputError, match=f"--weights '{bundled}' and '{copy}' are both combined models"):
+        run_batch(cohort, tmp_path / "batch", weights=[bundled, copy])
+    assert not (tmp_path / "batch" / "predictions.csv").exists()
 
 
 def test_progress_shows_eta():

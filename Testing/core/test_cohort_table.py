@@ -12,6 +12,7 @@ import SimpleITK as sitk
 
 from abcir.batch.run import run_batch
 from abcir.batch.store import FEATURES_PARQUET, PREDICTIONS_CSV
+from abcir.cli import main
 from abcir.patient.clinical_facts import ClinicalFacts
 from abcir.cohort.table import CohortRow, cohort_text, read_cohort, write_cohort
 from abcir.errors import InputError
@@ -105,6 +106,17 @@ def test_a_table_not_in_utf8_is_refused_with_the_fix(tmp_path):
     path = _write(tmp_path, "patient_id,ct,lesions\nJosé,a,b\n", encoding="latin-1")
     with pytest.raises(InputError, match=r"not UTF-8 text .*save it as UTF-8 \(Excel: 'CSV UTF-8'\)"):
         read_cohort(path)
+
+
+def test_a_table_with_a_header_but_no_patients_is_refused_by_both(tmp_path, capsys):
+    """Batch wrote empty tables and said '0 of 0 patients finished'; train stopped in a pandas traceback."""
+    path = _write(tmp_path, HEADER + "\n")
+    for read in (read_cohort, _train_reader()):
+        with pytest.raises(InputError, match=f"Cohort '{path}': a header but no patients; add one row per patient"):
+            read(path)
+    assert main(["batch", "--cohort", str(path), "--out", str(tmp_path / "batch")]) == 2
+    assert "a header but no patients" in capsys.readouterr().err
+    assert not (tmp_path / "batch").exists()
 
 
 def test_train_needs_more_of_the_same_table_than_batch(tmp_path):

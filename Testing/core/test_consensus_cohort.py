@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from abcir.consensus.cohort import CohortAgreement, matched_feature_matrices, read_readers_csv, reader_b_inside_a_range
+from abcir.consensus.cohort import (
+    CohortAgreement,
+    matched_feature_matrices,
+    read_readers_csv,
+    reader_b_inside_a_range,
+    run_cohort_agreement,
+)
 from abcir.consensus.cohort_report import REPORT_FILE, feature_group_table, write_report
 from abcir.errors import InputError
 from abcir.features.catalogue import feature_names
@@ -41,6 +47,29 @@ def test_readers_csv_errors_name_the_problem(tmp_path, text, message):
         (tmp_path / name).touch()
     with pytest.raises(InputError, match=message):
         read_readers_csv(_write(tmp_path / "readers.csv", text))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"patient_id,ct,reader_a,reader_b\nM\xfcller,ct,a.seg.nrrd,b.seg.nrrd\n",
+     "not UTF-8 text .*; save it as UTF-8"),
+    (b"patient_id,ct\np1,ct\n", "columns reader_a, reader_b missing; it needs patient_id, ct, reader_a, reader_b"),
+    (b"patient_id,ct,reader_a,reader_b\n", "no patients; give a header row and one row per patient"),
+])
+def test_readers_csv_errors_are_one_line_and_no_traceback(tmp_path, content, message):
+    """A Latin-1 file was a traceback; a missing column or no row printed the whole format, eight lines."""
+    for name in ("ct", "a.seg.nrrd", "b.seg.nrrd"):
+        (tmp_path / name).touch()
+    path = tmp_path / "readers.csv"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=f"Readers file '{path}': {message}") as error:
+        read_readers_csv(path)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("min_icc", [1.5, -0.1, float("nan")])
+def test_agreement_refuses_an_icc_threshold_outside_0_1_before_reading_anything(tmp_path, min_icc):
+    with pytest.raises(InputError, match=f"--min-icc {min_icc}: an ICC threshold lies between 0 and 1"):
+        run_cohort_agreement(tmp_path / "not_read.csv", min_icc=min_icc)
 
 
 def _features(rows: list[tuple[str, str]], values: np.ndarray) -> pd.DataFrame:

@@ -111,3 +111,21 @@ def test_a_mask_file_carries_no_look_and_its_consensus_segment_is_grey(readers, 
     [segment] = read_seg_nrrd(tmp_path / "out" / "consensus.seg.nrrd")
     assert segment.color == pytest.approx(DEFAULT_COLOR)  # A's outline, no site, no colour of A's to keep
     assert TERMINOLOGY_TAG not in segment.tags  # B's terminology is not taken with A's outline
+
+
+CUT_SHORT_NRRD = b"NRRD0004\ntype: short\ndimension: 3\nsizes: 4 4 4\nencoding: gzip\n\n\x1f\x8b"
+
+
+@pytest.mark.parametrize("content", [b"not an image", CUT_SHORT_NRRD])
+def test_an_unreadable_edited_outline_is_refused_in_one_line(readers, tmp_path, capsys, content):
+    """ITK's whole multi-line exception used to be the message."""
+    ct, path_a, path_b = readers
+    edited = tmp_path / "liver_edit.nrrd"
+    edited.write_bytes(content)
+    assert main(["consensus", "--ct", str(ct), "--reader-a", str(path_a), "--reader-b", str(path_b),
+                 "--out", str(tmp_path / "out"), "--chair", "Dr C", "--method", "a", "--unmatched", "keep",
+                 "--edited", f"liver_1={edited}"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1, error
+    assert error.startswith(f"abcir consensus: error: --edited liver_1 '{edited}': cannot be read (")
+    assert not (tmp_path / "out" / "consensus.seg.nrrd").exists()

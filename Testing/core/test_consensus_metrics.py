@@ -121,6 +121,14 @@ def test_matching_overlap_then_centroid_then_unmatched():
     assert ("a2", None) in strict and (None, "b_far") in strict
 
 
+@pytest.mark.parametrize("distance", [-1.0, float("nan")])
+def test_matching_refuses_a_negative_or_nan_centroid_distance(distance):
+    """NaN compared false with every distance, so nothing was matched by centroid, silently."""
+    a = [_lesion("a1", _ball((0.0, 10.0, 110.0), 5.0))]
+    with pytest.raises(InputError, match=f"Maximum centroid distance {distance} mm: must be 0 or more"):
+        match_lesions(a, a, max_centroid_distance_mm=distance)
+
+
 def test_a_split_lesion_leaves_a_note():
     whole = _lesion("liver_1", _ball((0.0, 10.0, 112.0), 7.0))
     half_1 = _lesion("liver_1", _ball((-3.0, 10.0, 112.0), 4.0))

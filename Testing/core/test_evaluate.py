@@ -134,6 +134,15 @@ def test_bad_input_names_column_and_rows(tmp_path: Path, text: str, pattern: str
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
+def test_a_folder_or_a_latin1_file_is_named_for_what_it_is(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=f"Predictions file '{tmp_path}' is a folder; give the predictions CSV"):
+        run_evaluate(tmp_path, tmp_path / "out")
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(GOOD.replace("P3,", "M\u00fcller,").encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin1.csv is not UTF-8 text .*; save it as UTF-8"):
+        run_evaluate(latin1, tmp_path / "out")
+
+
 def test_one_class_among_a_models_scored_rows_names_the_column(tmp_path: Path) -> None:
     text = "patient_id,response,a_score,b_score\nP1,1,0.1,0.3\nP2,0,0.2,\nP3,1,0.5,0.9\n"
     with pytest.raises(InputError, match=r"'b_score'.*all responders"):
@@ -154,6 +163,18 @@ def test_without_pfs_the_survival_part_is_left_out_with_a_note(tmp_path: Path) -
     assert "survival" not in metrics["models"]["x"]
     assert any("survival analysis" in note for note in metrics["notes"])
     assert "Progression-free survival" not in report_path.read_text()
+
+
+@pytest.mark.parametrize("cutoff, group", [(1e9, "high"), (-1e9, "low")])
+def test_fixed_cutoff_beyond_every_score_leaves_survival_out_with_a_note(tmp_path: Path, cutoff: float,
+                                                                         group: str) -> None:
+    """Every patient in one risk group was a lifelines traceback (an empty Kaplan-Meier group)."""
+    metrics_path, _ = run_evaluate(_write(tmp_path, GOOD), tmp_path / "out", cutoff=cutoff)
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["models"]["x"]["survival"] is None
+    assert metrics["models"]["x"]["auc"] is not None
+    assert any(f"puts all 20 patients in the {group}-risk group (x_score ranges from" in note
+               for note in metrics["notes"])
 
 
 def test_missing_cells_are_left_out_and_counted(tmp_path: Path) -> None:

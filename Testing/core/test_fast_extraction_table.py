@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import SimpleITK as sitk
 
+from abcir.errors import InputError
 from abcir.features.table import LESION_COLUMNS, features_frame, read_features_csv, write_features_csv
 from abcir.paper import N_FEATURES
 from abcir.features.catalogue import LesionFeatures, Provenance, feature_names
@@ -69,6 +71,30 @@ def test_every_value_reads_back_bit_for_bit(tmp_path):
     assert table["lesion_id"].tolist() == [row.lesion.lesion_id for row in rows()]
     assert table["volume_mm3"].tolist() == [row.lesion.size.volume_mm3 for row in rows()]
     assert pd.isna(table["site"][1]) and table["visceral"].tolist()[0] == 1
+
+
+def test_a_damaged_table_is_refused_naming_the_cell_or_rows(tmp_path):
+    """Text in a feature cell was a traceback in training; a lesion on two rows was counted twice, silently."""
+    path = write_features_csv(tmp_path / "features.csv", rows())
+    header, *lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    name = feature_names()[5]
+    cells = next(csv.reader([lines[2]]))
+    cells[len(LESION_COLUMNS) + 5] = "n/a?"
+    text_cell = tmp_path / "text_cell.csv"
+    text_cell.write_text(header + "".join(lines[:2]) + ",".join(cells) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=rf"column '{name}' must hold numbers .*row 4 \(patient_id patient 2; "
+                                         r"values 'n/a\?'\)"):
+        read_features_csv(text_cell)
+    twice = tmp_path / "twice.csv"
+    twice.write_text(header + "".join(lines) + lines[2], encoding="utf-8")
+    with pytest.raises(InputError, match=r"a patient's lesion is on more than one row: rows 4, 5 \(patient_id "
+                                         r"patient 2, patient 2; values 'bone_1', 'bone_1'\)"):
+        read_features_csv(twice)
+    for content, message in ((b"", "cannot be read"), (b"\x89PNG\r\n\x1a\n", "not UTF-8 text")):
+        other = tmp_path / "other.csv"
+        other.write_bytes(content)
+        with pytest.raises(InputError, match=f"Features '{other}': {message}"):
+            read_features_csv(other)
 
 
 def test_the_extract_command_imports_no_pandas_and_loses_no_output(tmp_path):

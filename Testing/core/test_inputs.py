@@ -158,3 +158,73 @@ def test_cli_extract_and_never_overwrite(tmp_path, ct_file, capsys):
     assert main(["extract", "--ct", str(ct_file), "--lesions", first, "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["image.nii", "image.nii.gz"])
+def test_cut_short_nifti_is_refused_not_read_with_missing_voxels(tmp_path, ct_file, name):
+    """ITK reads a NIfTI file that ends early without an error; the voxels it lacks would be zeros."""
+    ct = read_ct(ct_file)
+    whole = tmp_path / name
+    sitk.WriteImage(ct, str(whole))
+    cut = tmp_path / f"cut_{name}"
+    cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.8)])
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_ct(whole)), sitk.GetArrayFromImage(ct))
+    with pytest.raises(InputError, match=r"the file is cut short.*Copy the file again") as error:
+        read_ct(cut)
+    assert f"CT '{cut}'" in str(error.value)
+    mask = tmp_path / f"liver_1.{name.split('.', 1)[1]}"
+    sitk.WriteImage(_mask_like(ct), str(mask))
+    cut_mask = tmp_path / f"liver_2.{name.split('.', 1)[1]}"
+    cut_mask.write_bytes(mask.read_bytes()[:int(mask.stat().st_size * 0.8)])
+    with pytest.raises(InputError, match=f"Lesions '{cut_mask}': the file is cut short"):
+        load_lesions([cut_mask], ct)
+
+
+def test_damaged_gzip_nifti_is_refused(tmp_path, ct_file):
+    path = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(read_ct(ct_file), str(path))
+    data = bytearray(path.read_bytes())
+    data[-12] ^= 0xFF  # in the last deflate block: zlib or the CRC check notices
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=f"CT '{path}': (its gzip data are damaged|cannot be read|the file is cut)"):
+        read_ct(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("label,site\n1,liver\n1,lung\n", "label '1' is on lines 2 and 3; give each lesion one line"),
+    ("label,site\n,liver\n", "line 2: the label is empty"),
+    ("label,site\n1\n", "line 2: no site for label '1'; write it as '1,SITE'"),
+    ("label,site\n1,liver,lung\n", "line 2: more cells than the header 'label,site'"),
+])
+def test_sites_file_mistakes_are_refused(tmp_path, ct_file, text, message):
+    ct = read_ct(ct_file)
+    labels = _write(_mask_like(ct), tmp_path / "labels.nrrd")
+    sites = tmp_path / "sites.csv"
+    sites.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match=f"Sites file '{sites}'.*{message}"):
+        load_lesions([labels], ct, sites)
+
+
+def test_sites_file_with_extra_columns_and_empty_lines_is_read(tmp_path, ct_file):
+    ct = read_ct(ct_file)
+    labels = _write(_mask_like(ct), tmp_path / "labels.nrrd")
+    sites = tmp_path / "sites.csv"
+    sites.write_text("\ufefflabel,site,comment\n1,Liver,segment 4\n,,\n", encoding="utf-8")
+    assert [lesion.site for lesion in load_lesions([labels], ct, sites)] == ["liver"]
+
+
+def test_a_folder_given_as_lesions_is_named_a_folder(tmp_path, ct_file):
+    with pytest.raises(InputError, match=f"Lesions '{tmp_path}': a folder; give the segmentation file in it"):
+        load_lesions([tmp_path], read_ct(ct_file))
+
+
+def test_an_unreadable_metaimage_is_not_called_missing(tmp_path, ct_file):
+    """ITK's last line for a MetaImage cut short is a stale errno: 'Reason: No such file or directory'."""
+    whole = tmp_path / "ct.mha"
+    sitk.WriteImage(read_ct(ct_file), str(whole))
+    cut = tmp_path / "cut.mha"
+    cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.8)])
+    with pytest.raises(InputError, match=f"CT '{cut}': cannot be read \\(File cannot be read: .*\\); give a whole "
+                                         "image file .*copied again if it may have been cut short") as error:
+        read_ct(cut)
+    assert "No such file" not in str(error.value)

@@ -58,6 +58,21 @@ def test_files_lose_only_their_image_extension(tmp_path, name, stem):
     assert file_stem(tmp_path / name) == stem
 
 
+def test_a_name_read_under_an_ascii_locale_is_decoded_as_utf8():
+    """Python keeps the bytes of 'Müller.nrrd' as lone surrogates there, which no UTF-8 table can hold."""
+    assert file_stem("/data/M\udcc3\udcbcller.nii.gz") == "Müller"
+
+
+@pytest.mark.parametrize("given", ["", "   "])
+def test_a_blank_patient_id_is_refused(tmp_path, capsys, given):
+    """An empty one fell back to the file name without a word; spaces became the id of every row."""
+    out = tmp_path / "f.csv"
+    assert main(["extract", "--ct", str(tmp_path / "ct.nrrd"), "--lesions", str(tmp_path / "l.nrrd"),
+                 "--out", str(out), "--patient-id", given]) == 2
+    assert f"--patient-id '{given}' is blank; give the patient's id" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_an_image_file_is_named_by_its_file_stem(tmp_path):
     folder = tmp_path / TCIA_FOLDER
     synthetic_series(folder, slices=4)

@@ -8,6 +8,7 @@ encoding, or printed without a fallback, fails there as it does on such machines
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -87,6 +88,26 @@ def test_consensus_with_non_ascii_names_in_an_ascii_locale(tmp_path):
     assert reopened["chair"] == "Dr Ñúñez" and reopened["reader_b"] == READER_B
 
 
+def test_files_with_non_ascii_names_in_an_ascii_locale(tmp_path):
+    """SimpleITK aborted the process (std::logic_error) on such a name; the CT's name is the patient id."""
+    folder = tmp_path / "Müller Ø"
+    folder.mkdir()
+    ct, path_a, _ = _readers(folder)
+    (folder / "Tomographie ø.nrrd").write_bytes(ct.read_bytes())
+    mask = sitk.GetImageFromArray((sitk.GetArrayFromImage(read_seg_nrrd(path_a)[0].mask) > 0).astype(np.uint8))
+    mask.CopyInformation(sitk.ReadImage(str(ct)))
+    sitk.WriteImage(mask, str(folder / "leber_1.nrrd"))
+    out = folder / "merkmale ü.csv"
+    run = _abcir("extract", "--ct", str(folder / "Tomographie ø.nrrd"), "--lesions", str(folder / "leber_1.nrrd"),
+                 "--out", str(out))
+    assert run.returncode == 0, run.stderr.decode("utf-8", "replace")
+    assert out.read_text(encoding="utf-8").splitlines()[1].startswith("Tomographie ø,leber_1,")
+
+    cohort = _abcir("make-cohort", "--n", "1", "--out", str(folder / "Kohorte ä"))
+    assert cohort.returncode == 0, cohort.stderr.decode("utf-8", "replace")
+    assert (folder / "Kohorte ä" / "ct" / "SYN0001.nrrd").is_file()
+
+
 @pytest.mark.parametrize("charset, lesion_id, declared", [
     (None, "foie_lésion_1", "ISO_IR 192"),  # the CT declares none (ASCII): UTF-8 is declared
     ("ISO_IR 100", "foie_lésion_1", "ISO_IR 100"),  # Latin-1 encodes it: the CT's set, names byte for byte
@@ -126,3 +147,17 @@ def test_dicom_export_declares_a_character_set_for_non_ascii_names(tmp_path, cha
         for path in (written.seg_path, written.sr_path):
             output = subprocess.run(["dciodvfy", str(path)], capture_output=True).stderr.decode("latin-1")
             assert not [line for line in output.splitlines() if line.startswith("Error")], output
+
+
+def test_a_dicom_folder_with_a_non_ascii_name_in_an_ascii_locale(tmp_path):
+    """GDCM's slice reader got the name's raw bytes as lone surrogates and SimpleITK aborted the process."""
+    folder = tmp_path / "Patiënt Ø" / "CT"
+    folder.mkdir(parents=True)
+    synthetic_series(folder)
+    code = ("import sys, hashlib; from abcir.dicom.series import read_dicom_ct; import SimpleITK as sitk; "
+            "print(hashlib.sha256(sitk.GetArrayFromImage(read_dicom_ct(sys.argv[1]).image).tobytes()).hexdigest())")
+    run = subprocess.run([sys.executable, "-c", code, str(folder)], env={**os.environ, **ASCII_LOCALE},
+                         capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stderr.decode("utf-8", "replace")
+    here = sitk.GetArrayFromImage(read_dicom_ct(folder).image).tobytes()  # this process: a UTF-8 locale
+    assert run.stdout.decode().split()[-1] == hashlib.sha256(here).hexdigest()

@@ -14,7 +14,7 @@ from ..consensus.feature_icc import feature_icc_text
 from ..errors import InputError
 from ..features.cache import FeatureCache, cache_key
 from ..features.catalogue import software_versions
-from ..files import atomic_write, atomic_write_text
+from ..files import atomic_write, atomic_write_text, check_writable_folder
 from ..options import PERTURBATION_ICC_FILE
 from ..records import to_json_dict, write_json
 from .runners import run_dask, run_local
@@ -83,8 +83,9 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
     Raises
     ------
     InputError
-        ``jobs`` is below 1, ``out`` is a file, the cohort table or a model kind is refused, or the
-        scheduler cannot be reached. A patient's own failure raises nothing: it is listed in failures.csv.
+        ``jobs`` is below 1, ``out`` is a file or cannot be written, the cohort table or a model kind is
+        refused, or the scheduler cannot be reached. A patient's own failure raises nothing: it is listed in
+        failures.csv.
     """
     start = time.monotonic()
     if jobs < 1:
@@ -94,6 +95,7 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"Output '{out}' is a file; give a folder for the batch.")
+    check_writable_folder(out)
     choices, notes = choose_models(models, weights)
     remove_temporaries(out)
     cache = out / CACHE_FOLDER

@@ -92,7 +92,8 @@ def run_dask(todo: list[tuple[CohortRow, str]], cache: Path, models: Sequence[Mo
     Raises
     ------
     InputError
-        The ``distributed`` package is missing, or the scheduler cannot be reached within 30 s.
+        The ``distributed`` package is missing, ``scheduler`` is not an address, or the scheduler cannot be
+        reached within 30 s.
     """
     try:
         from distributed import Client
@@ -101,6 +102,9 @@ def run_dask(todo: list[tuple[CohortRow, str]], cache: Path, models: Sequence[Mo
         raise InputError("--scheduler needs the 'distributed' package (pip install \"dask[distributed]\").") from error
     try:
         client = Client(scheduler, timeout="30s")
+    except ValueError as error:  # refused before any connection: no port, an unknown protocol
+        raise InputError(f"Dask scheduler '{scheduler}': not a scheduler address ({error}); give it as "
+                         "tcp://HOST:PORT, as the scheduler prints it when it starts.") from error
     except (OSError, TimeoutError) as error:
         raise InputError(f"Dask scheduler '{scheduler}': cannot connect ({error}). Start the cluster first, or "
                          "run without --scheduler.") from error

@@ -163,11 +163,17 @@ def choose_models(models: Sequence[str] | None = None,
     Raises
     ------
     InputError
-        A kind is unknown.
+        A kind is unknown, or two given bundles are of the same kind.
     BundleError
         A given bundle folder cannot be read.
     """
     choices = [ModelChoice(_load_bundle(Path(path)).kind, Path(path)) for path in weights]
+    given: dict[str, Path] = {}
+    for choice in choices:  # the predictions table has one column per kind
+        if choice.kind in given:
+            raise InputError(f"--weights '{given[choice.kind]}' and '{choice.bundle}' are both {choice.kind} models; "
+                             "give one bundle per model kind (run the batch again into another folder for the other).")
+        given[choice.kind] = choice.bundle
     notes = []
     kinds = [kind for kind in (models or MODEL_KINDS) if kind not in {choice.kind for choice in choices}]
     for kind in kinds:

@@ -32,7 +32,7 @@ import SimpleITK as sitk
 
 from .. import __version__
 from ..errors import InputError
-from ..files import atomic_write, atomic_write_text
+from ..files import atomic_write, atomic_write_text, check_writable_folder, itk_path
 from ..imaging.segfile import write_seg_nrrd
 from ..patient.clinical_facts import CLINICAL_ENCODING, ClinicalFacts
 from .lesion_plan import LesionPlan
@@ -125,7 +125,7 @@ def write_ct_nrrd(path: Path, ct: PhantomCT) -> None:
     """
     image = ct.image()
     image.SetMetaData(SYNTHETIC_FIELD, SYNTHETIC_NOTE)
-    atomic_write(path, lambda name: sitk.WriteImage(image, name, True, CT_GZIP_LEVEL))
+    atomic_write(path, lambda name: sitk.WriteImage(image, itk_path(name, "Cohort CT"), True, CT_GZIP_LEVEL))
 
 
 def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
@@ -150,6 +150,7 @@ def _prepare_folder(folder: Path, n: int, seed: int) -> None:
     manifest_path = folder / MANIFEST_NAME
     if folder.exists() and not folder.is_dir():
         raise InputError(f"Cohort folder '{folder}' is a file; give a folder name.")
+    check_writable_folder(folder, "Cohort folder")
     if folder.is_dir() and any(folder.iterdir()):
         if not manifest_path.is_file():
             raise InputError(f"Cohort folder '{folder}' is not empty and holds no {MANIFEST_NAME}; it is not a "
@@ -244,8 +245,8 @@ def make_cohort(folder: str | os.PathLike, n: int, seed: int, jobs: int = 1,
     Raises
     ------
     InputError
-        When ``n`` or ``jobs`` is below 1, or ``folder`` is a file, a non-empty folder that is
-        not a generated cohort, or another generated cohort.
+        When ``n`` or ``jobs`` is below 1, or ``folder`` is a file, cannot be written, is a non-empty
+        folder that is not a generated cohort, or holds another generated cohort.
     """
     if n < 1:
         raise InputError(f"Cohort size {n}: give at least one patient (--n 1 or more).")

@@ -144,7 +144,7 @@ def read_cohort(path: str | os.PathLike, required: Sequence[str] = BATCH_COLUMNS
     ------
     InputError
         If the file is not UTF-8 or cannot be parsed, a required column is
-        missing or a required cell empty, patient ids repeat, a yes/no cell
+        missing, there is no row, a required cell is empty, patient ids repeat, a yes/no cell
         holds another word, the clinical facts or PFS columns are only partly
         given, ``pfs_months`` is not a number > 0, or ``split`` is not
         'train' or 'validation'.
@@ -168,6 +168,8 @@ def read_cohort(path: str | os.PathLike, required: Sequence[str] = BATCH_COLUMNS
     if missing:
         raise InputError(f"{where}: column(s) {', '.join(missing)} missing; this command needs "
                          f"{', '.join(required)} (columns found: {', '.join(frame.columns)}).")
+    if frame.empty:
+        raise InputError(f"{where}: a header but no patients; add one row per patient.")
     _refuse_empty(frame, "patient_id", where)
     refuse_duplicate_ids(where, list(frame["patient_id"]))
     flags = {column: parse_flags(frame, column, where) for column in FLAG_MEANINGS if column in frame.columns}

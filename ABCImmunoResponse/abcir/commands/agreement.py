@@ -6,7 +6,7 @@ import argparse
 
 from ..options import DEFAULT_MAX_CENTROID_DISTANCE_MM, DEFAULT_MIN_ICC, FEATURE_ICC_FILE, MODEL_KINDS, READERS_CSV_HELP
 from ..progress import stderr_progress
-from . import Subcommands
+from . import Subcommands, jobs_argument, text_argument
 
 
 def add_cli(subparsers: Subcommands) -> None:
@@ -28,8 +28,10 @@ def add_cli(subparsers: Subcommands) -> None:
     parser.add_argument("--cohort", required=True, help="readers.csv (format below)")
     parser.add_argument("--out", required=True, help="folder for the tables and report.html (must not hold an "
                                                      "earlier agreement)")
-    parser.add_argument("--reader-a-name", default="A", help="reader A's name in the report (default A)")
-    parser.add_argument("--reader-b-name", default="B", help="reader B's name in the report (default B)")
+    parser.add_argument("--reader-a-name", default="A", type=text_argument,
+                        help="reader A's name in the report (default A)")
+    parser.add_argument("--reader-b-name", default="B", type=text_argument,
+                        help="reader B's name in the report (default B)")
     parser.add_argument("--model", choices=MODEL_KINDS, help="model for the predictions (default: the kind of "
                                                              "--weights, else combined)")
     parser.add_argument("--weights", help="weight bundle folder (default: the bundled weights; none: no predictions)")
@@ -38,7 +40,7 @@ def add_cli(subparsers: Subcommands) -> None:
     parser.add_argument("--max-centroid-distance-mm", type=float, default=DEFAULT_MAX_CENTROID_DISTANCE_MM,
                         help="lesions that do not overlap are matched when their centroids are at most this far "
                              f"apart (default {DEFAULT_MAX_CENTROID_DISTANCE_MM:g} mm)")
-    parser.add_argument("--jobs", type=int, default=1, help="lesions extracted in parallel (default 1)")
+    parser.add_argument("--jobs", type=jobs_argument, default=1, help="lesions extracted in parallel (default 1)")
     parser.add_argument("--sensitivity", action="store_true",
                         help="also recompute reader A's prediction under plausible outline changes and report "
                              "whether reader B's probability falls inside that range (a check that the changes "

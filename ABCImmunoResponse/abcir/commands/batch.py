@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..options import MODEL_KINDS, PERTURBATION_ICC_FILE
-from . import Subcommands
+from . import Subcommands, jobs_argument, seed_argument
 
 
 def add_cli(subparsers: Subcommands) -> None:
@@ -28,7 +28,7 @@ def add_cli(subparsers: Subcommands) -> None:
     parser.add_argument("--out", required=True,
                         help="output folder: features.parquet/.csv, predictions.csv (abcir evaluate input), "
                              "failures.csv, and per-patient results that later runs reuse")
-    parser.add_argument("--jobs", type=int, default=1, help="patients processed in parallel here (default 1)")
+    parser.add_argument("--jobs", type=jobs_argument, default=1, help="patients processed in parallel here (default 1)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run on an existing Dask distributed cluster (tcp://host:port); its workers must "
                              "see the cohort's files and the output folder")
@@ -43,7 +43,7 @@ def add_cli(subparsers: Subcommands) -> None:
                              "_probability_low/_high), over the cohort the share of stable patients and per "
                              f"feature the ICC(2,1) under the changes ({PERTURBATION_ICC_FILE}); about 10 extra "
                              "extractions per lesion and model, plus 10 for the ICC")
-    parser.add_argument("--sensitivity-seed", type=int, default=0,
+    parser.add_argument("--sensitivity-seed", type=seed_argument, default=0,
                         help="seed of the contour randomisations (default 0)")
     parser.set_defaults(handler=run)
 

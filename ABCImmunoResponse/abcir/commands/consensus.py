@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from ..files import check_writable_folder
 from ..options import CONSENSUS_METHODS, CONSENSUS_PAIR_METHODS, DEFAULT_MAX_CENTROID_DISTANCE_MM, MODEL_KINDS
 from ..patient.sites import SITES, normalise_site
 from ..progress import stderr_progress
@@ -119,9 +120,7 @@ def _resolve(option: str, lesion_id: str, comparison: ReaderComparison) -> PairK
 
 
 def _read_edited(path: str, lesion_id: str, ct: sitk.Image) -> tuple[sitk.Image, str]:
-    import SimpleITK as sitk
-
-    from ..imaging.ct import file_sha256
+    from ..imaging.ct import file_sha256, read_image_file
     from ..imaging.segfile import read_seg_nrrd
     from ..patient.lesions import align_to_ct
 
@@ -135,10 +134,7 @@ def _read_edited(path: str, lesion_id: str, ct: sitk.Image) -> tuple[sitk.Image,
                              "edited lesion.")
         mask, label = segments[0].mask, f"{file.resolve()} (segment {segments[0].name})"
     else:
-        try:
-            mask = sitk.ReadImage(str(file))
-        except RuntimeError as error:
-            raise InputError(f"--edited {lesion_id}={path}: cannot be read ({error}).") from error
+        mask, _ = read_image_file(file, f"--edited {lesion_id}")
         label = str(file.resolve())
     return align_to_ct(f"edited {lesion_id}", mask, ct), f"{label}, sha256 {file_sha256(file)}"
 
@@ -202,9 +198,9 @@ def run(args: argparse.Namespace) -> int:
     ------
     InputError
         When ``session`` is given with the CT or a reader's file, or neither is complete; when decisions are
-        given without ``chair``; when ``out`` already holds a result; when the CT's voxels differ from the
-        session's; when an ``ID=VALUE`` option is malformed or names no lesion (or two); or as the reading
-        of the inputs. The command line turns it into a one-line message.
+        given without ``chair``; when ``out`` already holds a result, is a file or cannot be written; when the
+        CT's voxels differ from the session's; when an ``ID=VALUE`` option is malformed or names no lesion (or
+        two); or as the reading of the inputs. The command line turns it into a one-line message.
     """
     from ..consensus.building import build_consensus
     from ..consensus.comparison import (
@@ -247,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
     if decided and not building:
         raise InputError(f"{', '.join(decided)} without --chair: say who decides (--chair NAME), so the consensus "
                          "can record it.")
+    check_writable_folder(out, "--out")
     targets = [out / AGREEMENT_FILE, out / SUMMARY_FILE, *(session_paths(out) if building else ())]
     existing = [str(t) for t in targets if t.exists()]
     if existing:

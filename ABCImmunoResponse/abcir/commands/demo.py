@@ -6,7 +6,7 @@ import argparse
 import time
 
 from ..progress import stderr_progress
-from . import Subcommands
+from . import Subcommands, jobs_argument, seed_argument
 from .predict import format_prediction
 
 
@@ -23,8 +23,8 @@ def add_cli(subparsers: Subcommands) -> None:
         description="Make a synthetic example patient, extract its features and predict with the three bundled "
                     "models (trained on generated data; not clinically validated). Writes a report folder.")
     parser.add_argument("--out", required=True, help="new folder for the example patient and the report")
-    parser.add_argument("--seed", type=int, default=0, help="which example patient (default 0)")
-    parser.add_argument("--jobs", type=int, default=2, help="lesions extracted in parallel (default 2)")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="which example patient (default 0)")
+    parser.add_argument("--jobs", type=jobs_argument, default=2, help="lesions extracted in parallel (default 2)")
     parser.set_defaults(handler=run)
 
 

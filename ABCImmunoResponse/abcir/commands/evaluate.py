@@ -46,15 +46,17 @@ def prepare_output(out: str | Path, force: bool) -> Path:
     Raises
     ------
     InputError
-        ``out`` is a file, or holds an earlier report and ``force`` is false.
+        ``out`` is a file or cannot be written, or holds an earlier report and ``force`` is false.
     """
     from ..errors import InputError
     from ..evaluation.metrics import METRICS_FILE
+    from ..files import check_writable_folder
     from ..report.html import REPORT_FILE
 
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out '{out_dir}' is a file; give a folder for the report.")
+    check_writable_folder(out_dir, "--out")
     existing = [name for name in (METRICS_FILE, REPORT_FILE) if (out_dir / name).exists()]
     if existing and not force:
         raise InputError(f"Folder '{out_dir}' already holds a report ({', '.join(existing)}); "

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from ..files import check_writable_folder
 from . import Subcommands
 
 if TYPE_CHECKING:
@@ -85,13 +86,15 @@ def run(args: argparse.Namespace) -> int:
     Raises
     ------
     InputError
-        When the result cannot be read, when the series it was made on is not in ``ct``, or as the DICOM
-        reading and export; the command line turns it into a one-line message.
+        When ``out`` is a file or cannot be written, when the result cannot be read, when the series it was
+        made on is not in ``ct``, or as the DICOM reading and export; the command line turns it into a one-line
+        message.
     """
     from ..dicom.export import export_dicom
     from ..dicom.series import list_series, read_dicom_ct
     from ..patient.lesions import load_lesions
 
+    check_writable_folder(args.out, "--out")
     prediction = read_result(args.result)
     recorded_series = prediction.ct.series_instance_uid if prediction.ct else ""
     if not args.series_uid and recorded_series:

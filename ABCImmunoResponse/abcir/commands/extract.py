@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import InputError
+from ..files import check_new_file
 from ..patient.recist import validate_targets
 from ..progress import stderr_progress
-from . import Subcommands, text_argument
+from . import Subcommands, jobs_argument, text_argument
 
 
 def add_cli(subparsers: Subcommands) -> None:
@@ -29,7 +31,7 @@ def add_cli(subparsers: Subcommands) -> None:
     parser.add_argument("--patient-id", type=text_argument,
                         help="patient id written in each row (default: a DICOM series' PatientID, else the CT "
                              "file's name without its extension)")
-    parser.add_argument("--jobs", type=int, default=1, help="lesions extracted in parallel (default 1)")
+    parser.add_argument("--jobs", type=jobs_argument, default=1, help="lesions extracted in parallel (default 1)")
     parser.set_defaults(handler=run)
 
 
@@ -49,9 +51,14 @@ def run(args: argparse.Namespace) -> int:
     Raises
     ------
     InputError
-        As ``abcir.features.extract.extract_patient``, or when ``out`` exists; the command line turns it into
-        a one-line message.
+        As ``abcir.features.extract.extract_patient``, when ``patient_id`` is blank, or when ``out`` or its
+        provenance sidecar exists or its folder cannot be written (checked before extraction); the command line
+        turns it into a one-line message.
     """
+    if args.patient_id is not None and not args.patient_id.strip():
+        raise InputError(f"--patient-id '{args.patient_id}' is blank; give the patient's id, or leave the option out "
+                         "to use the DICOM series' PatientID or the CT file's name.")
+    check_new_file(args.out)  # before the slow part
     from ..features.parallel import (
         extraction_pool,
         shutdown_pools,
@@ -63,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
     extraction_pool(args.jobs)  # the workers import pyradiomics while this process reads the CT
     skip_garbage_collection_at_exit()
     from ..features.extract import extract_patient
-    from ..features.table import write_features_csv
+    from ..features.table import provenance_path, write_features_csv
+
+    check_new_file(provenance_path(args.out))
 
     rows = extract_patient(args.ct, args.lesions, patient_id=args.patient_id, sites_csv=args.sites,
                            jobs=args.jobs, progress=stderr_progress, series_uid=args.series_uid)

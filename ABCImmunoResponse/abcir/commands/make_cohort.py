@@ -6,7 +6,7 @@ import argparse
 import time
 
 from ..progress import stderr_progress
-from . import Subcommands
+from . import Subcommands, jobs_argument, seed_argument
 
 
 def add_cli(subparsers: Subcommands) -> None:
@@ -25,9 +25,9 @@ def add_cli(subparsers: Subcommands) -> None:
     parser.add_argument("--n", type=int, required=True, help="number of patients (the paper had 240)")
     parser.add_argument("--out", required=True,
                         help="new or empty folder (or this cohort's own folder, to complete it)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=seed_argument, default=0,
                         help="random seed; the same seed gives the same files (default 0)")
-    parser.add_argument("--jobs", type=int, default=1, help="patients generated in parallel (default 1)")
+    parser.add_argument("--jobs", type=jobs_argument, default=1, help="patients generated in parallel (default 1)")
     parser.set_defaults(handler=run)
 
 

@@ -6,12 +6,12 @@ import argparse
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ..files import refuse_existing
+from ..files import check_new_file
 from ..options import DEFAULT_FLIP_LIMIT, DEFAULT_PERTURBATION_SET, MODEL_KINDS, PERTURBATION_SETS
 from ..patient.clinical_facts import clinical_usage, parse_clinical
 from ..progress import stderr_progress
 from ..records import write_new_json
-from . import Subcommands
+from . import Subcommands, jobs_argument, seed_argument
 
 if TYPE_CHECKING:
     from ..prediction.result import Prediction
@@ -42,7 +42,7 @@ def add_cli(subparsers: Subcommands) -> None:
     parser.add_argument("--json", help="also write the result to this JSON file (never overwritten)")
     parser.add_argument("--sites", help="CSV 'label,site' giving each lesion's site")
     parser.add_argument("--series-uid", help="the series to use when the DICOM folder holds several")
-    parser.add_argument("--jobs", type=int, default=1, help="lesions extracted in parallel (default 1)")
+    parser.add_argument("--jobs", type=jobs_argument, default=1, help="lesions extracted in parallel (default 1)")
     sensitivity = parser.add_argument_group(
         "outline sensitivity", "How far the probability moves when each target lesion's outline changes by a "
                                "plausible amount: its sensitivity to the outline, not a confidence interval.")
@@ -53,7 +53,7 @@ def add_cli(subparsers: Subcommands) -> None:
                              help=f"the outline changes per lesion: {', '.join(PERTURBATION_SETS)} (default "
                                   f"{DEFAULT_PERTURBATION_SET}: +/-1 mm and 8 supervoxel randomisations), or N: "
                                   "+/-1 mm and N randomisations")
-    sensitivity.add_argument("--seed", type=int, help="seed of the contour randomisations (default 0)")
+    sensitivity.add_argument("--seed", type=seed_argument, help="seed of the contour randomisations (default 0)")
     sensitivity.add_argument("--flip-limit", type=float, metavar="SHARE",
                              help=f"warn when the risk group flips in more than this share of the changes "
                                   f"(default {DEFAULT_FLIP_LIMIT:g})")
@@ -134,12 +134,13 @@ def run(args: argparse.Namespace) -> int:
     Raises
     ------
     InputError
-        When the ``json`` file exists, when lesions are given without a CT, when sensitivity settings are given
-        without ``--sensitivity`` or are out of range, or as the clinical facts' parser
-        and ``abcir.prediction.predict.predict_patient``; the command line turns it into a one-line message.
+        When the ``json`` file exists or its folder cannot be written, when lesions are given without a CT,
+        when sensitivity settings are given without ``--sensitivity`` or are out of range, or as the clinical
+        facts' parser and ``abcir.prediction.predict.predict_patient``; the command line turns it into a one-line
+        message.
     """
     if args.json:
-        refuse_existing(args.json)  # before the slow part
+        check_new_file(args.json)  # before the slow part
     if args.lesions and not args.ct:
         raise InputError("--lesions needs --ct: lesions are read on the CT's grid.")
     clinical = parse_clinical(args.clinical) if args.clinical else None

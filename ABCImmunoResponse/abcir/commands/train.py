@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..files import check_writable_folder
 from ..options import AGGREGATIONS, DEFAULT_AGGREGATION, PERTURBATION_ICC_FILE
 from ..progress import stderr_progress
-from . import Subcommands, text_argument
+from . import Subcommands, jobs_argument, seed_argument, text_argument
 
 
 def add_cli(subparsers: Subcommands) -> None:
@@ -28,7 +29,7 @@ def add_cli(subparsers: Subcommands) -> None:
     parser.add_argument("--features", help="per-lesion features CSV from 'abcir extract' or 'abcir batch'")
     parser.add_argument("--labels", help="per-patient CSV with the outcome and clinical columns (with --features)")
     parser.add_argument("--out", required=True, help="new folder for the bundles and the model card")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, initial weights and batches")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="seed of the split, initial weights and batches")
     parser.add_argument("--aggregation", choices=AGGREGATIONS, default=DEFAULT_AGGREGATION,
                         help="how lesions become one patient vector")
     parser.add_argument("--site", default="site", type=text_argument,
@@ -36,8 +37,8 @@ def add_cli(subparsers: Subcommands) -> None:
     parser.add_argument("--synthetic", action="store_true", help="the cohort is generated, not patients")
     parser.add_argument("--description", default="", type=text_argument,
                         help="how the cohort was made or collected (recorded)")
-    parser.add_argument("--date-from", help="first treatment date of the cohort (recorded)")
-    parser.add_argument("--date-to", help="last treatment date of the cohort (recorded)")
+    parser.add_argument("--date-from", type=text_argument, help="first treatment date of the cohort (recorded)")
+    parser.add_argument("--date-to", type=text_argument, help="last treatment date of the cohort (recorded)")
     parser.add_argument("--min-icc", type=float, help="train only on features with ICC(2,1) >= this value")
     parser.add_argument("--agreement", help="folder written by 'abcir agreement' (with --min-icc)")
     parser.add_argument("--min-perturbation-icc", type=float,
@@ -47,7 +48,7 @@ def add_cli(subparsers: Subcommands) -> None:
                         help=f"{PERTURBATION_ICC_FILE} written by 'abcir batch --sensitivity' (with "
                              "--min-perturbation-icc)")
     parser.add_argument("--cache", help="feature cache folder (default: OUT/../.abcir-feature-cache)")
-    parser.add_argument("--jobs", type=int, default=1, help="lesions extracted in parallel")
+    parser.add_argument("--jobs", type=jobs_argument, default=1, help="lesions extracted in parallel")
     parser.set_defaults(handler=run)
 
 
@@ -70,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     Raises
     ------
     InputError
-        As ``abcir.consensus.feature_icc.icc_feature_subset`` (a threshold without its table, no feature
-        left), or as
+        When ``out`` is a file or cannot be written, as ``abcir.consensus.feature_icc.icc_feature_subset`` (a
+        threshold without its table, no feature left), or as
         ``abcir.training.pipeline``; the command line turns it into a one-line message.
     """
     # torch is imported here, not at start-up: predicting needs no torch.
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.settings import TrainingSettings
 
     subset = icc_feature_subset(args.min_icc, args.agreement, args.min_perturbation_icc, args.perturbation_icc)
-    out = Path(args.out)
+    out = check_writable_folder(args.out, "--out")  # before the features are extracted
     cache = Path(args.cache) if args.cache else out.resolve().parent / ".abcir-feature-cache"
     table, lesion_features = load_training_inputs(args.cohort, args.features, args.labels, cache, args.jobs,
                                                   stderr_progress)

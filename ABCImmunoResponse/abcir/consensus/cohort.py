@@ -32,8 +32,9 @@ from ..errors import BundleError, InputError
 from ..features.catalogue import LesionFeatures, feature_names, feature_names_sha256
 from ..features.extract import ProgressCallback, extract_lesions
 from ..features.table import features_frame, write_features_csv
+from ..files import check_writable_folder
 from ..imaging.ct import read_ct, voxel_hash
-from ..options import DEFAULT_MAX_CENTROID_DISTANCE_MM, DEFAULT_MIN_ICC, FEATURE_ICC_FILE, READERS_CSV_HELP
+from ..options import DEFAULT_MAX_CENTROID_DISTANCE_MM, DEFAULT_MIN_ICC, FEATURE_ICC_FILE
 from ..patient.clinical_facts import ClinicalFacts, parse_clinical
 from ..patient.lesions import load_lesions
 from ..prediction.result import CTIdentity
@@ -42,7 +43,7 @@ from ..sensitivity.analysis import analyse_sensitivity
 from ..sensitivity.perturbations import PerturbationSet
 from ..stats.agreement import BlandAltman, KappaResult, bland_altman, cohen_kappa, feature_icc_frame
 from .comparison import ReaderComparison, compare_readers, json_ready
-from .feature_icc import write_feature_icc_csv
+from .feature_icc import check_min_icc, write_feature_icc_csv
 
 REQUIRED_COLUMNS = ("patient_id", "ct", "reader_a", "reader_b")
 CLINICAL_COLUMNS = ("lines", "sites", "visceral", "tnbc")
@@ -90,13 +91,20 @@ def read_readers_csv(path: str | os.PathLike) -> list[CohortPatient]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # a BOM if saved from Excel
             rows = list(csv.DictReader(handle))
+    except UnicodeDecodeError as error:
+        raise InputError(f"Readers file '{path}': not UTF-8 text ({error.reason} at byte {error.start}); save it as "
+                         "UTF-8 (Excel: 'CSV UTF-8').") from error
     except OSError as error:
         raise InputError(f"Readers file '{path}': cannot be read ({error}).") from error
+    # One line each: the layout is in 'abcir agreement --help' (READERS_CSV_HELP).
     if not rows:
-        raise InputError(f"Readers file '{path}': no patients. {READERS_CSV_HELP}")
+        raise InputError(f"Readers file '{path}': no patients; give a header row and one row per patient "
+                         f"(columns {', '.join(REQUIRED_COLUMNS)}; see 'abcir agreement --help').")
     missing = [column for column in REQUIRED_COLUMNS if column not in rows[0]]
     if missing:
-        raise InputError(f"Readers file '{path}': columns {', '.join(missing)} missing. {READERS_CSV_HELP}")
+        raise InputError(f"Readers file '{path}': columns {', '.join(missing)} missing; it needs "
+                         f"{', '.join(REQUIRED_COLUMNS)} (columns found: {', '.join(c for c in rows[0] if c)}; see "
+                         "'abcir agreement --help').")
     given_clinical = [column for column in CLINICAL_COLUMNS if column in rows[0]]
     if given_clinical and len(given_clinical) != len(CLINICAL_COLUMNS):
         raise InputError(f"Readers file '{path}': clinical columns {', '.join(given_clinical)} without "
@@ -268,9 +276,11 @@ def run_cohort_agreement(readers_csv: str | os.PathLike, reader_a: str = "A", re
     Raises
     ------
     InputError
-        As ``read_readers_csv`` and the reading of CTs and lesions; when no lesion pair, or only one, is matched
-        over the cohort; or (``BundleError``) when the given ``model``/``weights`` cannot be used.
+        When ``min_icc`` is outside [0, 1] (checked first); as ``read_readers_csv`` and the reading of CTs and
+        lesions; when no lesion pair, or only one, is matched over the cohort; or (``BundleError``) when the given
+        ``model``/``weights`` cannot be used.
     """
+    check_min_icc(min_icc)
     patients = read_readers_csv(readers_csv)
     notes: list[str] = []
     bundle = None
@@ -391,9 +401,9 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
     Raises
     ------
     InputError
-        When it holds any of the files ``write_cohort_agreement`` writes.
+        When it holds any of the files ``write_cohort_agreement`` writes, is a file, or cannot be written.
     """
-    folder = Path(folder)
+    folder = check_writable_folder(folder, "--out")
     names = (FEATURE_ICC_FILE, SUMMARY_FILE, PAIRS_FILE, PREDICTIONS_FILE, *FEATURES_FILES)
     existing = [name for name in names if (folder / name).exists()]
     if existing:

@@ -123,6 +123,25 @@ def read_feature_icc_csv(folder: str | os.PathLike) -> pd.DataFrame:
     return read_feature_icc_table(path, "'abcir agreement'")
 
 
+def check_min_icc(min_icc: float, option: str = "--min-icc") -> None:
+    """Refuse an ICC threshold outside [0, 1] (NaN included), naming the option that gave it.
+
+    Parameters
+    ----------
+    min_icc : float
+        The threshold.
+    option : str
+        The command-line option that gave it, named in the message.
+
+    Raises
+    ------
+    InputError
+        ``min_icc`` is not a number from 0 to 1.
+    """
+    if not 0.0 <= min_icc <= 1.0:
+        raise InputError(f"{option} {min_icc}: an ICC threshold lies between 0 and 1 (Koo & Li: 0.75 = good).")
+
+
 def features_reaching(frame: pd.DataFrame, min_icc: float, option: str = "--min-icc",
                       use_lower_bound: bool = False) -> list[str]:
     """Names of the features of an ICC table whose ICC(2,1) is at least ``min_icc``, in the table's order.
@@ -149,8 +168,7 @@ def features_reaching(frame: pd.DataFrame, min_icc: float, option: str = "--min-
     InputError
         ``min_icc`` lies outside [0, 1].
     """
-    if not 0.0 <= min_icc <= 1.0:
-        raise InputError(f"{option} {min_icc}: an ICC threshold lies between 0 and 1 (Koo & Li: 0.75 = good).")
+    check_min_icc(min_icc, option)
     column = frame["ci_low"] if use_lower_bound else frame["icc"]
     return [str(name) for name in frame.loc[column.fillna(-math.inf) >= min_icc, "feature"]]
 

@@ -102,9 +102,9 @@ def match_lesions(lesions_a: Sequence[Lesion], lesions_b: Sequence[Lesion],
     Raises
     ------
     InputError
-        When ``max_centroid_distance_mm`` is negative or a lesion's mask is empty.
+        When ``max_centroid_distance_mm`` is negative or not a number, or a lesion's mask is empty.
     """
-    if max_centroid_distance_mm < 0:
+    if not max_centroid_distance_mm >= 0:  # NaN too
         raise InputError(f"Maximum centroid distance {max_centroid_distance_mm} mm: must be 0 or more.")
     voxels_a = [_voxels(lesion) for lesion in lesions_a]
     voxels_b = [_voxels(lesion) for lesion in lesions_b]

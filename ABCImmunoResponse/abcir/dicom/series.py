@@ -40,6 +40,7 @@ from pydicom.errors import InvalidDicomError
 from scipy import ndimage
 
 from ..errors import InputError
+from ..files import itk_path
 from ..paper import SLICE_THICKNESS_RANGE_MM
 from .stack_geometry import SliceHeader, StackGeometry, describe_slices, stack_geometry
 
@@ -336,7 +337,7 @@ def _read_slice(path: str) -> np.ndarray:
     """One slice in HU (GDCM applies RescaleSlope/RescaleIntercept), as a (rows, columns) array."""
     reader = sitk.ImageFileReader()
     reader.SetImageIO("GDCMImageIO")
-    reader.SetFileName(path)
+    reader.SetFileName(itk_path(path, "DICOM file"))  # a name SimpleITK can take under an ASCII locale too
     try:
         image = reader.Execute()
     except RuntimeError as error:

@@ -54,6 +54,12 @@ def _survival(table: PredictionTable, score_column: str,
         chosen = maxstat.cutoff
     else:
         chosen = cutoff
+        high_risk = scores <= cutoff
+        if high_risk.all() or not high_risk.any():  # a fixed cut-off beyond every score leaves a group empty
+            group = "high" if high_risk.all() else "low"
+            return None, (f"cut-off {cutoff:g} puts all {scores.size} patients in the {group}-risk group "
+                          f"({score_column} ranges from {scores.min():.3f} to {scores.max():.3f}): survival analysis "
+                          "skipped. Give a cut-off within that range, or 'auto'.")
     try:
         agreement = concordance(times, events, scores)
     except ValueError as error:

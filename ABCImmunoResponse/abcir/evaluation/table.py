@@ -85,12 +85,18 @@ def read_predictions(path: str | Path) -> PredictionTable:
         The message names the rows (numbered as a spreadsheet shows them).
     """
     source = Path(path)
+    if source.is_dir():
+        raise InputError(f"Predictions file '{source}' is a folder; give the predictions CSV in it (e.g. the "
+                         "predictions.csv of 'abcir batch').")
     if not source.is_file():
         raise InputError(f"Predictions file '{source}' does not exist.")
     try:
         raw = pd.read_csv(source, dtype=str, na_values=list(MISSING_TOKENS),
                           keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise InputError(f"{source.name} is not UTF-8 text ({error.reason} at byte {error.start}); save it as "
+                         "UTF-8 (Excel: 'CSV UTF-8').") from error
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
         raise InputError(f"{source.name} is not a readable CSV file: {error}") from error
     raw.columns = [str(c).strip() for c in raw.columns]
     raw = raw.apply(lambda col: col.str.strip()).replace("", np.nan)

@@ -25,8 +25,9 @@ from .catalogue import LesionFeatures, feature_names
 if TYPE_CHECKING:
     import pandas as pd
 
-LESION_COLUMNS = ("patient_id", "lesion_id", "site", "site_source", "visceral", "voxel_count", "volume_mm3",
-                  "longest_axial_diameter_mm", "short_axis_mm")
+# A lesion's size: voxels, mm^3, mm, mm.
+SIZE_COLUMNS = ("voxel_count", "volume_mm3", "longest_axial_diameter_mm", "short_axis_mm")
+LESION_COLUMNS = ("patient_id", "lesion_id", "site", "site_source", "visceral", *SIZE_COLUMNS)
 # Where each site came from (abcir.patient.sites.SITE_SOURCES). Tables written before this column existed, and sites'
 # own tables, lack it; reading does not require it.
 OPTIONAL_LESION_COLUMNS = ("site_source",)
@@ -182,21 +183,37 @@ def read_features_csv(path: str | os.PathLike) -> pd.DataFrame:
     Raises
     ------
     InputError
-        The file cannot be read or parsed, or a lesion column (other than
-        ``site_source``) or one of the 1130 feature columns is missing.
+        The file cannot be read, decoded as UTF-8 or parsed; a lesion column (other than ``site_source``) or
+        one of the 1130 feature columns is missing; a size or feature cell holds text; or a patient's lesion
+        is on two rows (it would count twice when the lesions are aggregated).
     """
     import pandas as pd
 
+    from ..cohort.table_cells import numeric_column, rows_text
+
     path = Path(path)
+    where = f"Features '{path}'"
     try:
         # round_trip: pandas' default float parser can differ from the written value in the last bit.
         frame = pd.read_csv(path, dtype={"patient_id": str, "lesion_id": str, "site": str, "site_source": str},
                             float_precision="round_trip")
-    except (OSError, pd.errors.ParserError) as error:
-        raise InputError(f"Features '{path}': cannot be read ({error}).") from error
+    except UnicodeDecodeError as error:
+        raise InputError(f"{where}: not UTF-8 text ({error.reason} at byte {error.start}); give the table "
+                         "'abcir extract' or 'abcir batch' wrote, or save it as UTF-8.") from error
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise InputError(f"{where}: cannot be read ({error}); give the features table 'abcir extract' or 'abcir "
+                         "batch' wrote.") from error
     required = [name for name in LESION_COLUMNS if name not in OPTIONAL_LESION_COLUMNS]
     missing = [name for name in (*required, *feature_names()) if name not in frame.columns]
     if missing:
-        raise InputError(f"Features '{path}': {len(missing)} expected columns are missing (first: {missing[:3]}); "
+        raise InputError(f"{where}: {len(missing)} expected columns are missing (first: {missing[:3]}); "
                          "extract with 'abcir extract' so the columns match the paper's 1130 features.")
+    for name in (*SIZE_COLUMNS, *feature_names()):  # read as text when a cell is text
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            numeric_column(frame, name, where, "numbers as 'abcir extract' writes them")
+    repeated = frame.duplicated(["patient_id", "lesion_id"], keep=False)
+    if repeated.any():
+        raise InputError(f"{where}: a patient's lesion is on more than one row: "
+                         f"{rows_text(frame, repeated, frame['lesion_id'])}; give each lesion one row (two "
+                         "extractions of one patient joined count its lesions twice).")
     return frame

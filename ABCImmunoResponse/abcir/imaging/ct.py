@@ -10,13 +10,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from .nifti import qform_sform_warning
+from ..files import as_typed, itk_path
+from .nifti import qform_sform_warning, voxel_data_problem
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,11 @@ def file_stem(path: str | os.PathLike) -> str:
     str
         The name without the longest matching image extension (``.seg.nrrd`` or
         one of ``CT_FILE_SUFFIXES``, any case); the whole name when none
-        matches or the name is nothing but the extension.
+        matches or the name is nothing but the extension. It names a patient or
+        lesion in files, so bytes an ASCII locale could not decode are read as
+        UTF-8 (``files.as_typed``).
     """
-    name = Path(path).name
+    name = as_typed(Path(path).name)
     suffix = max((s for s in (".seg.nrrd", *CT_FILE_SUFFIXES) if name.lower().endswith(s)), key=len, default="")
     return name[:len(name) - len(suffix)] if len(name) > len(suffix) else name
 
@@ -86,13 +90,27 @@ def read_image_file(path: Path, what: str) -> tuple[sitk.Image, str | None]:
     Raises
     ------
     InputError
-        If SimpleITK cannot read the file; the message ends with ITK's own last line.
+        If SimpleITK cannot read the file (the message ends with ITK's own last line), the file's name is not
+        UTF-8 (``itk_path``), or it is a NIfTI file cut short or damaged (``nifti.voxel_data_problem``), which
+        ITK reads without an error.
     """
     try:
-        image = sitk.ReadImage(str(path))
+        image = sitk.ReadImage(itk_path(path, what))
     except RuntimeError as error:
-        raise InputError(f"{what} '{path}': cannot be read ({str(error).strip().splitlines()[-1]}).") from error
+        raise InputError(f"{what} '{path}': cannot be read ({_itk_reason(error)}); give a whole image file "
+                         f"({', '.join(CT_FILE_SUFFIXES)}), copied again if it may have been cut short.") from error
+    problem = voxel_data_problem(path)
+    if problem:
+        raise InputError(f"{what} '{path}': {problem}. Copy the file again from where it came from.")
     return image, qform_sform_warning(path, image)
+
+
+def _itk_reason(error: RuntimeError) -> str:
+    """The line of an ITK exception that says what is wrong: its last, unless that is a leftover errno
+    ('Reason: No such file or directory' for a MetaImage cut short), without ITK's object address."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    line = lines[-2] if len(lines) > 1 and lines[-1].startswith("Reason:") else lines[-1]
+    return re.sub(r"^ITK ERROR: \w+\(0x[0-9a-fA-F]+\): ", "", line)
 
 
 def read_image_with_warnings(path: str | os.PathLike,

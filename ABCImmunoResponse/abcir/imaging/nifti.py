@@ -14,15 +14,19 @@ program may not lie where abcir reads it.
 The header is parsed here (NIfTI-1 and NIfTI-2, either byte order, gzipped or
 not) to build both matrices exactly as ``nifti1_io`` does; which one ITK used
 is found by comparing them with the geometry SimpleITK returned, so ITK's rule
-is not re-implemented.
+is not re-implemented. The header also says how many bytes the voxels take:
+ITK reads a file cut short without an error, ``voxel_data_problem`` tells.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
 import struct
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +44,10 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 # Byte offsets and formats of the fields used (NIfTI-1: nifti1.h, 348-byte header; NIfTI-2: nifti2.h, 540).
 _LAYOUTS = {
-    348: {"dim": (40, "8h"), "pixdim": (76, "8f"), "codes": (252, "2h"), "quatern": (256, "6f"),
-          "srow": (280, "12f")},
-    540: {"dim": (16, "8q"), "pixdim": (104, "8d"), "codes": (344, "2i"), "quatern": (352, "6d"),
-          "srow": (400, "12d")},
+    348: {"dim": (40, "8h"), "bitpix": (72, "h"), "pixdim": (76, "8f"), "vox_offset": (108, "f"),
+          "codes": (252, "2h"), "quatern": (256, "6f"), "srow": (280, "12f")},
+    540: {"bitpix": (14, "h"), "dim": (16, "8q"), "pixdim": (104, "8d"), "vox_offset": (168, "q"),
+          "codes": (344, "2i"), "quatern": (352, "6d"), "srow": (400, "12d")},
 }
 
 
@@ -62,6 +66,25 @@ def _header_bytes(path: Path) -> bytes:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as handle:
         return handle.read(540)
+
+
+def _header_fields(raw: bytes) -> Callable[[str], tuple] | None:
+    """A reader of the named fields of NIfTI-1/-2 header bytes ``raw`` (either byte order), or None when ``raw``
+    is not one; the reader raises ValueError for a field beyond the bytes given."""
+    for order in ("<", ">"):
+        if len(raw) >= 4 and struct.unpack(order + "i", raw[:4])[0] in _LAYOUTS:
+            layout = _LAYOUTS[struct.unpack(order + "i", raw[:4])[0]]
+            break
+    else:
+        return None
+
+    def field(name: str) -> tuple:
+        offset, form = layout[name]
+        size = struct.calcsize(order + form)
+        if len(raw) < offset + size:
+            raise ValueError("short header")
+        return struct.unpack(order + form, raw[offset:offset + size])
+    return field
 
 
 def read_nifti_geometry(path: str | os.PathLike) -> NiftiGeometry | None:
@@ -86,21 +109,9 @@ def read_nifti_geometry(path: str | os.PathLike) -> NiftiGeometry | None:
     EOFError
         If a gzip file ends before its stream does.
     """
-    raw = _header_bytes(Path(path))
-    for order in ("<", ">"):
-        if len(raw) >= 4 and struct.unpack(order + "i", raw[:4])[0] in _LAYOUTS:
-            layout = _LAYOUTS[struct.unpack(order + "i", raw[:4])[0]]
-            break
-    else:
+    field = _header_fields(_header_bytes(Path(path)))
+    if field is None:
         return None
-
-    def field(name: str) -> tuple:
-        offset, form = layout[name]
-        size = struct.calcsize(order + form)
-        if len(raw) < offset + size:
-            raise ValueError("short header")
-        return struct.unpack(order + form, raw[offset:offset + size])
-
     try:
         dim, pixdim, (qform_code, sform_code) = field("dim"), field("pixdim"), field("codes")
         quatern, srow = field("quatern"), field("srow")
@@ -109,6 +120,65 @@ def read_nifti_geometry(path: str | os.PathLike) -> NiftiGeometry | None:
     sform = np.vstack([np.array(srow, dtype=np.float64).reshape(3, 4), [0.0, 0.0, 0.0, 1.0]])
     size = tuple(int(d) for d in (list(dim[1:4]) + [1, 1, 1])[:3])
     return NiftiGeometry(size, int(qform_code), int(sform_code), _qform(quatern, pixdim), sform)
+
+
+def _stored_bytes(path: Path) -> int:
+    """The bytes of the file, uncompressed when its name ends in .gz; raises EOFError when a gzip stream is cut
+    short, OSError (``gzip.BadGzipFile``) or zlib.error when it is damaged.
+
+    The whole stream is decompressed, which takes about as long as ITK's own read (0.49 s against 0.44 s for a
+    512 x 512 x 300 int16 CT): ITK reads a damaged stream without an error too, and only the CRC at its end
+    tells; the uncompressed size in its last four bytes would only tell a file cut short.
+    """
+    if not path.name.lower().endswith(".gz"):
+        return path.stat().st_size
+    total = 0
+    with gzip.open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            total += len(chunk)
+    return total
+
+
+def voxel_data_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with the voxel data of the NIfTI file ``path``, or None when they are whole.
+
+    ITK reads a ``.nii`` or ``.nii.gz`` file that was cut short (an interrupted copy or download) without an
+    error, leaving the missing voxels at 0 or undefined; the header says how many bytes the voxels take.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An image file; only names ending in a NIfTI extension are examined (gzip when the name ends in .gz).
+
+    Returns
+    -------
+    str or None
+        The problem, e.g. "the file ends after 1.2 MB of the 2.7 MB of voxel data its header announces", or
+        "its gzip data are damaged (...)"; None when the voxel data are whole, the file is not NIfTI or its
+        header cannot be read (the reader reports those).
+    """
+    path = Path(path)
+    if not path.name.lower().endswith(NIFTI_SUFFIXES):
+        return None
+    try:
+        field = _header_fields(_header_bytes(path))
+        if field is None:
+            return None
+        dim, (bitpix,), (vox_offset,) = field("dim"), field("bitpix"), field("vox_offset")
+    except (OSError, EOFError, ValueError):
+        return None
+    axes = min(max(int(dim[0]), 1), 7)
+    needed = int(vox_offset) + math.prod(int(d) for d in dim[1:axes + 1]) * int(bitpix) // 8
+    try:
+        stored = _stored_bytes(path)
+    except EOFError:
+        return "the file is cut short: its gzip data end before their end marker"
+    except (OSError, zlib.error) as error:
+        return f"its gzip data are damaged ({error})"
+    if stored < needed:
+        return (f"the file is cut short: it ends after {stored} of the {needed} bytes its header announces "
+                "(header and voxel data)")
+    return None
 
 
 def _qform(quatern: tuple, pixdim: tuple) -> np.ndarray:

@@ -259,7 +259,8 @@ def read_sites_csv(path: str | os.PathLike) -> dict[str, str]:
     ------
     InputError
         If the file cannot be read or decoded, has no rows or lacks the
-        ``label`` or ``site`` column, or names an unknown site.
+        ``label`` or ``site`` column, a line has more cells than the header, an
+        empty label or no site, names an unknown site, or a label is on two lines.
     """
     path = Path(path)
     try:
@@ -269,13 +270,27 @@ def read_sites_csv(path: str | os.PathLike) -> dict[str, str]:
         raise InputError(f"Sites file '{path}': cannot be read ({error}); save it as UTF-8 CSV.") from error
     if not rows or not {"label", "site"} <= set(rows[0]):
         raise InputError(f"Sites file '{path}': needs a header 'label,site' and one row per lesion.")
-    sites = {}
+    sites: dict[str, str] = {}
+    lines: dict[str, int] = {}
     for number, row in enumerate(rows, start=2):
+        where = f"Sites file '{path}', line {number}"
+        if None in row:  # csv puts the cells beyond the header under None
+            raise InputError(f"{where}: more cells than the header 'label,site'; give one label and one site per "
+                             "line (quote a name that holds a comma).")
+        label = (row["label"] or "").strip()
+        if not label and not (row["site"] or "").strip():
+            continue  # an empty line as spreadsheets save it (',')
+        if not label:
+            raise InputError(f"{where}: the label is empty; give the lesion's label value or name.")
+        if row["site"] is None:
+            raise InputError(f"{where}: no site for label '{label}'; write it as '{label},SITE'.")
         site = normalise_site(row["site"])
         if site is None:
-            raise InputError(f"Sites file '{path}', line {number}: unknown site '{row['site']}'; "
-                             f"use one of {', '.join(SITES)}.")
-        sites[row["label"].strip()] = site
+            raise InputError(f"{where}: unknown site '{row['site']}'; use one of {', '.join(SITES)}.")
+        if label in lines:
+            raise InputError(f"Sites file '{path}': label '{label}' is on lines {lines[label]} and {number}; give "
+                             "each lesion one line.")
+        sites[label], lines[label] = site, number
     return sites
 
 
@@ -339,6 +354,9 @@ def load_lesions(paths: Sequence[str | os.PathLike], ct: sitk.Image,
     """
     paths = [Path(p) for p in paths]
     for path in paths:
+        if path.is_dir():
+            raise InputError(f"Lesions '{path}': a folder; give the segmentation file in it (a .seg.nrrd, a DICOM "
+                             "SEG, a label map or mask files).")
         if not path.is_file():
             raise InputError(f"Lesions '{path}': no such file.")
     sites = read_sites_csv(sites_csv) if sites_csv else {}

@@ -21,6 +21,7 @@ from ..cohort.generator import make_example_patient
 from ..errors import InputError
 from ..features.extract import ProgressCallback, extract_lesions
 from ..features.table import write_features_csv
+from ..files import check_writable_folder
 from ..imaging.ct import read_ct
 from ..models import MODEL_KINDS
 from ..patient.lesions import Lesion, load_lesions
@@ -114,11 +115,11 @@ def run_demo(folder: str | os.PathLike, seed: int = 0, jobs: int = 1,
     Raises
     ------
     InputError
-        ``folder`` is not empty, or the generated patient breaks RECIST 1.1.
+        ``folder`` is not empty, is a file or cannot be written, or the generated patient breaks RECIST 1.1.
     BundleError
         The bundled weights of a model are missing or fail verification.
     """
-    folder = Path(folder)
+    folder = check_writable_folder(folder, "Demo folder")
     if folder.exists() and any(folder.iterdir()):
         raise InputError(f"Demo folder '{folder}' is not empty; choose a new one (nothing is overwritten).")
     example = make_example_patient(folder / "example", seed)
