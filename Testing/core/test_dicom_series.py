@@ -231,3 +231,11 @@ def test_not_a_ct_folder(tmp_path):
     synthetic_series(tmp_path / "enhanced", sop_class="1.2.840.10008.5.1.4.1.1.2.1", series="enhanced")
     with pytest.raises(InputError, match="enhanced multi-frame CT"):
         read_dicom_ct(tmp_path)
+
+
+def test_a_file_given_as_the_folder_is_named_a_file(tmp_path, capsys):
+    synthetic_series(tmp_path / "ct")
+    one_slice = next((tmp_path / "ct").iterdir())
+    assert main(["dicom-series", str(one_slice)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"DICOM folder '{one_slice}': a file, not a folder; give the "
+                                                    "folder that holds the series' files.")

@@ -258,6 +258,9 @@ def list_series(folder: str | os.PathLike) -> list[SeriesInfo]:
         ``folder`` does not exist or holds no DICOM image.
     """
     folder = Path(folder)
+    if folder.is_file():
+        raise InputError(f"DICOM folder '{folder}': a file, not a folder; give the folder that holds the series' "
+                         "files.")
     if not folder.is_dir():
         raise InputError(f"DICOM folder '{folder}': no such folder.")
     headers, skipped = _read_headers(folder)
