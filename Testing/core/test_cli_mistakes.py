@@ -120,3 +120,17 @@ def test_names_typed_in_an_ascii_locale_are_read_as_utf8(tmp_path, command, opti
     typed = "Dr M\udcc3\udcbcller"  # how sys.argv holds 'Dr Müller' under LC_ALL=C without UTF-8 mode
     args = build_parser().parse_args([*_command_lines(tmp_path, tmp_path / "out")[command], option, typed])
     assert getattr(args, option[2:].replace("-", "_")) == "Dr Müller"
+
+
+def test_train_without_torch_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    """Prediction needs no torch, so a Slicer or a prediction-only install has none; training says what to install
+    (as the Python 3.12 CI part without torch sees it) instead of a traceback."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: (
+        None if name == "torch" else real_find_spec(name, *args)))
+    out = tmp_path / "bundles"
+    assert main(_command_lines(tmp_path, out)["train"]) == 2
+    assert "training needs torch, which is not installed here" in _one_line_error(capsys, "train")
+    assert not out.exists()

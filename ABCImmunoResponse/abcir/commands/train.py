@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
+from ..errors import InputError
 from ..files import check_writable_folder
 from ..options import AGGREGATIONS, DEFAULT_AGGREGATION, PERTURBATION_ICC_FILE
 from ..progress import stderr_progress
@@ -72,16 +74,20 @@ def run(args: argparse.Namespace) -> int:
     ------
     InputError
         When ``out`` is a file or cannot be written, as ``abcir.consensus.feature_icc.icc_feature_subset`` (a
-        threshold without its table, no feature left), or as
+        threshold without its table, no feature left), when torch is not installed, or as
         ``abcir.training.pipeline``; the command line turns it into a one-line message.
     """
-    # torch is imported here, not at start-up: predicting needs no torch.
     from ..consensus.feature_icc import icc_feature_subset
+
+    out = check_writable_folder(args.out, "--out")  # before the features are extracted
+    subset = icc_feature_subset(args.min_icc, args.agreement, args.min_perturbation_icc, args.perturbation_icc)
+    if importlib.util.find_spec("torch") is None:  # only training needs it: prediction runs on numpy alone
+        raise InputError("training needs torch, which is not installed here; install it with "
+                         "pip install 'abcir[train]' (or pip install torch==2.13.0 for the CPU build).")
+    # torch is imported here, not at start-up: predicting needs no torch.
     from ..training.pipeline import load_training_inputs, train_cohort
     from ..training.settings import TrainingSettings
 
-    subset = icc_feature_subset(args.min_icc, args.agreement, args.min_perturbation_icc, args.perturbation_icc)
-    out = check_writable_folder(args.out, "--out")  # before the features are extracted
     cache = Path(args.cache) if args.cache else out.resolve().parent / ".abcir-feature-cache"
     table, lesion_features = load_training_inputs(args.cohort, args.features, args.labels, cache, args.jobs,
                                                   stderr_progress)
