@@ -122,7 +122,8 @@ def _rows(prediction: Prediction, sensitivity: SensitivityResult | None) -> list
     for lesion in prediction.lesions:
         rows.append(["lesion", lesion.lesion_id, lesion.site or "", lesion.visceral, lesion.longest_axial_diameter_mm,
                      lesion.short_axis_mm, lesion.volume_mm3 / MM3_PER_ML, " ".join(findings.get(lesion.lesion_id, [])),
-                     None, None, None, None, None, *_outlineCells(sensitivity, lesion.lesion_id), None, None])
+                     None, None, None, None, None, *_outlineCells(sensitivity, lesion.lesion_id), None,
+                     prediction.provenance if sensitivity is not None else None])  # beside the outline_* range
     rows.append(["patient", "", "", None, None, None, None, "", prediction.model, prediction.probability,
                  prediction.score, prediction.risk_group or "", prediction.cutoff, *_outlineCells(sensitivity, None),
                  " ".join(_warnings(prediction, sensitivity)), prediction.provenance])
@@ -220,7 +221,8 @@ def resultLines(prediction: Prediction, sensitivity: SensitivityResult | None = 
 
 
 def annotationText(prediction: Prediction, sensitivity: SensitivityResult | None = None) -> str:
-    """Two short lines for the slice views: the probability and risk group, and whether it may be trusted."""
+    """Two short lines for the slice views: the probability and risk group, and whose weights (trained on what)
+    made it and whether they are clinically validated."""
     if prediction.risk_group == "high":
         risk = _("high risk")
     elif prediction.risk_group == "low":
@@ -234,8 +236,10 @@ def annotationText(prediction: Prediction, sensitivity: SensitivityResult | None
                                                                          high=sensitivity.probability_high)
         if sensitivity.unstable:
             first += _(": risk group depends on the outline")
-    second = (_("Weights '{name}': clinically validated") if prediction.weights.clinically_validated
-              else _("Weights '{name}': NOT clinically validated")).format(name=prediction.weights.name)
+    second = (_("Weights '{name}', trained on {trainedOn}: clinically validated")
+              if prediction.weights.clinically_validated
+              else _("Weights '{name}', trained on {trainedOn}: NOT clinically validated")).format(
+        name=prediction.weights.name, trainedOn=prediction.weights.trained_on)
     return f"{first}\n{second}"
 
 

@@ -94,6 +94,22 @@ def test_the_manifest_reads_back_as_its_record(cohort, reference):
     assert {model.kind for model in manifest.models} == {"clinical", "radiomics", "combined"}
 
 
+def test_the_manifest_and_the_printout_say_where_the_weights_came_from(cohort, reference, tmp_path, capsys):
+    manifest = json.loads((reference / MANIFEST).read_text(encoding="utf-8"))
+    record = json.loads(next((reference / PATIENTS_FOLDER).glob("*.json")).read_text(encoding="utf-8"))
+    for model in manifest["models"]:
+        # the prediction's own provenance line: the weights, their synthetic training data, not validated
+        assert model["provenance"] == record["predictions"][model["kind"]]["provenance"]
+        assert "trained on synthetic data" in model["provenance"]
+        assert "NOT clinically validated" in model["provenance"]
+    out = tmp_path / "batch"
+    shutil.copytree(reference, out)
+    assert main(["batch", "--cohort", str(cohort), "--out", str(out)]) == 0  # nothing left to compute
+    printed = capsys.readouterr().out
+    for model in manifest["models"]:
+        assert f"  {model['kind']}: {model['provenance']}" in printed
+
+
 def test_rerun_computes_nothing(cohort, reference, tmp_path, monkeypatch):
     out = tmp_path / "batch"
     shutil.copytree(reference, out)

@@ -144,7 +144,9 @@ def test_display_lines_say_probability_risk_cutoff_and_that_the_weights_are_not_
     assert lines.riskGroup.startswith("Risk group: HIGH" if prediction.risk_group == "high" else "Risk group: low")
     assert lines.provenance == prediction.provenance
     corner = annotationText(prediction).splitlines()
-    assert len(corner) == 2 and corner[1] == "Weights 'tiny-combined': NOT clinically validated"
+    assert len(corner) == 2 and corner[1] == (f"Weights 'tiny-combined', trained on {prediction.weights.trained_on}: "
+                                              "NOT clinically validated")
+    assert prediction.weights.trained_on.startswith("synthetic data 'tiny test set'")
     description = bundleDescription(load_bundle(bundles["combined"]))
     assert description.startswith("'tiny-combined' (combined model), trained on synthetic data 'tiny test set'")
     assert description.endswith("NOT clinically validated: research use only, not for treatment decisions.")

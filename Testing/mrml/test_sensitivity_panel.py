@@ -91,6 +91,8 @@ def test_the_sensitivity_reaches_the_scene_beside_the_probability(predicted):
         assert table.GetCellText(row, table.GetColumnIndex("lesion")) == lesion.lesion_id
         assert cell(table, row, "outline_changes") == lesion.n_perturbations == DEFAULT_SET.size
         assert cell(table, row, "outline_probability_high") == lesion.probability_high
+        # a lesion's probability range says whose weights made it, as the patient row does
+        assert table.GetCellText(row, table.GetColumnIndex("weights")) == prediction.provenance
     lines = resultLines(prediction, sensitivity)
     assert f"probability {sensitivity.probability_low:.2f}-{sensitivity.probability_high:.2f}" in lines.sensitivity
     assert f"risk group {prediction.risk_group} in {sensitivity.n_same_risk_group} of 20" in lines.sensitivity

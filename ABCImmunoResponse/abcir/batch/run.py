@@ -154,9 +154,11 @@ def run_batch(cohort: str | os.PathLike, out: str | os.PathLike, jobs: int = 1, 
     failures_csv = atomic_write_text(out / FAILURES_CSV, failures_text(failures))
     seconds = time.monotonic() - start
     computed = len(todo) - sum(failure.stage == "extract" for failure in failures)
+    models = tuple(BatchModel(choice.kind, str(choice.bundle),
+                              next((record.predictions[choice.kind]["provenance"] for record in ordered
+                                    if choice.kind in record.predictions), None)) for choice in choices)
     write_json(out / MANIFEST, to_json_dict(BatchManifest(
-        str(Path(cohort).resolve()), __version__, software_versions(),
-        tuple(BatchModel(choice.kind, str(choice.bundle)) for choice in choices), tuple(notes), len(specs),
+        str(Path(cohort).resolve()), __version__, software_versions(), models, tuple(notes), len(specs),
         len(ordered), computed, len(failures), scheduler, jobs, round(seconds, 3), outline)))
     return BatchSummary(out, len(specs), len(ordered), computed, tuple(failures), tuple(kinds), parquet,
-                        features_csv, predictions_csv, failures_csv, seconds, outline)
+                        features_csv, predictions_csv, failures_csv, seconds, outline, models)

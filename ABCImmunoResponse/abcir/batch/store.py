@@ -143,10 +143,15 @@ class Failure:
 
 @dataclass(frozen=True)
 class BatchModel:
-    """A model of a batch run as ``batch.json`` records it."""
+    """A model of a batch run as ``batch.json`` records it, with the provenance line of its predictions.
+
+    ``provenance`` is ``Prediction.provenance`` of the first patient it predicted (None: no patient was):
+    whose weights, trained on what, and whether they are clinically validated.
+    """
 
     kind: str
     bundle: str
+    provenance: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,7 @@ class BatchSummary:
     failures_csv: Path
     seconds: float
     sensitivity: BatchSensitivity | None = None
+    weights: tuple[BatchModel, ...] = ()
 
 
 def remove_temporaries(out: Path) -> None:

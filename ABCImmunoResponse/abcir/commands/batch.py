@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
           f"run, {summary.seconds:.1f} s); features in {summary.features_parquet} and {summary.features_csv}")
     if summary.predictions_csv:
         print(f"Predictions ({', '.join(summary.models)}) in {summary.predictions_csv}")
+        for model in summary.weights:
+            if model.provenance:
+                print(f"  {model.kind}: {model.provenance}")
     else:
         print("No predictions: no model weights are bundled or given (--weights); features only.")
     if summary.sensitivity is not None:
