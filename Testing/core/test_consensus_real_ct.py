@@ -11,6 +11,7 @@ byte-identical after a consensus is written.
 from __future__ import annotations
 
 import csv
+import html
 import json
 from pathlib import Path
 
@@ -230,3 +231,6 @@ def test_cohort_agreement(ct_path, organ, tmp_path, radiomics_bundle):
     assert list(predictions["patient_id"]) == ["p0", "p1", "p2"]
     report = (out / "report.html").read_text()
     assert report.count("<img") == 2 and "ICC" in report
+    # Beside the probabilities, whose weights made them and that they are not clinically validated.
+    assert "NOT clinically validated" in summary["weights_provenance"]
+    assert html.escape(summary["weights_provenance"]) in report

@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
           f"ICC(2,1) >= {args.min_icc:g} ({100 * result.share_reproducible():.1f}%).")
     if result.kappa is not None:
         print(f"Risk group: {result.kappa.text()}.")
+    if result.weights_provenance:
+        print(f"Predictions: {result.weights_provenance}")
     for note in result.notes:
         print(f"Note: {note}")
     print(f"Written to {out}: {summary_path.name}, {FEATURE_ICC_FILE}, {report.name} and the tables.")

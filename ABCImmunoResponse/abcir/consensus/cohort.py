@@ -149,6 +149,9 @@ class CohortAgreement:
     probability_agreement: BlandAltman | None = None
     min_icc: float = DEFAULT_MIN_ICC
     notes: list[str] = field(default_factory=list)
+    # Whose weights made the probabilities, trained on what, and whether they are clinically validated
+    # (``Prediction.provenance`` of the first one); None without predictions.
+    weights_provenance: str | None = None
 
     def share_reproducible(self) -> float:
         """Share of features (with a defined ICC) whose ICC(2,1) is at least ``min_icc``."""
@@ -190,6 +193,7 @@ class CohortAgreement:
             "risk_group_kappa": None if self.kappa is None else asdict(self.kappa),
             "probability_bland_altman": None if self.probability_agreement is None else asdict(
                 self.probability_agreement),
+            "weights_provenance": self.weights_provenance,
             "notes": self.notes,
             "abcir_version": __version__,
         }
@@ -298,7 +302,7 @@ def run_cohort_agreement(readers_csv: str | os.PathLike, reader_a: str = "A", re
     pair_rows: list[dict] = []
     rows_a: list[LesionFeatures] = []
     rows_b: list[LesionFeatures] = []
-    predictions = []
+    predictions, provenance = [], None
     for number, patient in enumerate(patients, start=1):
         if progress:
             progress(number, len(patients), patient.patient_id)
@@ -319,6 +323,7 @@ def run_cohort_agreement(readers_csv: str | os.PathLike, reader_a: str = "A", re
                     result = predict_features(extracted, patient.clinical, bundle.kind, bundle, identity)
                     record.update({f"probability_{side}": result.probability, f"score_{side}": result.score,
                                    f"risk_group_{side}": result.risk_group})
+                    provenance = provenance or result.provenance
                 except InputError as error:
                     notes.append(f"patient {patient.patient_id}: no prediction under reader {side.upper()} ({error})")
                     record.update({f"probability_{side}": math.nan, f"score_{side}": math.nan,
@@ -345,7 +350,8 @@ def run_cohort_agreement(readers_csv: str | os.PathLike, reader_a: str = "A", re
         notes.append(f"only {values_a.shape[0]} matched lesion pairs; Koo & Li (2016) recommend at least "
                      f"{MIN_RECOMMENDED_SUBJECTS} for a reliability study, so the ICC confidence intervals are wide")
     result = CohortAgreement(reader_a, reader_b, len(patients), pairs,
-                             feature_icc_frame(feature_names(), values_a, values_b), min_icc=min_icc, notes=notes)
+                             feature_icc_frame(feature_names(), values_a, values_b), min_icc=min_icc, notes=notes,
+                             weights_provenance=provenance)
     if predictions:
         frame = pd.DataFrame(predictions)
         if "probability_a_low" in frame.columns:

@@ -175,6 +175,8 @@ def write_report(folder: str | os.PathLike, result: CohortAgreement) -> Path:
     ]
     if result.kappa is not None or result.probability_agreement is not None:
         parts.append("<h2>Prediction</h2>")
+        if result.weights_provenance:
+            parts.append(f"<p><strong>{escape(result.weights_provenance)}</strong></p>")
     if result.kappa is not None:
         kappa = result.kappa
         table = pd.DataFrame(kappa.table, index=[f"{result.reader_a}: {level}" for level in kappa.levels],
