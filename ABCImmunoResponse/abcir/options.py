@@ -43,7 +43,7 @@ DEFAULT_PERTURBATION_SET = "outline-1mm"
 # ten may be an implausible outline, more says the group depends on where the border is drawn.
 DEFAULT_FLIP_LIMIT = 0.10
 
-# The table ``abcir agreement --cohort`` reads (abcir.consensus.cohort.read_readers_csv).
+# The table ``abcir agreement --cohort`` reads (abcir.consensus.readers_file.read_readers_csv).
 READERS_CSV_HELP = """\
 readers.csv: one row per patient, a header row, these columns:
   patient_id   the patient's id (unique)

@@ -9,10 +9,10 @@ import pytest
 from abcir.consensus.cohort import (
     CohortAgreement,
     matched_feature_matrices,
-    read_readers_csv,
     reader_b_inside_a_range,
     run_cohort_agreement,
 )
+from abcir.consensus.readers_file import read_readers_csv
 from abcir.consensus.cohort_report import REPORT_FILE, feature_group_table, write_report
 from abcir.errors import InputError
 from abcir.features.catalogue import feature_names
