@@ -239,3 +239,14 @@ def test_a_file_given_as_the_folder_is_named_a_file(tmp_path, capsys):
     assert main(["dicom-series", str(one_slice)]) == 2
     assert capsys.readouterr().err.strip().endswith(f"DICOM folder '{one_slice}': a file, not a folder; give the "
                                                     "folder that holds the series' files.")
+
+
+def test_an_image_file_cut_short_is_named_not_taken_for_another_object(tmp_path, caplog):
+    """pydicom reads a header that ends early without an error; without Rows it looked like a DICOMDIR or a
+    report, and the series was refused for a missing slice with no word on which file is damaged."""
+    synthetic_series(tmp_path / "ct")
+    damaged = sorted((tmp_path / "ct").iterdir())[3]
+    damaged.write_bytes(damaged.read_bytes()[:damaged.stat().st_size // 3])
+    with caplog.at_level(logging.WARNING), pytest.raises(InputError, match="1 slice\\(s\\) missing"):
+        read_dicom_ct(tmp_path / "ct")
+    assert f"DICOM file '{damaged}' is an image cut short" in caplog.text

@@ -169,6 +169,10 @@ def _read_headers(folder: Path) -> tuple[list[tuple[pydicom.Dataset, str]], int]
                 skipped += 1
                 continue
             if "Rows" not in dataset:  # DICOMDIR, structured reports, presentation states: not images
+                if "Image Storage" in pydicom.uid.UID(str(dataset.get("SOPClassUID", ""))).name:
+                    # An image whose header ends early: pydicom reads what is there without an error.
+                    log.warning("DICOM file '%s' is an image cut short (its header ends before its size); it is "
+                                "left out. Copy it again from where it came from.", path)
                 skipped += 1
                 continue
             found.append((dataset, path))
