@@ -23,7 +23,7 @@ from slicer.util import VTKObservationMixin
 
 from abcir.resources import resources_dir
 from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime
-from ABCImmunoResponseLib.parameters import MODULE_NAME, CaseParameters, wrapperFields
+from ABCImmunoResponseLib.parameters import MODULE_NAME, CaseParameters, nodesOfExactClass, wrapperFields
 from ABCImmunoResponseWidgets.ConsensusSection import ConsensusSection
 from ABCImmunoResponseWidgets.ExamplePatient import registerSampleData
 from ABCImmunoResponseWidgets.LesionSection import LesionSection
@@ -123,11 +123,9 @@ class ABCImmunoResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.ctVolume:
-            # Exactly that class, as the CT selector shows: to the scene, label maps are scalar volumes too.
-            firstVolume = next((node for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
-                                if node.GetClassName() == "vtkMRMLScalarVolumeNode"), None)
-            if firstVolume:
-                self._parameterNode.ctVolume = firstVolume
+            volumes = nodesOfExactClass(slicer.mrmlScene, "vtkMRMLScalarVolumeNode")  # as the CT selector shows them
+            if volumes:
+                self._parameterNode.ctVolume = volumes[0]
 
     def setParameterNode(self, parameterNode) -> None:
         if self._parameterNode:

@@ -45,7 +45,8 @@ from abcir.records import write_new_json  # noqa: E402
 from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime, RunFailed  # noqa: E402
 from ABCImmunoResponseLib.i18n import tr as _  # noqa: E402
 from ABCImmunoResponseLib.parameters import (SENSITIVITY_CHOICES, CaseParameters, findParameterNode,  # noqa: E402
-                                             getOrCreateParameterNode, readCaseParameters, writeCaseParameters)
+                                             getOrCreateParameterNode, nodesOfExactClass, readCaseParameters,
+                                             writeCaseParameters)
 from ABCImmunoResponseLib.results import resultLines, tableFiles, writeTableCsv  # noqa: E402
 
 EXIT_BUG = 1
@@ -78,14 +79,10 @@ def buildParser() -> argparse.ArgumentParser:
 def _onlyNode(scene, className: str, name: str | None, what: str, option: str):
     """The node of exactly ``className`` named ``name``, else the scene's only node of exactly that class.
 
-    Subclasses do not count: the scene's class queries (``GetNumberOfNodesByClass``,
-    ``GetNthNodeByClass``, ``GetFirstNode``) match them too, and to them a label map
-    or a vector volume is a ``vtkMRMLScalarVolumeNode``, so a CT saved with a label map
-    would count twice and ``--ct`` could pick the label map as the CT.
+    Subclasses do not count (``nodesOfExactClass``): a CT saved with a label map would
+    otherwise count twice, and ``--ct`` could pick the label map as the CT.
     """
-    nodes = [node for node in (scene.GetNthNodeByClass(index, className)
-                               for index in range(scene.GetNumberOfNodesByClass(className)))
-             if node.GetClassName() == className]
+    nodes = nodesOfExactClass(scene, className)
     if name:
         named = [node for node in nodes if node.GetName() == name]
         if named:

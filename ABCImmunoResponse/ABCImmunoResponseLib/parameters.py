@@ -88,6 +88,18 @@ def wrapperFields() -> tuple[WrapperField, ...]:
                  for item in fields(CaseParameters))
 
 
+def nodesOfExactClass(scene, className: str) -> list:
+    """The scene's nodes whose class is ``className`` itself, in scene order.
+
+    The scene's class queries (``GetNumberOfNodesByClass``, ``GetNthNodeByClass``,
+    ``GetFirstNodeByClass``) match subclasses too, and to them a label map or a vector
+    volume is a ``vtkMRMLScalarVolumeNode``: not what a CT selector may offer.
+    """
+    return [node for node in (scene.GetNthNodeByClass(index, className)
+                              for index in range(scene.GetNumberOfNodesByClass(className)))
+            if node.GetClassName() == className]
+
+
 def findParameterNode(scene):
     """The module's parameter node in a scene (as Slicer's ScriptedLoadableModuleLogic finds it), or None."""
     node = scene.GetSingletonNode(MODULE_NAME, "vtkMRMLScriptedModuleNode")

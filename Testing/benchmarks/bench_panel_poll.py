@@ -23,31 +23,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-import SimpleITK as sitk
-
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "ABCImmunoResponse"), str(REPO / "Testing" / "mrml")]
 
-from abcir.imaging.ct import read_ct  # noqa: E402
-from abcir.imaging.segfile import SITE_TAG, Segment, write_seg_nrrd  # noqa: E402
 from abcir.models.bundle import bundled_bundle  # noqa: E402
-from abcir.patient.sites import SITES  # noqa: E402
-from mrml_scene import LESION_LABELS  # noqa: E402
+from mrml_scene import real_ct_files, write_lesion_seg  # noqa: E402
 
 BUDGET_S = 0.020  # per timer call, on the GUI thread
 
 ROUND = """
 import json, sys, time
 sys.path[:0] = sys.argv[1:3]
-from mrml_scene import case_logic, case_parameter_node, load_segmentation, load_volume
-from ABCImmunoResponseLib.segments import setSegmentIncluded
-from ABCImmunoResponseLib.standalone import newStandaloneScene
+from mrml_scene import start_two_lesion_prediction
 
-standalone = newStandaloneScene()
-nodes = {"scene": standalone.scene, "volume": load_volume(standalone.scene, sys.argv[3]),
-         "segmentation": load_segmentation(standalone.scene, sys.argv[4])}
-setSegmentIncluded(nodes["segmentation"], "Segment_20", False)
-run = case_logic(nodes, sys.argv[6], jobs=2).startPrediction(case_parameter_node(nodes, sys.argv[5]))
+_, run = start_two_lesion_prediction(*sys.argv[3:7])
 durations, update = [], None
 while update is None or update.outcome is None:
     time.sleep(0.1)
@@ -59,15 +48,9 @@ print(json.dumps({"status": update.outcome.status, "message": update.outcome.mes
 
 
 def case_files(shared: Path, folder: Path) -> tuple[Path, Path]:
-    """The real CT as NRRD and a .seg.nrrd of three of its organs (as the MRML tests' fixtures make them)."""
-    image = read_ct(shared / "ct_dicom_example" / "dicom")
-    ct = folder / "ct.nrrd"
-    sitk.WriteImage(image, str(ct))
-    labels = sitk.Resample(sitk.ReadImage(str(shared / "ct_dicom_example" / "organs_totalsegmentator.nii.gz")),
-                           image, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    segments = [Segment(f"Segment_{value}", name, sitk.Cast(labels == value, sitk.sitkUInt8), SITES[site].color,
-                        {SITE_TAG: site}) for value, (name, site) in LESION_LABELS.items()]
-    return ct, write_seg_nrrd(folder / "lesions.seg.nrrd", segments)
+    """The real CT as NRRD and a .seg.nrrd of three of its organs, as the MRML tests' fixtures make them."""
+    real_ct = real_ct_files(shared, folder)
+    return real_ct["path"], write_lesion_seg(real_ct["labels"], folder / "lesions.seg.nrrd")
 
 
 def one_round(ct: Path, segmentation: Path, work: Path) -> list[float]:

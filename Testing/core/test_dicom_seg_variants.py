@@ -260,20 +260,20 @@ def test_overlapping_segments_stay_separate(real, tmp_path):
     _assert_masks(_lesions(path, ct.image), overlapping)
 
 
-def _orientation_per_frame(dataset):
-    shared = dataset.SharedFunctionalGroupsSequence[0]
-    orientation = shared.PlaneOrientationSequence
-    del shared.PlaneOrientationSequence
-    for group in dataset.PerFrameFunctionalGroupsSequence:
-        group.PlaneOrientationSequence = copy.deepcopy(orientation)
+def _move_to_each_frame(keyword, name):
+    """An edit (called ``name``) that moves a shared functional group (``keyword``) into every frame's groups."""
+    def edit(dataset):
+        shared = dataset.SharedFunctionalGroupsSequence[0]
+        item = shared[keyword].value
+        del shared[keyword]
+        for group in dataset.PerFrameFunctionalGroupsSequence:
+            setattr(group, keyword, copy.deepcopy(item))
+    edit.__name__ = name
+    return edit
 
 
-def _measures_per_frame(dataset):
-    shared = dataset.SharedFunctionalGroupsSequence[0]
-    measures = shared.PixelMeasuresSequence
-    del shared.PixelMeasuresSequence
-    for group in dataset.PerFrameFunctionalGroupsSequence:
-        group.PixelMeasuresSequence = copy.deepcopy(measures)
+_orientation_per_frame = _move_to_each_frame("PlaneOrientationSequence", "orientation_per_frame")
+_measures_per_frame = _move_to_each_frame("PixelMeasuresSequence", "measures_per_frame")
 
 
 def _stack_dimensions(dataset):

@@ -13,40 +13,24 @@ import sys
 from pathlib import Path
 
 import pytest
-import SimpleITK as sitk
 
 _REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(_REPO / "Testing" / "core"))  # tiny_bundles: small trained weight bundles
 
-from mrml_scene import (LESION_LABELS, SLICER_CORE_MISSING, case_logic, case_parameter_node,  # noqa: E402
-                        case_parameters, load_segmentation, load_volume, two_lesion_scene)
+from mrml_scene import (SLICER_CORE_MISSING, case_logic, case_parameter_node, case_parameters,  # noqa: E402
+                        load_segmentation, load_volume, real_ct_files, two_lesion_scene, write_lesion_seg)
 
 
 @pytest.fixture(scope="session")
 def real_ct(shared_data, tmp_path_factory):
     """The real CT (read by the core from DICOM) as an NRRD file, its image, and the organ labels on its grid."""
-    from abcir.imaging.ct import read_ct
-
-    folder = tmp_path_factory.mktemp("real_ct")
-    image = read_ct(shared_data / "ct_dicom_example" / "dicom")
-    path = folder / "ct.nrrd"
-    sitk.WriteImage(image, str(path))
-    labels_file = shared_data / "ct_dicom_example" / "organs_totalsegmentator.nii.gz"
-    labels = sitk.Resample(sitk.ReadImage(str(labels_file)), image, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    return {"path": path, "image": image, "labels": labels, "labels_file": labels_file}
+    return real_ct_files(shared_data, tmp_path_factory.mktemp("real_ct"))
 
 
 @pytest.fixture(scope="session")
 def core_seg_file(real_ct, tmp_path_factory):
     """A .seg.nrrd written by the core (abcir.imaging.segfile) with the three stand-in lesions and their site tags."""
-    from abcir.imaging.segfile import SITE_TAG, Segment, write_seg_nrrd
-    from abcir.patient.sites import SITES
-
-    segments = []
-    for value, (name, site) in LESION_LABELS.items():
-        mask = sitk.Cast(real_ct["labels"] == value, sitk.sitkUInt8)
-        segments.append(Segment(f"Segment_{value}", name, mask, SITES[site].color, {SITE_TAG: site}))
-    return write_seg_nrrd(tmp_path_factory.mktemp("core_seg") / "lesions.seg.nrrd", segments)
+    return write_lesion_seg(real_ct["labels"], tmp_path_factory.mktemp("core_seg") / "lesions.seg.nrrd")
 
 
 @pytest.fixture

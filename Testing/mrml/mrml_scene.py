@@ -67,6 +67,29 @@ def case_logic(scene_nodes: dict, work_folder: Path, jobs: int = 1):
     return CaseLogic(scene_nodes["scene"], ChildRuntime.forThisProcess(work_folder, jobs=jobs))
 
 
+def real_ct_files(shared_data: Path, folder: Path) -> dict:
+    """The real CT (read by the core from DICOM) as an NRRD file in ``folder``, its image, and the organ labels on
+    its grid (the ``real_ct`` fixture; ``Testing/benchmarks/bench_panel_poll.py`` makes the same case)."""
+    from abcir.imaging.ct import read_ct
+
+    image = read_ct(shared_data / "ct_dicom_example" / "dicom")
+    path = folder / "ct.nrrd"
+    sitk.WriteImage(image, str(path))
+    labels_file = shared_data / "ct_dicom_example" / "organs_totalsegmentator.nii.gz"
+    labels = sitk.Resample(sitk.ReadImage(str(labels_file)), image, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return {"path": path, "image": image, "labels": labels, "labels_file": labels_file}
+
+
+def write_lesion_seg(labels: sitk.Image, path: Path) -> Path:
+    """A .seg.nrrd written by the core (abcir.imaging.segfile) with the ``LESION_LABELS`` organs and their site tags."""
+    from abcir.imaging.segfile import SITE_TAG, Segment, write_seg_nrrd
+    from abcir.patient.sites import SITES
+
+    segments = [Segment(f"Segment_{value}", name, sitk.Cast(labels == value, sitk.sitkUInt8), SITES[site].color,
+                        {SITE_TAG: site}) for value, (name, site) in LESION_LABELS.items()]
+    return write_seg_nrrd(path, segments)
+
+
 def two_lesion_scene(real_ct: dict, core_seg_file: Path) -> dict:
     """A new scene with the CT and the core-written segmentation, the colon unticked (keeps tests short)."""
     from ABCImmunoResponseLib.segments import setSegmentIncluded
@@ -77,6 +100,16 @@ def two_lesion_scene(real_ct: dict, core_seg_file: Path) -> dict:
     segmentation = load_segmentation(standalone.scene, core_seg_file)
     setSegmentIncluded(segmentation, "Segment_20", False)
     return {"standalone": standalone, "scene": standalone.scene, "volume": volume, "segmentation": segmentation}
+
+
+def start_two_lesion_prediction(ct_path: str, seg_path: str, bundle_path: str, work_folder: str) -> tuple[dict, object]:
+    """Predict as the panel does, two processes, on ``two_lesion_scene`` of these files: (scene nodes, run).
+
+    What a fresh interpreter runs to watch the panel's polls (``test_panel_process``, ``bench_panel_poll``).
+    """
+    nodes = two_lesion_scene({"path": Path(ct_path)}, Path(seg_path))
+    run = case_logic(nodes, Path(work_folder), jobs=2).startPrediction(case_parameter_node(nodes, Path(bundle_path)))
+    return nodes, run
 
 
 def scene_state(scene) -> tuple[str, list]:

@@ -36,15 +36,9 @@ def bundled():
 POLL_SCRIPT = """
 import json, sys, time
 sys.path[:0] = sys.argv[1:3]
-from mrml_scene import case_logic, case_parameter_node, load_segmentation, load_volume
-from ABCImmunoResponseLib.segments import setSegmentIncluded
-from ABCImmunoResponseLib.standalone import newStandaloneScene
+from mrml_scene import start_two_lesion_prediction
 
-standalone = newStandaloneScene()
-nodes = {"scene": standalone.scene, "volume": load_volume(standalone.scene, sys.argv[3]),
-         "segmentation": load_segmentation(standalone.scene, sys.argv[4])}
-setSegmentIncluded(nodes["segmentation"], "Segment_20", False)
-run = case_logic(nodes, sys.argv[6], jobs=2).startPrediction(case_parameter_node(nodes, sys.argv[5]))
+nodes, run = start_two_lesion_prediction(*sys.argv[3:7])
 polls, imported, update = 0, set(), None
 while update is None or update.outcome is None:
     time.sleep(0.02)

@@ -271,8 +271,9 @@ def read_seg(path: str | os.PathLike, ct: sitk.Image) -> list[DicomSegment]:
     if not numbers:
         raise InputError(f"Lesions '{name}': the DICOM SEG has no segments. Segment the lesions first.")
     fractional = seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL
-    _stored_frame(seg, 0, name)  # a codec no decoder reads is said as such, not as a geometry problem
     starts = _frames_on_ct_voxels(seg, ct)
+    if starts is None:  # highdicom decodes inside get_volume: a codec no decoder reads is said as such first
+        _stored_frame(seg, 0, name)
     segments = []
     for number in numbers:
         description = seg.get_segment_description(number)
