@@ -84,6 +84,28 @@ def test_lesion_problems_each_have_their_own_message(tmp_path, ct_file):
         assert f"Lesion '{name}'" in str(error.value)
 
 
+@pytest.mark.parametrize("planes, values, shown", [
+    ((0, 11), (1, 2), "0, 1, 2"),  # the lesion's first and last planes, the CT's first and last
+    ((4, 6), (-1, 1), "-1, 0, 1"),  # a negative value (a plane whose maximum is 0)
+    ((5, 5), (-3, -3), None),  # one negative value: binary (0 and one other value)
+])
+def test_the_binary_check_sees_every_plane_of_the_lesion(tmp_path, ct_file, planes, values, shown):
+    """The check reads only the slab of planes holding the lesion; the values at its ends still count."""
+    ct = read_ct(ct_file)
+    array = np.zeros(sitk.GetArrayViewFromImage(ct).shape, dtype=np.int16)
+    array[planes[0], 10:20, 12:22] = values[0]
+    array[planes[1], 12:20, 12:20] = values[1]
+    mask = sitk.GetImageFromArray(array)
+    mask.CopyInformation(ct)
+    paths = [_write(_mask_like(ct), tmp_path / "other.nrrd"), _write(mask, tmp_path / "lesion.nrrd")]
+    if shown is None:
+        lesion = load_lesions(paths, ct)[1]
+        assert lesion.size.voxel_count == 100  # the second square lies inside the first
+        return
+    with pytest.raises(InputError, match=f"mask values {shown}; a lesion mask must be binary"):
+        load_lesions(paths, ct)
+
+
 def test_flipped_axes_are_resampled_exactly(tmp_path, ct_file):
     ct = read_ct(ct_file)
     mask = _mask_like(ct)
