@@ -37,6 +37,10 @@ times to get one, and the CPU the others used is printed with each.
 It prints the best of ``--rounds`` (3) for each, the ratios the issue (#15)
 sets targets for, the peak memory, checks that the features of every abcir
 run equal stock's (max relative difference 0), and ends with a Markdown table.
+It also prints the CPU seconds of all the processes of each run, and the
+floor that the ``--jobs 2`` run's CPU puts under ``jobs 2 / jobs 1``: that
+CPU spread evenly over the cores, divided by the ``--jobs 1`` time. No
+scheduling of the same work gets below it; only less work does.
 
     python Testing/benchmarks/bench_whole_process.py [--cases real synthetic] [--rounds 3] [--keep FOLDER]
                                                      [--quiet 0.1] [--tries 5]
@@ -48,6 +52,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -229,13 +234,21 @@ def busy_cpu_seconds() -> float:
     return sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of every child process this one has waited for, and of their waited-for children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_process(command: list[str], env: dict) -> dict:
-    """Run ``command`` to its end: wall seconds, the peak of the summed RSS of it and its children, and the
+    """Run ``command`` to its end: wall seconds, the peak of the summed RSS of it and its children, the CPU
+    seconds they used (``cpu``: the command waits for its workers before it exits, so theirs count), and the
     CPU that other processes of the machine used meanwhile (``others``, in cores: 0 on a quiet machine)."""
     peak = 0
     cpu: dict[int, float] = {}  # CPU seconds of each process of the tree, as last seen
     me = psutil.Process()
     mine_before, busy_before = sum(me.cpu_times()[:2]), busy_cpu_seconds()
+    children_before = children_cpu_seconds()
     start = time.perf_counter()
     process = psutil.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     while process.poll() is None:
@@ -257,7 +270,8 @@ def run_process(command: list[str], env: dict) -> dict:
     stdout, stderr = process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{stderr.decode()[-3000:]}")
-    return {"seconds": seconds, "peak": peak, "others": max(0.0, others / seconds), "stdout": stdout.decode()}
+    return {"seconds": seconds, "peak": peak, "cpu": children_cpu_seconds() - children_before,
+            "others": max(0.0, others / seconds), "stdout": stdout.decode()}
 
 
 def run_quietly(command_for: Callable[[Path], list[str]], folder: Path, env: dict, quiet: float,
@@ -323,8 +337,9 @@ def bench_case(case: Path, rounds: int, env: dict, quiet: float, tries: int) -> 
             before = load()
             chosen[name] = run_quietly(command_for, scratch / name.replace(" ", "_"), env, quiet, tries)
             runs.setdefault(name, []).append(chosen[name])
-            print(f"  round {round_number + 1} {name:17s} {chosen[name]['seconds']:6.2f} s  peak "
-                  f"{chosen[name]['peak'] / GB:5.2f} GB  (other processes {chosen[name]['others']:.2f} cores; "
+            print(f"  round {round_number + 1} {name:17s} {chosen[name]['seconds']:6.2f} s  CPU "
+                  f"{chosen[name]['cpu']:6.2f} s  peak {chosen[name]['peak'] / GB:5.2f} GB  "
+                  f"(other processes {chosen[name]['others']:.2f} cores; "
                   f"load average before {before})", flush=True)
         stock = json.loads((chosen["stock"]["folder"] / "stock.json").read_text())
         per_lesion = ", ".join(f"{name} {value['seconds']:.2f} s" for name, value in stock.items())
@@ -338,7 +353,9 @@ def bench_case(case: Path, rounds: int, env: dict, quiet: float, tries: int) -> 
                              scratch, env, quiet, tries)
     engine = json.loads((engine_run["folder"] / "engine.json").read_text())
     shutil.rmtree(scratch)
-    best = {name: min(result["seconds"] for result in results) for name, results in runs.items()}
+    fastest = {name: min(results, key=lambda result: result["seconds"]) for name, results in runs.items()}
+    best = {name: result["seconds"] for name, result in fastest.items()}
+    cpu = {name: result["cpu"] for name, result in fastest.items()}
     peaks = {name: max(result["peak"] for result in results) for name, results in runs.items()}
     print(f"  best of {rounds}: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in best.items()))
     print("  peak memory (all processes): " + ", ".join(f"{name} {peak / GB:.2f} GB" for name, peak in peaks.items()))
@@ -347,6 +364,13 @@ def bench_case(case: Path, rounds: int, env: dict, quiet: float, tries: int) -> 
               "jobs 2 / jobs 1": best["extract --jobs 2"] / best["extract --jobs 1"],
               "engine warm, 2 workers / stock": engine["engine"] / engine["stock"],
               "predict --jobs 2 / stock": best["predict --jobs 2"] / best["stock"]}
+    # No schedule can finish the --jobs 2 run's work faster than its CPU time spread evenly over the cores.
+    cores = len(os.sched_getaffinity(0))
+    floor = cpu["extract --jobs 2"] / cores / best["extract --jobs 1"]
+    print(f"  CPU of all processes (fastest runs): extract --jobs 1 {cpu['extract --jobs 1']:.2f} s in "
+          f"{best['extract --jobs 1']:.2f} s, --jobs 2 {cpu['extract --jobs 2']:.2f} s in "
+          f"{best['extract --jobs 2']:.2f} s; on {cores} cores that CPU takes at least "
+          f"{cpu['extract --jobs 2'] / cores:.2f} s, so jobs 2 / jobs 1 >= {floor:.3f} at that CPU")
     print(f"  engine in one process, warm: {engine['engine']:.2f} s vs stock {engine['stock']:.2f} s "
           f"(other processes {engine_run['others']:.2f} cores)")
     for name, ratio in ratios.items():
@@ -358,7 +382,8 @@ def bench_case(case: Path, rounds: int, env: dict, quiet: float, tries: int) -> 
           f"{'met' if memory <= MEMORY_TARGET_BYTES else 'NOT met'})")
     print(f"  max relative difference to stock, every lesion and feature: {difference:g} "
           f"({'identical' if difference == 0 else 'DIFFERENT'})")
-    return {"best": best, "peaks": peaks, "ratios": ratios, "engine": engine, "difference": difference}
+    return {"best": best, "cpu": cpu, "floor": floor, "peaks": peaks, "ratios": ratios, "engine": engine,
+            "difference": difference}
 
 
 def print_table(summaries: dict[str, dict]) -> None:
@@ -376,6 +401,11 @@ def print_table(summaries: dict[str, dict]) -> None:
     for ratio in summaries[names[0]]["ratios"]:
         print(f"| ratio {ratio} | " + " | ".join(f"{summary['ratios'][ratio]:.3f}" for summary in summaries.values())
               + " |")
+    print("| CPU of all processes, `--jobs 1` / `--jobs 2` | " + " | ".join(
+        f"{summary['cpu']['extract --jobs 1']:.2f} s / {summary['cpu']['extract --jobs 2']:.2f} s"
+        for summary in summaries.values()) + " |")
+    print("| floor of jobs 2 / jobs 1 at that CPU (CPU of `--jobs 2` / cores / time of `--jobs 1`) | "
+          + " | ".join(f"{summary['floor']:.3f}" for summary in summaries.values()) + " |")
     print("| max relative difference to stock | "
           + " | ".join(f"{summary['difference']:g}" for summary in summaries.values()) + " |")
 
