@@ -37,7 +37,7 @@ from .lesion_table import SizeCache
 from .parameters import clinicalFacts, readCaseParameters, writeNodeReference
 from .process import Outcome, ProcessTask, Progress
 from .results import FEATURES_ATTRIBUTE, addResultTable
-from .segments import segmentIdByName, segmentMask, segmentSite
+from .segments import segmentCrop, segmentIdByName, segmentSite
 from .sensitivity import (addOutlineSegmentation, defaultPerturbations, estimateSeconds, lesionIndex, maskVolumeMl,
                           removeOutlineNodes, sensitivityRequest, sensitivityWanted,
                           storedRequest, storedSensitivity, storeSensitivity, writeOutlinesJob)
@@ -275,7 +275,7 @@ class CaseLogic:
             raise InputError(_("Lesion '{name}': no segment of that name in the selected segmentation, or no CT "
                                "selected; select the CT and segmentation of the prediction.").format(name=lesionName))
         segment = segmentation.GetSegmentation().GetSegment(segmentId)
-        mask, site, ct = segmentMask(segmentation, segmentId, volume), segmentSite(segment).site, \
+        mask, site, ct = segmentCrop(segmentation, segmentId, volume), segmentSite(segment).site, \
             imageFromVolumeNode(volume)
 
         def apply(result: dict, folder: Path):

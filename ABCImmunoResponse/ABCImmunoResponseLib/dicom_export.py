@@ -23,7 +23,7 @@ from abcir.errors import InputError
 
 from .case import dicomIdentity
 from .i18n import tr as _
-from .segments import LesionInput, lesionFromInput, segmentIds, segmentMask
+from .segments import LesionInput, lesionFromInput, segmentCrop, segmentIds
 
 if TYPE_CHECKING:
     from abcir.dicom.export import DicomExport
@@ -84,7 +84,7 @@ def resultLesions(prediction: Prediction, segmentationNode, volumeNode, ct: sitk
                            "segmentation the prediction was made from.").format(
             name=segmentationNode.GetName(), lesions=", ".join(f"'{lesion}'" for lesion in missing)))
     return [lesionFromInput(LesionInput(byName[lesion.lesion_id], lesion.lesion_id, lesion.site,
-                                        segmentMask(segmentationNode, byName[lesion.lesion_id], volumeNode)), ct)
+                                        segmentCrop(segmentationNode, byName[lesion.lesion_id], volumeNode)), ct)
             for lesion in prediction.lesions]
 
 

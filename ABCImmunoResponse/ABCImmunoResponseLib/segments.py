@@ -108,12 +108,43 @@ def segmentIdByName(segmentationNode, name: str | None) -> str | None:
     return None
 
 
-def segmentMask(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
-    """The segment as a uint8 0/1 mask on the volume's voxel grid (LPS), nearest neighbour.
+def _lesionExtentOnVolume(labelmap, transform, reference) -> list[int] | None:
+    """The reference's voxels (IJK extent) that can hold the segment, or None when none can.
 
-    A transform between the segmentation and the volume (e.g. after registration)
-    is applied, so the mask covers the voxels the reader drew on.
+    Resampling only these is what makes a mask cheap: a segment is a few thousand
+    voxels, the CT grid up to 80 million, and resampling all of it took most of the
+    time Slicer waits when Predict is pressed. The box is the segment's non-zero
+    extent carried into the CT's voxels by Slicer's own corner mapping, one voxel
+    wider on each side; exact for a linear transform, so a non-linear one gets the
+    whole grid (Slicer's ``TransformExtent`` may miss voxels there).
     """
+    resample = slicer.vtkOrientedImageDataResample
+    effective = [0, -1, 0, -1, 0, -1]
+    if not resample.CalculateEffectiveExtent(labelmap, effective):
+        return None  # an empty segment
+    whole = list(reference.GetExtent())
+    if transform is not None and not slicer.vtkMRMLTransformNode.IsGeneralTransformLinear(transform):
+        return whole
+    labelmapToReference = vtk.vtkGeneralTransform()
+    labelmapToReference.PostMultiply()
+    labelmapToWorld, worldToReference = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+    labelmap.GetImageToWorldMatrix(labelmapToWorld)
+    reference.GetWorldToImageMatrix(worldToReference)
+    labelmapToReference.Concatenate(labelmapToWorld)
+    if transform is not None:
+        labelmapToReference.Concatenate(transform)
+    labelmapToReference.Concatenate(worldToReference)
+    box = [0, -1, 0, -1, 0, -1]
+    resample.TransformExtent(effective, labelmapToReference, box)
+    box = [max(whole[2 * axis], box[2 * axis] - 1) if side == 0 else min(whole[2 * axis + 1], box[2 * axis + 1] + 1)
+           for axis in range(3) for side in (0, 1)]
+    return box if all(box[2 * axis] <= box[2 * axis + 1] for axis in range(3)) else None
+
+
+def _resampledAroundSegment(segmentationNode, segmentId: str, volumeNode
+                            ) -> tuple[np.ndarray | None, list[int], list[int] | None]:
+    """The segment's 0/1 voxels (z, y, x) on the volume's grid around it, the volume's extent (i0, i1, j0, ...)
+    and the voxels' first index (i, j, k) in the volume's array; no voxels nor index for a segment on no voxel."""
     if not segmentationNode.GetSegmentation().ContainsRepresentation(
             slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()):
         segmentationNode.CreateBinaryLabelmapRepresentation()
@@ -129,11 +160,48 @@ def segmentMask(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
         transform = vtk.vtkGeneralTransform()
         slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(
             segmentationNode.GetParentTransformNode(), volumeNode.GetParentTransformNode(), transform)
+    whole = list(reference.GetExtent())
+    box = _lesionExtentOnVolume(labelmap, transform, reference)
+    if box is None:
+        return None, whole, None
+    reference.SetExtent(box)
     resampled = slicer.vtkOrientedImageData()
     if not slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
             labelmap, reference, resampled, False, False, transform):
-        raise InputError(_("Segment '{segment}': it could not be resampled onto the CT's grid.").format(segment=segmentId))
-    return imageOnVolumeGrid((voxelArray(resampled) != 0).astype(np.uint8), volumeNode)
+        raise InputError(_("Segment '{segment}': it could not be resampled onto the CT's grid.").format(
+            segment=segmentId))
+    return (voxelArray(resampled) != 0).view(np.uint8), whole, [box[2 * axis] - whole[2 * axis] for axis in range(3)]
+
+
+def segmentCrop(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
+    """The segment as a uint8 0/1 mask on the volume's voxel grid (LPS), cropped to the voxels around it.
+
+    A transform between the segmentation and the volume (e.g. after registration)
+    is applied, so the mask covers the voxels the reader drew on. Only the voxels
+    around the segment are resampled (``_lesionExtentOnVolume``); the rest of the
+    grid would be 0. The crop lies on the CT's grid, so ``align_to_ct`` puts it on
+    the whole grid voxel for voxel, as the child process does with a job's masks.
+    A mask the size of the CT, zeroed and copied for each segment, was most of
+    what remained of the wait when Predict is pressed (``bench_panel_predict.py``).
+    A segment on no voxel of the volume gives one voxel of 0.
+    """
+    voxels, _whole, firstIndex = _resampledAroundSegment(segmentationNode, segmentId, volumeNode)
+    if voxels is None:
+        return imageOnVolumeGrid(np.zeros((1, 1, 1), dtype=np.uint8), volumeNode)
+    return imageOnVolumeGrid(voxels, volumeNode, firstIndex)
+
+
+def segmentMask(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
+    """The segment as a uint8 0/1 mask on the whole of the volume's voxel grid (LPS), nearest neighbour.
+
+    ``segmentCrop`` placed in a volume of zeros: what the lesion table measures, as
+    the core measures a lesion on the CT's grid.
+    """
+    voxels, whole, firstIndex = _resampledAroundSegment(segmentationNode, segmentId, volumeNode)
+    full = np.zeros([whole[2 * axis + 1] - whole[2 * axis] + 1 for axis in (2, 1, 0)], dtype=np.uint8)
+    if voxels is not None:
+        full[tuple(slice(firstIndex[axis], firstIndex[axis] + voxels.shape[2 - axis]) for axis in (2, 1, 0))] = voxels
+    return imageOnVolumeGrid(full, volumeNode)
 
 
 @dataclass(frozen=True)
@@ -147,14 +215,15 @@ class LesionInput:
 
 
 def lesionInputs(segmentationNode, volumeNode) -> list[LesionInput]:
-    """Masks of the included segments on the CT grid, in table order (main thread: reads the scene)."""
+    """Masks of the included segments on the CT grid, each cropped to it, in table order (main thread: reads the
+    scene)."""
     segmentation = segmentationNode.GetSegmentation()
     inputs = []
     for segmentId in segmentIds(segmentationNode):
         segment = segmentation.GetSegment(segmentId)
         if isSegmentIncluded(segment):
             inputs.append(LesionInput(segmentId, segment.GetName(), segmentSite(segment).site,
-                                      segmentMask(segmentationNode, segmentId, volumeNode)))
+                                      segmentCrop(segmentationNode, segmentId, volumeNode)))
     if not inputs:
         raise InputError(_("Segmentation '{name}': no target lesion is ticked in the lesion table; segment the target "
                            "lesions and tick them.").format(name=segmentationNode.GetName()))

@@ -7,7 +7,7 @@ copied: the copy can be handed to a worker thread while the scene goes on.
 Everything is measured on the CT's own grid, the scanner's, in the frame its
 DICOM files describe. A linear parent transform (a registration, a move in the
 Transforms module) only places the CT in the scene: segments come into the CT's
-frame through the transform between the two nodes (``segments.segmentMask``), and
+frame through the transform between the two nodes (``segments.segmentCrop``), and
 results go back where the CT is shown (``orientedLabelmap``). A non-linear one is
 refused (``requireVoxelsOnGrid``).
 """
@@ -41,14 +41,20 @@ def voxelArray(imageData) -> np.ndarray:
     return numpy_support.vtk_to_numpy(imageData.GetPointData().GetScalars()).reshape(imageData.GetDimensions()[::-1])
 
 
-def imageOnVolumeGrid(voxels: np.ndarray, volumeNode) -> sitk.Image:
-    """An ``sitk.Image`` holding a copy of ``voxels`` (z, y, x) with the volume's geometry in LPS (mm)."""
-    image = sitk.GetImageFromArray(np.array(voxels, copy=True))
+def imageOnVolumeGrid(voxels: np.ndarray, volumeNode, firstIndex: Sequence[int] = (0, 0, 0)) -> sitk.Image:
+    """An ``sitk.Image`` holding a copy of ``voxels`` (z, y, x) with the volume's geometry in LPS (mm).
+
+    ``firstIndex`` (i, j, k) is the volume voxel of ``voxels[0, 0, 0]``: a crop of the volume's grid.
+    """
+    image = sitk.GetImageFromArray(np.ascontiguousarray(voxels))  # copies into ITK's buffer
     directions = vtk.vtkMatrix4x4()
     volumeNode.GetIJKToRASDirectionMatrix(directions)
     axesRas = np.array([[directions.GetElement(row, column) for column in range(3)] for row in range(3)])
+    originRas = np.array(volumeNode.GetOrigin())
+    if any(firstIndex):  # the crop's first voxel, where the volume's matrix puts it
+        originRas = np.array(ijkToRasMatrix(volumeNode).MultiplyPoint([*map(float, firstIndex), 1.0])[:3])
     image.SetSpacing(tuple(float(value) for value in volumeNode.GetSpacing()))
-    image.SetOrigin(tuple(float(value) for value in RAS_TO_LPS @ np.array(volumeNode.GetOrigin())))
+    image.SetOrigin(tuple(float(value) for value in RAS_TO_LPS @ originRas))
     image.SetDirection(tuple(float(value) for value in (RAS_TO_LPS @ axesRas).ravel()))
     return image
 
@@ -83,7 +89,7 @@ def imageFromVolumeNode(volumeNode) -> sitk.Image:
 
     The node's own grid is used, without its linear parent transform: that is
     the scanner's grid, in the frame of the DICOM files the export refers to, and
-    the frame ``segments.segmentMask`` puts the masks in.
+    the frame ``segments.segmentCrop`` puts the masks in.
     """
     if volumeNode is None or volumeNode.GetImageData() is None:
         name = volumeNode.GetName() if volumeNode is not None else "none"
@@ -107,7 +113,7 @@ def orientedLabelmap(voxels: np.ndarray, volumeNode, firstIndex: Sequence[int] =
     keeps its place through the labelmap's extent, without a CT-sized copy. The
     volume's linear transform is applied, so that a segmentation node without a
     transform (the ones this module adds) shows the result on the CT where the CT
-    is shown, and ``segments.segmentMask`` gives back the same voxels.
+    is shown, and ``segments.segmentCrop`` gives back the same voxels.
     """
     requireVoxelsOnGrid(volumeNode)
     volumeToWorld = vtk.vtkMatrix4x4()

@@ -20,7 +20,7 @@ pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 from abcir.errors import BundleError, InputError  # noqa: E402
 from abcir.jobs import SENSITIVITY_STEP  # noqa: E402
 from abcir.imaging.ct import read_ct  # noqa: E402
-from abcir.patient.lesions import load_lesions  # noqa: E402
+from abcir.patient.lesions import align_to_ct, load_lesions  # noqa: E402
 from ABCImmunoResponseLib.case import collectCaseInputs  # noqa: E402
 from ABCImmunoResponseLib.process import Progress  # noqa: E402
 from ABCImmunoResponseLib.results import (FEATURES_ATTRIBUTE, RESULT_ATTRIBUTE, addResultTable,  # noqa: E402
@@ -54,10 +54,13 @@ def test_the_child_gets_the_same_voxels_the_command_line_reads(predicted, real_c
     from_files = {lesion.lesion_id: lesion for lesion in load_lesions([core_seg_file], ct)}
     # ... and scene -> bridge -> job files must be the same CT and masks, voxel for voxel. (Geometry is compared
     # to 1e-9 mm: Slicer's reader derives spacing from the direction vectors, 0.9765625000000001 here.)
+    # The masks leave the scene cropped to the lesion, on the CT's grid; placed on the whole grid, as the child
+    # places them, they are the command line's.
     inputs = predicted["inputs"]
     assert_same_grid_and_voxels(inputs.ct, ct)
     for lesion in inputs.lesions:
-        assert_same_grid_and_voxels(lesion.mask, from_files[lesion.name].mask)
+        assert np.prod(lesion.mask.GetSize()) < np.prod(ct.GetSize()) / 10
+        assert_same_grid_and_voxels(align_to_ct(lesion.name, lesion.mask, ct), from_files[lesion.name].mask)
     # and the child measured them as the command line does
     for lesion in predicted["applied"].prediction.lesions:
         expected = from_files[lesion.lesion_id].size

@@ -13,6 +13,7 @@ import slicer  # noqa: E402
 import vtk  # noqa: E402
 
 from abcir.errors import InputError  # noqa: E402
+from abcir.patient.lesions import align_to_ct  # noqa: E402
 from ABCImmunoResponseLib.case import dicomIdentity  # noqa: E402
 from ABCImmunoResponseLib.segments import (isSegmentIncluded, lesionInputs, segmentIds, segmentMask,  # noqa: E402
                                            segmentSite, setSegmentIncluded)
@@ -84,7 +85,8 @@ def test_only_ticked_segments_become_lesion_inputs_in_table_order(case_scene, re
     setSegmentIncluded(segmentation, "Segment_20", False)
     inputs = lesionInputs(segmentation, volume)
     assert [(i.name, i.site) for i in inputs] == [LESION_LABELS[7], LESION_LABELS[8]]
-    assert np.array_equal(sitk.GetArrayFromImage(inputs[1].mask).astype(bool), label_mask(real_ct["labels"], 8))
+    on_ct = align_to_ct(inputs[1].name, inputs[1].mask, real_ct["image"])  # each leaves the scene cropped to it
+    assert np.array_equal(sitk.GetArrayFromImage(on_ct).astype(bool), label_mask(real_ct["labels"], 8))
     for segmentId in segmentIds(segmentation):
         setSegmentIncluded(segmentation, segmentId, False)
     with pytest.raises(InputError, match="no target lesion is ticked"):
@@ -103,3 +105,30 @@ def test_dicom_uids_come_from_the_subject_hierarchy(case_scene):
     hierarchy.SetItemParent(series, study)
     hierarchy.SetItemUID(series, "DICOM", "1.2.3.4.5")
     assert dicomIdentity(volume) == ("1.2.3.4", "1.2.3.4.5")
+
+
+@pytest.mark.parametrize("direction", [(1, 0, 0, 0, 1, 0, 0, 0, 1), (-1, 0, 0, 0, -1, 0, 0, 0, 1), (0, 1, 0, 1, 0, 0, 0, 0, -1)])
+def test_a_job_s_lesion_files_are_crops_the_child_puts_back_voxel_for_voxel(tmp_path, direction):
+    """Masks on the CT grid go to the child cropped to the lesion; the child's ``align_to_ct`` restores them."""
+    from ABCImmunoResponseLib.case import jobLesions
+
+    ct = sitk.Image(120, 100, 40, sitk.sitkInt16)
+    ct.SetSpacing((0.7, 0.8, 1.25))
+    ct.SetOrigin((-41.3, 17.9, -302.6))
+    ct.SetDirection(direction)
+    masks = []
+    for box in ((slice(3, 9), slice(40, 61), slice(7, 30)), (slice(0, 40), slice(0, 1), slice(119, 120))):
+        array = np.zeros((40, 100, 120), dtype=np.uint8)
+        array[box] = 1
+        array[box[0].start, box[1].start, box[2].start] = 0  # not a plain box
+        mask = sitk.GetImageFromArray(array)
+        mask.CopyInformation(ct)
+        masks.append(mask)
+    masks.append(sitk.Image(120, 100, 40, sitk.sitkUInt8))  # empty: written whole, the child names it
+    masks[-1].CopyInformation(ct)
+    lesions = jobLesions(tmp_path, "lesion", [(f"lésion {index}", "liver", mask) for index, mask in enumerate(masks)])
+    written = [sitk.ReadImage(str(tmp_path / lesion.mask)) for lesion in lesions]
+    assert [image.GetSize() for image in written] == [(23, 21, 6), (1, 1, 39), (120, 100, 40)]
+    for image, mask in zip(written[:2], masks):
+        restored = align_to_ct("lesion", image, ct)
+        assert_same_image(restored, mask)

@@ -25,11 +25,12 @@ import vtk  # noqa: E402
 from vtk.util import numpy_support  # noqa: E402
 
 from abcir.errors import InputError  # noqa: E402
+from abcir.patient.lesions import align_to_ct  # noqa: E402
 from ABCImmunoResponseLib.case import collectCaseInputs  # noqa: E402
 from ABCImmunoResponseLib.consensus import collectConsensusInputs  # noqa: E402
 from ABCImmunoResponseLib.lesion_table import lesionRows  # noqa: E402
 from ABCImmunoResponseLib.parameters import CaseParameters  # noqa: E402
-from ABCImmunoResponseLib.segments import segmentMask  # noqa: E402
+from ABCImmunoResponseLib.segments import segmentCrop, segmentMask  # noqa: E402
 from ABCImmunoResponseLib.sensitivity import addOutlineSegmentation  # noqa: E402
 from ABCImmunoResponseLib.volumes import imageFromVolumeNode, orientedLabelmap  # noqa: E402
 
@@ -293,3 +294,104 @@ def test_changed_outlines_are_shown_on_the_moved_ct(standalone, tmp_path):
                                                              "first_index": [7, 6, 5]}], tmp_path)
     segment_id = node.GetSegmentation().GetNthSegmentID(0)
     assert np.array_equal(sitk.GetArrayFromImage(segmentMask(node, segment_id, volume)), _lesion_mask())
+
+
+def _blob_segmentation(scene, offset_mm=(0.0, 0.0, 0.0), empty=False):
+    """A segmentation holding one irregular segment on a grid of its own: 0.5 mm voxels, turned 10 degrees."""
+    rng = np.random.default_rng(3)
+    size = (14, 12, 10)  # i, j, k
+    voxels = (rng.random(size[::-1]) < 0.45).astype(np.uint8)
+    voxels[:, :2] = 0  # not filling its own extent either
+    if empty:
+        voxels[:] = 0
+    labelmap = slicer.vtkOrientedImageData()
+    labelmap.SetDimensions(*size)
+    labelmap.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    numpy_support.vtk_to_numpy(labelmap.GetPointData().GetScalars())[:] = voxels.ravel()
+    angle = math.radians(10.0)
+    matrix = vtk.vtkMatrix4x4()
+    axes = np.array([[math.cos(angle), 0.0, math.sin(angle)], [0.0, 1.0, 0.0], [-math.sin(angle), 0.0, math.cos(angle)]])
+    centre = np.array(ORIGIN_RAS) + AXES_RAS @ (np.array(SIZE) * np.array(SPACING) / 2)
+    for row in range(3):
+        for column in range(3):
+            matrix.SetElement(row, column, axes[row, column] * 0.5)
+        matrix.SetElement(row, 3, centre[row] - 3.0 + offset_mm[row])
+    labelmap.SetImageToWorldMatrix(matrix)
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Blob")
+    node.AddSegmentFromBinaryLabelmapRepresentation(labelmap, "blob_1", [1.0, 0.0, 0.0])
+    return node
+
+
+def _whole_grid_mask(segmentation, volume) -> np.ndarray:
+    """The segment resampled onto every voxel of the CT's grid: what the panel did before it resampled only the
+    voxels around the segment (the reference the new way must equal)."""
+    labelmap = slicer.vtkOrientedImageData()
+    segmentation.GetBinaryLabelmapRepresentation(segmentation.GetSegmentation().GetNthSegmentID(0), labelmap)
+    reference = slicer.vtkOrientedImageData()
+    reference.SetExtent(volume.GetImageData().GetExtent())
+    ijk_to_ras = vtk.vtkMatrix4x4()
+    volume.GetIJKToRASMatrix(ijk_to_ras)
+    reference.SetImageToWorldMatrix(ijk_to_ras)
+    transform = None
+    if segmentation.GetParentTransformNode() or volume.GetParentTransformNode():
+        transform = vtk.vtkGeneralTransform()
+        slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(segmentation.GetParentTransformNode(),
+                                                             volume.GetParentTransformNode(), transform)
+    resampled = slicer.vtkOrientedImageData()
+    assert slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
+        labelmap, reference, resampled, False, False, transform)
+    return numpy_support.vtk_to_numpy(resampled.GetPointData().GetScalars()).reshape(SIZE[::-1]) != 0
+
+
+def _small_move(scene):
+    """A linear transform node that keeps the blob on the small CT: 7 degrees about the superior axis through
+    the CT's centre, then 1.3, -0.8, 2.5 mm."""
+    centre = np.array(ORIGIN_RAS) + AXES_RAS @ (np.array(SIZE) * np.array(SPACING) / 2)
+    angle = math.radians(7.0)
+    rotation = np.array([[math.cos(angle), -math.sin(angle), 0.0], [math.sin(angle), math.cos(angle), 0.0],
+                         [0.0, 0.0, 1.0]])
+    translation = centre - rotation @ centre + np.array([1.3, -0.8, 2.5])
+    matrix = vtk.vtkMatrix4x4()
+    for row in range(3):
+        for column in range(3):
+            matrix.SetElement(row, column, rotation[row, column])
+        matrix.SetElement(row, 3, translation[row])
+    node = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "Small move")
+    node.SetMatrixTransformToParent(matrix)
+    return node
+
+
+@pytest.mark.parametrize("case", ["same frame", "segmentation moved", "ct moved", "both moved", "deformed",
+                                  "partly outside", "outside", "empty"])
+def test_a_segment_mask_resampled_around_the_segment_equals_the_whole_grid_resampled(standalone, case):
+    """Only the CT voxels around a segment are resampled; the mask is the one resampling every voxel gives."""
+    scene = standalone.scene
+    volume = _ct(scene)
+    offset = {"partly outside": (0.0, 0.0, 14.0), "outside": (0.0, 0.0, 60.0)}.get(case, (0.0, 0.0, 0.0))
+    segmentation = _blob_segmentation(scene, offset, empty=case == "empty")
+    if case == "segmentation moved":
+        segmentation.SetAndObserveTransformNodeID(_small_move(scene).GetID())
+    if case == "ct moved":
+        volume.SetAndObserveTransformNodeID(_small_move(scene).GetID())
+    if case == "both moved":  # each by a move of its own, the same one
+        segmentation.SetAndObserveTransformNodeID(_rigid_move(scene).GetID())
+        volume.SetAndObserveTransformNodeID(_rigid_move(scene).GetID())
+    if case == "deformed":
+        segmentation.SetAndObserveTransformNodeID(_bspline_transform(scene, volume).GetID())
+    expected = _whole_grid_mask(segmentation, volume)
+    segment_id = segmentation.GetSegmentation().GetNthSegmentID(0)
+    mask = segmentMask(segmentation, segment_id, volume)
+    actual = sitk.GetArrayFromImage(mask)
+    assert actual.dtype == np.uint8 and set(np.unique(actual)) <= {0, 1}
+    assert np.array_equal(actual != 0, expected)
+    crop = segmentCrop(segmentation, segment_id, volume)  # what Predict sends: the same voxels, cropped
+    assert set(np.unique(sitk.GetArrayViewFromImage(crop))) <= {0, 1}
+    if case in ("outside", "empty"):
+        assert not expected.any()
+        assert crop.GetSize() == (1, 1, 1) and not sitk.GetArrayViewFromImage(crop).any()
+        return
+    assert 0 < expected.sum() < expected.size / 4  # a lesion, not the whole grid
+    placed = align_to_ct("blob_1", crop, imageFromVolumeNode(volume))
+    assert placed.GetSize() == mask.GetSize() and np.array_equal(sitk.GetArrayViewFromImage(placed), actual)
+    if case != "deformed":  # a non-linear transform gets the whole grid
+        assert np.prod(crop.GetSize()) < np.prod(mask.GetSize()) / 2

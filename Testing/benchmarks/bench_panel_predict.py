@@ -1,0 +1,153 @@
+"""What Slicer waits for when Predict is pressed: the case copied out of the scene and the child's job written.
+
+Both run on Slicer's GUI thread (``ABCImmunoResponseLib.case``): the CT and each ticked segment as a mask
+on the CT's grid (``collectCaseInputs``; the lesion table has measured the segments already, as the panel
+shows it before Predict), then the job folder the child reads (``writePredictionJob``). The scene is the
+slicer-core wheel's: the generated 512 x 512 x 300 CT of ``bench_whole_process.py`` (0.7 x 0.7 x 1.25 mm)
+read by Slicer's volume reader, its five lesions (0.6-251 mL) as the segments of a ``.seg.nrrd`` read by
+Slicer's segmentation reader.
+
+The reference is what the panel did before: each segment resampled onto every voxel of the CT's grid
+(Slicer's ``ResampleOrientedImageToReferenceOrientedImage`` with the CT's whole extent, the voxels copied
+twice on the way to SimpleITK) and written whole; the panel now resamples and writes each segment's
+region only. Rounds alternate between the two, each from the same scene, and check that the masks, placed
+on the CT's grid as the child places them, are identical voxel for voxel.
+
+    python Testing/benchmarks/bench_panel_predict.py [--rounds 3] [--keep FOLDER]
+
+Needs the slicer-core wheel (``.venv312``). Prints each round, the best of each and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO / "ABCImmunoResponse"), str(REPO / "Testing" / "mrml"), str(Path(__file__).parent)]
+
+from bench_whole_process import lesion_names, synthetic_case  # noqa: E402
+from mrml_scene import SLICER_CORE_MISSING, case_parameters, load_segmentation, load_volume  # noqa: E402
+
+from abcir.imaging.segfile import SITE_TAG, Segment, write_seg_nrrd  # noqa: E402
+from abcir.models.bundle import bundled_bundle  # noqa: E402
+from abcir.patient.lesions import align_to_ct  # noqa: E402
+
+
+def whole_grid_segment_mask(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
+    """The reference: the segment resampled onto every voxel of the CT's grid, as the panel did before."""
+    import slicer
+    import vtk
+
+    from ABCImmunoResponseLib.volumes import ijkToRasMatrix, imageOnVolumeGrid, voxelArray
+
+    labelmap = slicer.vtkOrientedImageData()
+    segmentationNode.GetBinaryLabelmapRepresentation(segmentId, labelmap)
+    reference = slicer.vtkOrientedImageData()
+    reference.SetExtent(volumeNode.GetImageData().GetExtent())
+    reference.SetImageToWorldMatrix(ijkToRasMatrix(volumeNode))
+    transform = None
+    if segmentationNode.GetParentTransformNode() or volumeNode.GetParentTransformNode():
+        transform = vtk.vtkGeneralTransform()
+        slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(
+            segmentationNode.GetParentTransformNode(), volumeNode.GetParentTransformNode(), transform)
+    resampled = slicer.vtkOrientedImageData()
+    slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
+        labelmap, reference, resampled, False, False, transform)
+    voxels = (voxelArray(resampled) != 0).astype(np.uint8)
+    return imageOnVolumeGrid(np.array(voxels, copy=True), volumeNode)  # imageOnVolumeGrid copied them before
+
+
+def write_whole_mask(mask: sitk.Image, folder: Path, name: str) -> str:
+    """The reference: a lesion's mask written with the CT's size."""
+    from ABCImmunoResponseLib.case import writeImage
+
+    return writeImage(mask, folder, name)
+
+
+def scene_of(case: Path, work: Path):
+    """The slicer-core scene with the case's CT and its lesions as one segmentation, and the panel's parameters."""
+    from ABCImmunoResponseLib.lesion_table import SizeCache, lesionRows
+    from ABCImmunoResponseLib.standalone import newStandaloneScene
+
+    names = lesion_names(case)
+    segments = [Segment(f"Segment_{index}", name, sitk.ReadImage(str(case / f"{name}.nrrd")),
+                        tags={SITE_TAG: name.rsplit("_", 1)[0]}) for index, name in enumerate(names)]
+    write_seg_nrrd(work / "lesions.seg.nrrd", segments)
+    standalone = newStandaloneScene()
+    volume = load_volume(standalone.scene, case / "ct.nrrd")
+    segmentation = load_segmentation(standalone.scene, work / "lesions.seg.nrrd")
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+    parameters = case_parameters({"volume": volume, "segmentation": segmentation},
+                                 bundled_bundle("combined").path)
+    sizes = SizeCache()
+    lesionRows(segmentation, volume, sizes)  # the lesion table the panel shows before Predict
+    return standalone, parameters, sizes
+
+
+def press_predict(parameters, sizes, folder: Path, reference: bool) -> tuple[float, list[sitk.Image]]:
+    """Seconds of ``collectCaseInputs`` + ``writePredictionJob`` (the new way or the reference), and the masks
+    as the child puts them on the CT's grid."""
+    from ABCImmunoResponseLib import case, segments
+
+    saved = segments.segmentCrop, case.writeLesionMask
+    if reference:
+        segments.segmentCrop, case.writeLesionMask = whole_grid_segment_mask, write_whole_mask
+    try:
+        start = time.perf_counter()
+        inputs = case.collectCaseInputs(parameters, sizes)
+        case.writePredictionJob(folder, inputs, 2, None)
+        seconds = time.perf_counter() - start
+    finally:
+        segments.segmentCrop, case.writeLesionMask = saved
+    return seconds, [align_to_ct(lesion.name, lesion.mask, inputs.ct) for lesion in inputs.lesions]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keep", help="folder for the generated case (kept, and reused when present)")
+    args = parser.parse_args()
+    try:
+        import slicer_core  # noqa: F401
+    except ImportError:
+        sys.exit(SLICER_CORE_MISSING)
+    with tempfile.TemporaryDirectory() as temporary:
+        case = Path(args.keep or temporary) / "synthetic"
+        if not (case / "sites.csv").is_file():
+            print(f"Writing the generated case to {case} ...", flush=True)
+            synthetic_case(case)
+        work = Path(temporary) / "work"
+        work.mkdir()
+        _standalone, parameters, sizes = scene_of(case, work)
+        times: dict[str, list[float]] = {"abcir": [], "reference": []}
+        for round_number in range(args.rounds):
+            masks = {}
+            for name in times:
+                folder = work / f"job_{name}"
+                folder.mkdir()
+                seconds, masks[name] = press_predict(parameters, sizes, folder, reference=name == "reference")
+                shutil.rmtree(folder)
+                times[name].append(seconds)
+            identical = all(np.array_equal(sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(theirs))
+                            and ours.GetOrigin() == theirs.GetOrigin() and ours.GetSpacing() == theirs.GetSpacing()
+                            and ours.GetDirection() == theirs.GetDirection()
+                            for ours, theirs in zip(masks["abcir"], masks["reference"]))
+            print(f"round {round_number + 1}: abcir {times['abcir'][-1]:.3f} s, whole-grid reference "
+                  f"{times['reference'][-1]:.3f} s, masks identical: {identical}", flush=True)
+            if not identical:
+                sys.exit("The masks differ from the reference's.")
+        best = {name: min(values) for name, values in times.items()}
+        print(f"best of {args.rounds}: abcir {best['abcir']:.3f} s, reference {best['reference']:.3f} s, "
+              f"ratio {best['abcir'] / best['reference']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
