@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import slicer
-from abcir.patient.measurements import LesionSize, measure_lesion
+from abcir.patient.measurements import LesionSize
 from abcir.patient.recist import Finding, SizedTarget, validate_targets
 from abcir.patient.sites import SITE_FROM_NAME, SITES
 
-from .segments import isSegmentIncluded, segmentIds, segmentMask, segmentSite
+from .segments import isSegmentIncluded, segmentIds, segmentSite, segmentSize
 from .volumes import requireVoxelsOnGrid
 
 MM3_PER_ML = 1000.0
@@ -84,7 +84,7 @@ class SizeCache:
         key = self._key(segmentationNode, segmentId, volumeNode)
         if key not in self._sizes:
             self._sizes = {old: size for old, size in self._sizes.items() if old[:2] != key[:2]}
-            self._sizes[key] = measure_lesion(segmentMask(segmentationNode, segmentId, volumeNode))
+            self._sizes[key] = segmentSize(segmentationNode, segmentId, volumeNode)
         return self._sizes[key]
 
 

@@ -20,6 +20,7 @@ import vtk
 
 import slicer
 from abcir.errors import InputError
+from abcir.patient.measurements import LesionSize, measure_lesion
 from abcir.patient.sites import SITE_FROM_NAME, SITE_TAG, SITES, choose_site
 
 from .i18n import tr as _
@@ -173,6 +174,13 @@ def _resampledAroundSegment(segmentationNode, segmentId: str, volumeNode
     return (voxelArray(resampled) != 0).view(np.uint8), whole, [box[2 * axis] - whole[2 * axis] for axis in range(3)]
 
 
+def _segmentCropAndIndex(segmentationNode, segmentId: str, volumeNode) -> tuple[sitk.Image, list[int]]:
+    voxels, _whole, firstIndex = _resampledAroundSegment(segmentationNode, segmentId, volumeNode)
+    if voxels is None:
+        return imageOnVolumeGrid(np.zeros((1, 1, 1), dtype=np.uint8), volumeNode), [0, 0, 0]
+    return imageOnVolumeGrid(voxels, volumeNode, firstIndex), firstIndex
+
+
 def segmentCrop(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
     """The segment as a uint8 0/1 mask on the volume's voxel grid (LPS), cropped to the voxels around it.
 
@@ -185,23 +193,17 @@ def segmentCrop(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
     what remained of the wait when Predict is pressed (``bench_panel_predict.py``).
     A segment on no voxel of the volume gives one voxel of 0.
     """
-    voxels, _whole, firstIndex = _resampledAroundSegment(segmentationNode, segmentId, volumeNode)
-    if voxels is None:
-        return imageOnVolumeGrid(np.zeros((1, 1, 1), dtype=np.uint8), volumeNode)
-    return imageOnVolumeGrid(voxels, volumeNode, firstIndex)
+    return _segmentCropAndIndex(segmentationNode, segmentId, volumeNode)[0]
 
 
-def segmentMask(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
-    """The segment as a uint8 0/1 mask on the whole of the volume's voxel grid (LPS), nearest neighbour.
+def segmentSize(segmentationNode, segmentId: str, volumeNode) -> LesionSize:
+    """The segment's RECIST size on the volume's grid: what the core measures on the whole grid, to the bit.
 
-    ``segmentCrop`` placed in a volume of zeros: what the lesion table measures, as
-    the core measures a lesion on the CT's grid.
+    Measured on ``segmentCrop`` placed by its first voxel's index (``measure_lesion``),
+    so the lesion table, rebuilt on every edit, never makes a mask the CT's size.
     """
-    voxels, whole, firstIndex = _resampledAroundSegment(segmentationNode, segmentId, volumeNode)
-    full = np.zeros([whole[2 * axis + 1] - whole[2 * axis] + 1 for axis in (2, 1, 0)], dtype=np.uint8)
-    if voxels is not None:
-        full[tuple(slice(firstIndex[axis], firstIndex[axis] + voxels.shape[2 - axis]) for axis in (2, 1, 0))] = voxels
-    return imageOnVolumeGrid(full, volumeNode)
+    crop, firstIndex = _segmentCropAndIndex(segmentationNode, segmentId, volumeNode)
+    return measure_lesion(crop, first_index=firstIndex)
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,6 @@ def lesionFromInput(lesionInput: LesionInput, ct: sitk.Image) -> Lesion:
     """The core's lesion (mask checked on the CT grid, RECIST size measured) from a copied segment."""
     # Imported here: abcir.patient.lesions needs packages that are only checked when Predict is pressed.
     from abcir.patient.lesions import Lesion, align_to_ct
-    from abcir.patient.measurements import measure_lesion
 
     aligned = align_to_ct(lesionInput.name, lesionInput.mask, ct)
     return Lesion(lesionInput.name, lesionInput.site, aligned, measure_lesion(aligned))

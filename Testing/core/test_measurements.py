@@ -157,6 +157,24 @@ def test_random_blobs_measure_as_every_corner_does(seed, shape, smoothing, fill,
     _assert_same_as_reference(_image(padded, spacing, direction, origin=(-249.5, -437.5, -804.5)))
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 32 - 1), shape=st.tuples(st.integers(1, 8), st.integers(8, 40), st.integers(8, 40)),
+       spacing=SPACINGS, direction=DIRECTIONS, offset=st.tuples(*[st.integers(0, 400)] * 3),
+       margins=st.tuples(*[st.integers(0, 3)] * 6))
+def test_a_crop_with_its_first_index_measures_as_the_whole_grid_to_the_bit(seed, shape, spacing, direction, offset,
+                                                                           margins):
+    """What the Slicer panel measures (a segment cropped on the CT grid) is what the whole grid's mask measures."""
+    blob = ndimage.gaussian_filter(np.random.default_rng(seed).random(shape), 1.5)
+    blob = blob >= np.quantile(blob, 0.5)
+    whole = np.zeros(tuple(size + pad + 5 for size, pad in zip(shape, offset[::-1])), dtype=bool)
+    whole[tuple(slice(pad, pad + size) for size, pad in zip(shape, offset[::-1]))] = blob
+    low = [max(0, pad - margin) for pad, margin in zip(offset[::-1], margins[:3])]  # z, y, x
+    high = [pad + size + margin for pad, size, margin in zip(offset[::-1], shape, margins[3:])]
+    crop = whole[tuple(slice(a, b) for a, b in zip(low, high))]
+    expected = measure_lesion(_image(whole, spacing, direction, origin=(-249.5, -437.5, -804.5)))
+    assert astuple(measure_lesion(_image(crop, spacing, direction), first_index=low[::-1])) == astuple(expected)
+
+
 def test_non_binary_values_count_as_inside():
     array = np.zeros((3, 9, 9), dtype=np.int16)
     array[1, 2:7, 3:5] = [[3], [-2], [1], [7], [300]]

@@ -19,6 +19,16 @@ def label_mask(labels: sitk.Image, value: int) -> np.ndarray:
     return sitk.GetArrayFromImage(labels) == value
 
 
+def whole_grid_mask(segmentation, segment_id: str, volume) -> sitk.Image:
+    """A segment as a 0/1 mask on the whole of the CT's grid: the panel's crop (``segmentCrop``) placed on the
+    grid as the child places a job's masks (``align_to_ct``)."""
+    from abcir.patient.lesions import align_to_ct
+    from ABCImmunoResponseLib.segments import segmentCrop
+    from ABCImmunoResponseLib.volumes import imageFromVolumeNode
+
+    return align_to_ct(segment_id, segmentCrop(segmentation, segment_id, volume), imageFromVolumeNode(volume))
+
+
 def _read(scene, path: Path, name: str, node_class: str, storage_class: str):
     import slicer
 

@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from mrml_scene import SLICER_CORE_MISSING, load_segmentation, load_volume
+from mrml_scene import SLICER_CORE_MISSING, load_segmentation, load_volume, whole_grid_mask
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
@@ -26,7 +26,7 @@ from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime  # noqa: E40
 from ABCImmunoResponseLib.consensus import (SESSION_ATTRIBUTE, collectConsensusInputs, methodsFor,  # noqa: E402
                                             sameReadings, showPairOutlines, startSession)
 from ABCImmunoResponseLib.parameters import CaseParameters, getOrCreateParameterNode, writeCaseParameters  # noqa: E402
-from ABCImmunoResponseLib.segments import segmentIdByName, segmentIds, segmentMask, segmentTag  # noqa: E402
+from ABCImmunoResponseLib.segments import segmentIdByName, segmentIds, segmentTag  # noqa: E402
 
 TAG = "ABCImmunoResponse.Consensus."
 
@@ -66,7 +66,7 @@ def readers(standalone, real_ct, core_seg_file, reader_b_file, tmp_path):
 
 
 def _voxels(node, volume) -> dict[str, np.ndarray]:
-    return {node.GetSegmentation().GetSegment(sid).GetName(): sitk.GetArrayFromImage(segmentMask(node, sid, volume))
+    return {node.GetSegmentation().GetSegment(sid).GetName(): sitk.GetArrayFromImage(whole_grid_mask(node, sid, volume))
             for sid in segmentIds(node)}
 
 

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from mrml_scene import SLICER_CORE_MISSING
+from mrml_scene import SLICER_CORE_MISSING, whole_grid_mask
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
@@ -25,7 +25,6 @@ from abcir.dicom.sr_export import read_prediction_sr  # noqa: E402
 from abcir.errors import InputError  # noqa: E402
 from ABCImmunoResponseLib.dicom_export import (INSTANCE_UIDS_ATTRIBUTE, exportResultToDicom,  # noqa: E402
                                                resultLesions, seriesFolder, sourceInstanceUids)
-from ABCImmunoResponseLib.segments import segmentMask  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +47,7 @@ def test_the_exporter_gets_exactly_the_results_lesions(predicted, dicom_files, t
         assert lesion.size.volume_mm3 == pytest.approx(reported.volume_mm3, rel=1e-9)
         segmentId = next(sid for sid in ("Segment_7", "Segment_8")
                          if predicted["segmentation"].GetSegmentation().GetSegment(sid).GetName() == lesion.lesion_id)
-        expected = segmentMask(predicted["segmentation"], segmentId, predicted["volume"])
+        expected = whole_grid_mask(predicted["segmentation"], segmentId, predicted["volume"])
         assert np.array_equal(sitk.GetArrayViewFromImage(lesion.mask), sitk.GetArrayViewFromImage(expected))
 
     renamed = dataclasses.replace(prediction, lesions=[dataclasses.replace(prediction.lesions[0], lesion_id="liver_9"),

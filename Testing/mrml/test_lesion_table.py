@@ -70,8 +70,8 @@ def test_sizes_are_measured_again_only_when_a_segment_s_voxels_change(case_scene
     from ABCImmunoResponseLib.lesion_table import SizeCache
 
     measured = []
-    original = lesion_table.measure_lesion
-    monkeypatch.setattr(lesion_table, "measure_lesion", lambda mask: measured.append(1) or original(mask))
+    original = lesion_table.segmentSize
+    monkeypatch.setattr(lesion_table, "segmentSize", lambda *segment: measured.append(1) or original(*segment))
     segmentation, volume, cache = case_scene["segmentation"], case_scene["volume"], SizeCache()
     first = lesionRows(segmentation, volume, cache)
     assert len(measured) == 3
@@ -104,10 +104,10 @@ def test_painting_fires_an_event_the_table_refreshes_on(case_scene):
     import slicer
     from ABCImmunoResponseLib.volumes import orientedLabelmap
     from ABCImmunoResponseLib.lesion_table import segmentationChangeEvents
-    from ABCImmunoResponseLib.segments import segmentMask
+    from mrml_scene import whole_grid_mask
 
     segmentation, volume = case_scene["segmentation"], case_scene["volume"]
-    mask = segmentMask(segmentation, "Segment_8", volume)
+    mask = whole_grid_mask(segmentation, "Segment_8", volume)
     painted = sitk.BinaryDilate(mask, (1, 1, 0))  # one stroke around the adrenal
     heard = []
     # VTK names custom events 'NoEvent' in Python callbacks: each observer records its own event id.

@@ -132,7 +132,7 @@ def test_predicting_again_after_editing_one_lesion_recomputes_only_that_lesion(r
     """The child keeps the feature cache in the folder the Logic gives it (Slicer's cache folder in Slicer)."""
     from ABCImmunoResponseLib.case_logic import CaseLogic, ChildRuntime
     from ABCImmunoResponseLib.volumes import orientedLabelmap
-    from ABCImmunoResponseLib.segments import segmentMask
+    from mrml_scene import whole_grid_mask
 
     import slicer
 
@@ -144,7 +144,7 @@ def test_predicting_again_after_editing_one_lesion_recomputes_only_that_lesion(r
     entries = set(cache.rglob("*.*"))
     assert len([path for path in entries if path.is_file()]) >= 2
     segmentation, volume = nodes["segmentation"], nodes["volume"]
-    edited = sitk.BinaryDilate(segmentMask(segmentation, "Segment_8", volume), (1, 1, 0))
+    edited = sitk.BinaryDilate(whole_grid_mask(segmentation, "Segment_8", volume), (1, 1, 0))
     assert slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
         orientedLabelmap(sitk.GetArrayViewFromImage(edited), volume), segmentation, "Segment_8", slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
     second = logic.predict(node, timeoutSeconds=300)

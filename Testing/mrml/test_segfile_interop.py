@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from mrml_scene import LESION_LABELS, SLICER_CORE_MISSING, label_mask, load_segmentation, load_volume
+from mrml_scene import (LESION_LABELS, SLICER_CORE_MISSING, label_mask, load_segmentation, load_volume,
+                        whole_grid_mask)
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
@@ -19,7 +20,7 @@ import slicer  # noqa: E402
 
 from abcir.imaging.segfile import SITE_TAG, Segment, read_seg_nrrd, write_seg_nrrd  # noqa: E402
 from abcir.patient.sites import SITES  # noqa: E402
-from ABCImmunoResponseLib.segments import (segmentIds, segmentMask, segmentSite, segmentTag,  # noqa: E402
+from ABCImmunoResponseLib.segments import (segmentIds, segmentSite, segmentTag,  # noqa: E402
                                            setSegmentSite)
 
 
@@ -32,7 +33,7 @@ def test_slicer_reads_the_core_file_with_the_same_segments_tags_and_voxels(case_
         assert segment.GetName() == name
         assert segmentTag(segment, SITE_TAG) == site
         assert segment.GetColor() == pytest.approx(SITES[site].color, abs=1e-5)
-        mask = sitk.GetArrayFromImage(segmentMask(segmentation, segmentId, volume)).astype(bool)
+        mask = sitk.GetArrayFromImage(whole_grid_mask(segmentation, segmentId, volume)).astype(bool)
         expected = label_mask(real_ct["labels"], value)
         assert mask.sum() == expected.sum() > 1000
         assert np.array_equal(mask, expected)
@@ -48,7 +49,7 @@ def test_overlapping_segments_travel_as_layers_and_slicer_keeps_both(standalone,
     segmentation = load_segmentation(standalone.scene, path)
     assert segmentation.GetSegmentation().GetNumberOfLayers() == 2
     for segmentId, original in (("a", pancreas), ("b", grown)):
-        mask = sitk.GetArrayFromImage(segmentMask(segmentation, segmentId, volume))
+        mask = sitk.GetArrayFromImage(whole_grid_mask(segmentation, segmentId, volume))
         assert np.array_equal(mask, sitk.GetArrayFromImage(original))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from mrml_scene import LESION_LABELS, SLICER_CORE_MISSING, label_mask, load_volume
+from mrml_scene import LESION_LABELS, SLICER_CORE_MISSING, label_mask, load_volume, whole_grid_mask
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
@@ -15,7 +15,7 @@ import vtk  # noqa: E402
 from abcir.errors import InputError  # noqa: E402
 from abcir.patient.lesions import align_to_ct  # noqa: E402
 from ABCImmunoResponseLib.case import dicomIdentity  # noqa: E402
-from ABCImmunoResponseLib.segments import (isSegmentIncluded, lesionInputs, segmentIds, segmentMask,  # noqa: E402
+from ABCImmunoResponseLib.segments import (isSegmentIncluded, lesionInputs, segmentIds,  # noqa: E402
                                            segmentSite, setSegmentIncluded)
 from ABCImmunoResponseLib.volumes import imageFromVolumeNode  # noqa: E402
 
@@ -60,7 +60,7 @@ def test_segment_masks_follow_a_transform_between_segmentation_and_ct(case_scene
     matrix.SetElement(2, 3, 2.0)  # 2 mm superior: one CT slice
     transform.SetMatrixTransformToParent(matrix)
     segmentation.SetAndObserveTransformNodeID(transform.GetID())
-    moved = sitk.GetArrayFromImage(segmentMask(segmentation, "Segment_8", volume)).astype(bool)
+    moved = sitk.GetArrayFromImage(whole_grid_mask(segmentation, "Segment_8", volume)).astype(bool)
     original = label_mask(real_ct["labels"], 8)
     # The CT's slice axis runs superior (direction +z), so the lesion moves up by one slice index.
     assert np.array_equal(moved[1:], original[:-1])

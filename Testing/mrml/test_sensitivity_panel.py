@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from mrml_scene import (SLICER_CORE_MISSING, case_logic, case_parameter_node, case_parameters, scene_state,
-                        still_running, two_lesion_scene)
+                        still_running, two_lesion_scene, whole_grid_mask)
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
@@ -34,7 +34,7 @@ from ABCImmunoResponseLib.case_logic import RunCancelled  # noqa: E402
 from ABCImmunoResponseLib.parameters import writeNodeReference  # noqa: E402
 from ABCImmunoResponseLib.process import ProcessTask  # noqa: E402
 from ABCImmunoResponseLib.results import addResultTable, annotationText, resultLines  # noqa: E402
-from ABCImmunoResponseLib.segments import lesionFromInput, segmentIds, segmentMask, setSegmentIncluded  # noqa: E402
+from ABCImmunoResponseLib.segments import lesionFromInput, segmentIds, setSegmentIncluded  # noqa: E402
 from ABCImmunoResponseLib.sensitivity import (OUTLINES_ATTRIBUTE, estimateSeconds, sensitivityWanted,  # noqa: E402
                                               storedSensitivity)
 
@@ -187,7 +187,7 @@ def test_changed_outlines_are_a_temporary_node_and_the_segmentation_is_untouched
         shown = {node.GetSegmentation().GetSegment(segmentId).GetName(): segmentId for segmentId in segmentIds(node)}
         assert list(shown) == list(expected) and len(shown) == DEFAULT_SET.size
         for name, voxels in expected.items():
-            assert np.array_equal(sitk.GetArrayFromImage(segmentMask(node, shown[name], volume)), voxels), name
+            assert np.array_equal(sitk.GetArrayFromImage(whole_grid_mask(node, shown[name], volume)), voxels), name
         assert not node.GetSaveWithScene() and not node.GetDisplayNode().GetSaveWithScene()
         assert node.GetStorageNode() is None and node.GetHideFromEditors()
         mrml_after, ids_after = scene_state(scene)

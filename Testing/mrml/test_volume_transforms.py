@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from mrml_scene import SLICER_CORE_MISSING
+from mrml_scene import SLICER_CORE_MISSING, whole_grid_mask
 
 pytest.importorskip("slicer_core", reason=SLICER_CORE_MISSING)
 
@@ -26,11 +26,12 @@ from vtk.util import numpy_support  # noqa: E402
 
 from abcir.errors import InputError  # noqa: E402
 from abcir.patient.lesions import align_to_ct  # noqa: E402
+from abcir.patient.measurements import measure_lesion  # noqa: E402
 from ABCImmunoResponseLib.case import collectCaseInputs  # noqa: E402
 from ABCImmunoResponseLib.consensus import collectConsensusInputs  # noqa: E402
 from ABCImmunoResponseLib.lesion_table import lesionRows  # noqa: E402
 from ABCImmunoResponseLib.parameters import CaseParameters  # noqa: E402
-from ABCImmunoResponseLib.segments import segmentCrop, segmentMask  # noqa: E402
+from ABCImmunoResponseLib.segments import segmentCrop, segmentSize  # noqa: E402
 from ABCImmunoResponseLib.sensitivity import addOutlineSegmentation  # noqa: E402
 from ABCImmunoResponseLib.volumes import imageFromVolumeNode, orientedLabelmap  # noqa: E402
 
@@ -260,9 +261,9 @@ def test_a_segment_drawn_on_the_moved_ct_covers_the_ct_voxels_under_it(standalon
     segment_id = segmentation.GetSegmentation().AddEmptySegment("lesion", "lesion")
     assert slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
         drawn, segmentation, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
-    mask = sitk.GetArrayFromImage(segmentMask(segmentation, segment_id, volume))
+    mask = sitk.GetArrayFromImage(whole_grid_mask(segmentation, segment_id, volume))
     assert np.array_equal(mask, _lesion_mask())
-    ct = sitk.GetArrayViewFromImage(imageFromVolumeNode(volume))
+    ct = sitk.GetArrayFromImage(imageFromVolumeNode(volume))  # a copy: a view would outlive its image
     assert np.all(ct[mask == 1] == LESION_HU)
 
 
@@ -280,7 +281,7 @@ def test_results_are_placed_on_the_moved_ct_where_it_is_shown(standalone):
     scene.AddNode(node)
     lesion_centre = [(part.start + part.stop - 1) / 2 for part in LESION][::-1]  # (i, j, k)
     assert _labelmap_centre(node, segment_id) == pytest.approx(_to_world(volume, lesion_centre), abs=1e-6)
-    assert np.array_equal(sitk.GetArrayFromImage(segmentMask(node, segment_id, volume)), _lesion_mask())
+    assert np.array_equal(sitk.GetArrayFromImage(whole_grid_mask(node, segment_id, volume)), _lesion_mask())
 
 
 def test_changed_outlines_are_shown_on_the_moved_ct(standalone, tmp_path):
@@ -293,7 +294,7 @@ def test_changed_outlines_are_shown_on_the_moved_ct(standalone, tmp_path):
     node = addOutlineSegmentation(scene, volume, "lesion", [{"mask": "erode.nrrd", "perturbation": "erode_1mm",
                                                              "first_index": [7, 6, 5]}], tmp_path)
     segment_id = node.GetSegmentation().GetNthSegmentID(0)
-    assert np.array_equal(sitk.GetArrayFromImage(segmentMask(node, segment_id, volume)), _lesion_mask())
+    assert np.array_equal(sitk.GetArrayFromImage(whole_grid_mask(node, segment_id, volume)), _lesion_mask())
 
 
 def _blob_segmentation(scene, offset_mm=(0.0, 0.0, 0.0), empty=False):
@@ -380,18 +381,16 @@ def test_a_segment_mask_resampled_around_the_segment_equals_the_whole_grid_resam
         segmentation.SetAndObserveTransformNodeID(_bspline_transform(scene, volume).GetID())
     expected = _whole_grid_mask(segmentation, volume)
     segment_id = segmentation.GetSegmentation().GetNthSegmentID(0)
-    mask = segmentMask(segmentation, segment_id, volume)
-    actual = sitk.GetArrayFromImage(mask)
-    assert actual.dtype == np.uint8 and set(np.unique(actual)) <= {0, 1}
-    assert np.array_equal(actual != 0, expected)
-    crop = segmentCrop(segmentation, segment_id, volume)  # what Predict sends: the same voxels, cropped
+    crop = segmentCrop(segmentation, segment_id, volume)  # what Predict sends, and the lesion table measures
+    assert sitk.GetArrayViewFromImage(crop).dtype == np.uint8
     assert set(np.unique(sitk.GetArrayViewFromImage(crop))) <= {0, 1}
     if case in ("outside", "empty"):
         assert not expected.any()
         assert crop.GetSize() == (1, 1, 1) and not sitk.GetArrayViewFromImage(crop).any()
         return
     assert 0 < expected.sum() < expected.size / 4  # a lesion, not the whole grid
-    placed = align_to_ct("blob_1", crop, imageFromVolumeNode(volume))
-    assert placed.GetSize() == mask.GetSize() and np.array_equal(sitk.GetArrayViewFromImage(placed), actual)
+    placed = whole_grid_mask(segmentation, segment_id, volume)  # as the child places it
+    assert np.array_equal(sitk.GetArrayViewFromImage(placed) != 0, expected)
+    assert segmentSize(segmentation, segment_id, volume) == measure_lesion(placed)  # to the bit
     if case != "deformed":  # a non-linear transform gets the whole grid
-        assert np.prod(crop.GetSize()) < np.prod(mask.GetSize()) / 2
+        assert np.prod(crop.GetSize()) < expected.size / 2

@@ -14,6 +14,7 @@ inflate when the long axis runs corner to corner. Both are the maximum over slic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -103,19 +104,24 @@ def _outline_corners(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return slices, (doubled_col - 1) / 2, (doubled_row - 1) / 2
 
 
-def measure_lesion(mask: sitk.Image) -> LesionSize:
+def measure_lesion(mask: sitk.Image, first_index: Sequence[int] = (0, 0, 0)) -> LesionSize:
     """Voxel count, volume (mm^3) and RECIST diameters (mm) of a binary mask.
 
     Works on the lesion's bounding box and, per slice, on the voxel corners that can
     be on the slice's convex hull (``_outline_corners``); the hull and the
     diameters are those of all corners (tested equal, bit for bit, against measuring
-    every corner of every voxel).
+    every corner of every voxel). Corners are placed by their voxel index on the
+    whole grid, so a crop of the grid given with its ``first_index`` measures what
+    the whole grid's mask measures, to the last bit, without a mask the CT's size.
 
     Parameters
     ----------
     mask : SimpleITK.Image
         A 3-D mask, non-zero inside the lesion, on the grid it was segmented on
-        (spacing in mm).
+        (spacing in mm), or on a crop of that grid.
+    first_index : sequence of int, default (0, 0, 0)
+        The (x, y, z) voxel index, on the whole grid, of the mask's first voxel:
+        where the crop starts.
 
     Returns
     -------
@@ -144,7 +150,8 @@ def measure_lesion(mask: sitk.Image) -> LesionSize:
     e2 = np.cross(normal, e1)
     numpy_axis = 2 - axial  # numpy arrays are (z, y, x)
     # Slice rows/cols follow numpy order of the remaining axes: (in_plane[1], in_plane[0]).
-    row_start, col_start = (box[a].start for a in range(3) if a != numpy_axis)
+    # (numpy axis order; first_index is x, y, z)
+    row_start, col_start = (box[a].start + int(first_index[2 - a]) for a in range(3) if a != numpy_axis)
     slices, cols, rows = _outline_corners(np.moveaxis(lesion, numpy_axis, 0))
     pts = np.stack([cols + col_start, rows + row_start], axis=1)  # voxel index units of the whole image
     physical = pts @ basis.T
