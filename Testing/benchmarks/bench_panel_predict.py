@@ -1,21 +1,27 @@
-"""What Slicer waits for when Predict is pressed: the case copied out of the scene and the child's job written.
+"""What Slicer waits for, on a big CT: Predict pressed, and the lesion table rebuilt after an edit.
 
-Both run on Slicer's GUI thread (``ABCImmunoResponseLib.case``): the CT and each ticked segment as a mask
-on the CT's grid (``collectCaseInputs``; the lesion table has measured the segments already, as the panel
-shows it before Predict), then the job folder the child reads (``writePredictionJob``). The scene is the
-slicer-core wheel's: the generated 512 x 512 x 300 CT of ``bench_whole_process.py`` (0.7 x 0.7 x 1.25 mm)
-read by Slicer's volume reader, its five lesions (0.6-251 mL) as the segments of a ``.seg.nrrd`` read by
-Slicer's segmentation reader.
+Both run on Slicer's GUI thread:
+
+* Predict (``ABCImmunoResponseLib.case``): the CT and each ticked segment copied out of the scene
+  (``collectCaseInputs``; the lesion table has measured the segments already, as the panel shows it before
+  Predict), then the job folder the child reads (``writePredictionJob``);
+* the lesion table after an edit in the Segment Editor (``lesion_table.lesionRows`` with no size cached: the
+  segments share one labelmap layer, as Slicer keeps them, so an edit of one measures all again).
+
+The scene is the slicer-core wheel's: the generated 512 x 512 x 300 CT of ``bench_whole_process.py``
+(0.7 x 0.7 x 1.25 mm) read by Slicer's volume reader, its five lesions (0.6-251 mL) as the segments of a
+``.seg.nrrd`` read by Slicer's segmentation reader.
 
 The reference is what the panel did before: each segment resampled onto every voxel of the CT's grid
 (Slicer's ``ResampleOrientedImageToReferenceOrientedImage`` with the CT's whole extent, the voxels copied
-twice on the way to SimpleITK) and written whole; the panel now resamples and writes each segment's
-region only. Rounds alternate between the two, each from the same scene, and check that the masks, placed
-on the CT's grid as the child places them, are identical voxel for voxel.
+twice on the way to SimpleITK), written whole into the job folder, and measured on the whole grid. The
+panel now resamples, writes and measures each segment's region only. Rounds alternate between the two,
+each from the same scene, and check that the masks, placed on the CT's grid as the child places them, are
+identical voxel for voxel, and the sizes identical to the bit.
 
     python Testing/benchmarks/bench_panel_predict.py [--rounds 3] [--keep FOLDER]
 
-Needs the slicer-core wheel (``.venv312``). Prints each round, the best of each and their ratio.
+Needs the slicer-core wheel (``.venv312``). Prints each round, the best of each and their ratios.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from mrml_scene import SLICER_CORE_MISSING, case_parameters, load_segmentation, 
 from abcir.imaging.segfile import SITE_TAG, Segment, write_seg_nrrd  # noqa: E402
 from abcir.models.bundle import bundled_bundle  # noqa: E402
 from abcir.patient.lesions import align_to_ct  # noqa: E402
+from abcir.patient.measurements import measure_lesion  # noqa: E402
 
 
 def whole_grid_segment_mask(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
@@ -110,6 +117,28 @@ def press_predict(parameters, sizes, folder: Path, reference: bool) -> tuple[flo
     return seconds, [align_to_ct(lesion.name, lesion.mask, inputs.ct) for lesion in inputs.lesions]
 
 
+def rebuild_table(segmentation, volume, reference: bool) -> tuple[float, list]:
+    """Seconds of ``lesionRows`` with nothing cached (the new way or the reference), and the sizes."""
+    from ABCImmunoResponseLib import lesion_table
+
+    saved = lesion_table.segmentSize
+    if reference:
+        lesion_table.segmentSize = lambda *segment: measure_lesion(whole_grid_segment_mask(*segment))
+    try:
+        start = time.perf_counter()
+        rows = lesion_table.lesionRows(segmentation, volume, lesion_table.SizeCache())
+        seconds = time.perf_counter() - start
+    finally:
+        lesion_table.segmentSize = saved
+    return seconds, [row.size for row in rows]
+
+
+def same_masks(ours: list[sitk.Image], theirs: list[sitk.Image]) -> bool:
+    return all(np.array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b))
+               and a.GetOrigin() == b.GetOrigin() and a.GetSpacing() == b.GetSpacing()
+               and a.GetDirection() == b.GetDirection() for a, b in zip(ours, theirs, strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -127,26 +156,30 @@ def main() -> None:
         work = Path(temporary) / "work"
         work.mkdir()
         _standalone, parameters, sizes = scene_of(case, work)
-        times: dict[str, list[float]] = {"abcir": [], "reference": []}
+        times: dict[tuple[str, str], list[float]] = {}
         for round_number in range(args.rounds):
-            masks = {}
-            for name in times:
-                folder = work / f"job_{name}"
+            results = {}
+            for way in ("abcir", "reference"):
+                folder = work / f"job_{way}"
                 folder.mkdir()
-                seconds, masks[name] = press_predict(parameters, sizes, folder, reference=name == "reference")
+                seconds, results["Predict", way] = press_predict(parameters, sizes, folder, way == "reference")
+                times.setdefault(("Predict", way), []).append(seconds)
                 shutil.rmtree(folder)
-                times[name].append(seconds)
-            identical = all(np.array_equal(sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(theirs))
-                            and ours.GetOrigin() == theirs.GetOrigin() and ours.GetSpacing() == theirs.GetSpacing()
-                            and ours.GetDirection() == theirs.GetDirection()
-                            for ours, theirs in zip(masks["abcir"], masks["reference"]))
-            print(f"round {round_number + 1}: abcir {times['abcir'][-1]:.3f} s, whole-grid reference "
-                  f"{times['reference'][-1]:.3f} s, masks identical: {identical}", flush=True)
-            if not identical:
-                sys.exit("The masks differ from the reference's.")
-        best = {name: min(values) for name, values in times.items()}
-        print(f"best of {args.rounds}: abcir {best['abcir']:.3f} s, reference {best['reference']:.3f} s, "
-              f"ratio {best['abcir'] / best['reference']:.3f}")
+                seconds, results["table", way] = rebuild_table(parameters.segmentation, parameters.ctVolume,
+                                                               way == "reference")
+                times.setdefault(("table", way), []).append(seconds)
+            masks = same_masks(results["Predict", "abcir"], results["Predict", "reference"])
+            table = results["table", "abcir"] == results["table", "reference"]
+            print(f"round {round_number + 1}: Predict {times['Predict', 'abcir'][-1]:.3f} s against "
+                  f"{times['Predict', 'reference'][-1]:.3f} s (masks identical: {masks}); lesion table "
+                  f"{times['table', 'abcir'][-1]:.3f} s against {times['table', 'reference'][-1]:.3f} s "
+                  f"(sizes identical: {table})", flush=True)
+            if not (masks and table):
+                sys.exit("The masks or sizes differ from the reference's.")
+        for task, label in (("Predict", "Predict"), ("table", "lesion table after an edit")):
+            ours, theirs = min(times[task, "abcir"]), min(times[task, "reference"])
+            print(f"{label}, best of {args.rounds}: abcir {ours:.3f} s, whole-grid reference {theirs:.3f} s, "
+                  f"ratio {ours / theirs:.3f}")
 
 
 if __name__ == "__main__":
