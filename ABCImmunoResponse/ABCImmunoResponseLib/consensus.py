@@ -266,7 +266,12 @@ class ConsensusWorkflow:
         return self.comparison is not None
 
     def compare(self, volumeNode, segmentationA, segmentationB, readerA: str, readerB: str) -> ReaderComparison:
-        """Copy both readings out of the scene and compare them (under a second for a few lesions)."""
+        """Copy both readings out of the scene and compare them.
+
+        On Slicer's GUI thread: for five lesions per reader on a 512 x 512 x 300
+        CT, the comparison took 0.65 s (``bench_consensus_compare.py``) and copying
+        the readings 0.9-1.3 s.
+        """
         self.forget()
         inputs = collectConsensusInputs(volumeNode, segmentationA, segmentationB, readerA, readerB)
         comparison = compareReadings(inputs)

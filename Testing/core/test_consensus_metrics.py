@@ -81,6 +81,54 @@ def test_surface_distances_match_independent_computations(moved):
     assert dice(a, b) == pytest.approx(overlap.GetDiceCoefficient(), abs=1e-12)
 
 
+def _whole_grid_surface_distances(a: sitk.Image, b: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """surface_distances as it was computed on the whole grid: the union's box found by np.nonzero of it all."""
+    from scipy import ndimage
+
+    array_a, array_b = sitk.GetArrayFromImage(a) != 0, sitk.GetArrayFromImage(b) != 0
+    box = tuple(slice(int(idx.min()), int(idx.max()) + 1) for idx in np.nonzero(array_a | array_b))
+    crops = [np.pad(array[box], 1) for array in (array_a, array_b)]
+    faces = ndimage.generate_binary_structure(3, 1)
+    surfaces = [crop & ~ndimage.binary_erosion(crop, structure=faces, border_value=0) for crop in crops]
+    sampling = tuple(reversed(a.GetSpacing()))
+    to_b = ndimage.distance_transform_edt(~surfaces[1], sampling=sampling)
+    to_a = ndimage.distance_transform_edt(~surfaces[0], sampling=sampling)
+    return to_b[surfaces[0]], to_a[surfaces[1]]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_box_restricted_metrics_equal_the_whole_grid_to_the_bit(seed):
+    """Dice, surface distances, voxel lists and centroids look only at the masks' box; nothing changes."""
+    from scipy import ndimage
+
+    from abcir.consensus.matching import _voxels, centroid_mm
+
+    rng = np.random.default_rng(seed)
+    grid = _grid()
+    shape = sitk.GetArrayViewFromImage(grid).shape
+    masks = []
+    for _ in range(2):
+        noise = ndimage.gaussian_filter(rng.random(shape), rng.uniform(0.6, 3.0))
+        inside = noise >= np.quantile(noise, 1 - rng.uniform(0.001, 0.05))
+        if rng.random() < 0.3:  # scattered voxels too, and the grid's edges
+            inside |= rng.random(shape) < 0.001
+            inside[rng.integers(shape[0]), 0, :] = True
+        mask = sitk.GetImageFromArray(inside.astype(np.uint8) * rng.choice([1, 255]))
+        mask.CopyInformation(grid)
+        masks.append(mask)
+    a, b = masks
+    array_a, array_b = sitk.GetArrayFromImage(a) != 0, sitk.GetArrayFromImage(b) != 0
+    assert dice(a, b) == 2.0 * np.count_nonzero(array_a & array_b) / (array_a.sum() + array_b.sum())
+    distances, expected = surface_distances(a, b), _whole_grid_surface_distances(a, b)
+    assert np.array_equal(distances.a_to_b_mm, expected[0]) and np.array_equal(distances.b_to_a_mm, expected[1])
+    for mask, array in ((a, array_a), (b, array_b)):
+        lesion = _lesion("l", mask)
+        assert np.array_equal(_voxels(lesion), np.flatnonzero(array))
+        whole_grid = mask.TransformContinuousIndexToPhysicalPoint(
+            [float(i) for i in np.argwhere(array).mean(axis=0)[::-1]])
+        assert tuple(centroid_mm(lesion)) == whole_grid
+
+
 def test_identical_masks_agree_perfectly_and_the_image_edge_is_surface():
     array = np.zeros((16, 40, 48), dtype=np.uint8)
     array[0:4, 0:10, 0:10] = 1  # touches three faces of the image

@@ -27,6 +27,7 @@ from scipy.optimize import linear_sum_assignment
 from ..errors import InputError
 from ..options import DEFAULT_MAX_CENTROID_DISTANCE_MM
 from ..patient.lesions import Lesion
+from ..patient.measurements import nonzero_box
 
 OVERLAP = "overlap"
 CENTROID = "centroid"
@@ -49,8 +50,26 @@ class LesionMatch:
         return (self.a.lesion_id if self.a else None, self.b.lesion_id if self.b else None)
 
 
+def _boxed_voxels(lesion: Lesion) -> tuple[np.ndarray, tuple[slice, ...]] | None:
+    """The lesion's voxel indices (z, y, x) within its box, and the box; None for an empty mask.
+
+    Only the box is searched: a mask has the CT's size and is nearly all zero.
+    """
+    view = sitk.GetArrayViewFromImage(lesion.mask)
+    box = nonzero_box(view)
+    if box is None:
+        return None
+    return np.nonzero(view[box]), box
+
+
 def _voxels(lesion: Lesion) -> np.ndarray:
-    return np.flatnonzero(sitk.GetArrayViewFromImage(lesion.mask))
+    """Flat indices of the lesion's voxels on the whole grid, ascending (``np.flatnonzero`` of the mask)."""
+    boxed = _boxed_voxels(lesion)
+    if boxed is None:
+        return np.zeros(0, dtype=np.intp)
+    local, box = boxed
+    return np.ravel_multi_index(tuple(index + axis.start for index, axis in zip(local, box)),
+                                lesion.mask.GetSize()[::-1])
 
 
 def centroid_mm(lesion: Lesion) -> np.ndarray:
@@ -65,10 +84,22 @@ def centroid_mm(lesion: Lesion) -> np.ndarray:
     -------
     np.ndarray
         (x, y, z) in mm, LPS, of the mean voxel index of the mask's non-zero voxels.
+
+    Raises
+    ------
+    InputError
+        When the lesion's mask is empty.
     """
-    mask = lesion.mask
-    index_zyx = np.argwhere(sitk.GetArrayViewFromImage(mask) != 0).mean(axis=0)
-    return np.array(mask.TransformContinuousIndexToPhysicalPoint([float(i) for i in index_zyx[::-1]]))
+    boxed = _boxed_voxels(lesion)
+    if boxed is None:
+        raise InputError(f"Lesion '{lesion.lesion_id}': the mask is empty; it has no centroid.")
+    local, box = boxed
+    # The sums of whole-grid indices are integers below 2 ** 53, so exact in float64 in any order: the same
+    # doubles as np.argwhere(mask).mean(axis=0), which read the whole grid.
+    count = local[0].size
+    totals = [int(index.sum()) + count * axis.start for index, axis in zip(local, box)]
+    index_zyx = np.array(totals, dtype=np.float64) / count
+    return np.array(lesion.mask.TransformContinuousIndexToPhysicalPoint([float(i) for i in index_zyx[::-1]]))
 
 
 def _overlap_dice(voxels_a: list[np.ndarray], voxels_b: list[np.ndarray]) -> np.ndarray:

@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..patient.lesions import same_grid
+from ..patient.measurements import nonzero_box
 
 HD_PERCENTILE = 95.0
 SURFACE_CONVENTION = ("surface = mask voxels with a face neighbour outside (6-connected); distances between voxel "
@@ -40,11 +41,22 @@ SURFACE_CONVENTION = ("surface = mask voxels with a face neighbour outside (6-co
 _FACE_NEIGHBOURS = ndimage.generate_binary_structure(3, 1)
 
 
-def _arrays(a: sitk.Image, b: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+def _boxed(a: sitk.Image, b: sitk.Image) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both masks (True = inside) on the smallest box holding the voxels of either; None when both are empty.
+
+    Masks have the CT's size and are nearly all zero; nothing outside the box
+    changes a count or a distance, and comparing the whole grid took most of
+    the time of a comparison of two readers.
+    """
     if not same_grid(a, b):
         raise InputError("Lesion comparison: the two masks are on different voxel grids; load both readers' "
                          "lesions on the CT's grid first.")
-    return sitk.GetArrayViewFromImage(a) != 0, sitk.GetArrayViewFromImage(b) != 0
+    view_a, view_b = sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b)
+    boxes = [box for box in (nonzero_box(view_a), nonzero_box(view_b)) if box is not None]
+    if not boxes:
+        return None
+    box = tuple(slice(min(axis.start for axis in axes), max(axis.stop for axis in axes)) for axes in zip(*boxes))
+    return view_a[box] != 0, view_b[box] != 0
 
 
 def dice(a: sitk.Image, b: sitk.Image) -> float:
@@ -65,10 +77,11 @@ def dice(a: sitk.Image, b: sitk.Image) -> float:
     InputError
         When the masks are on different grids, or both are empty.
     """
-    array_a, array_b = _arrays(a, b)
-    total = int(array_a.sum()) + int(array_b.sum())
-    if total == 0:
+    boxed = _boxed(a, b)
+    if boxed is None:
         raise InputError("Dice: both masks are empty; there is nothing to compare.")
+    array_a, array_b = boxed
+    total = int(array_a.sum()) + int(array_b.sum())
     return 2.0 * int(np.count_nonzero(array_a & array_b)) / total
 
 
@@ -121,17 +134,14 @@ def surface_distances(a: sitk.Image, b: sitk.Image) -> SurfaceDistances:
     InputError
         When the masks are on different grids, one of them is empty, or the grid's axes are not orthogonal.
     """
-    array_a, array_b = _arrays(a, b)
-    if not array_a.any() or not array_b.any():
+    boxed = _boxed(a, b)
+    if boxed is None or not boxed[0].any() or not boxed[1].any():
         raise InputError("Surface distance: one of the masks is empty; both lesions need voxels.")
     direction = np.array(a.GetDirection()).reshape(3, 3)
     if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
         raise InputError("Surface distance: the image axes are not orthogonal (sheared grid); resample the CT "
                          "onto an orthogonal grid first.")
-    union = array_a | array_b
-    box = tuple(slice(int(idx.min()), int(idx.max()) + 1) for idx in np.nonzero(union))
-    crop_a = np.pad(array_a[box], 1)
-    crop_b = np.pad(array_b[box], 1)
+    crop_a, crop_b = np.pad(boxed[0], 1), np.pad(boxed[1], 1)
     surface_a, surface_b = _surface(crop_a), _surface(crop_b)
     sampling = tuple(reversed(a.GetSpacing()))  # numpy order (z, y, x)
     to_b = ndimage.distance_transform_edt(~surface_b, sampling=sampling)

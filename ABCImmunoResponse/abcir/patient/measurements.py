@@ -54,10 +54,23 @@ def _slice_diameters(points: np.ndarray) -> tuple[float, float]:
     return long_axis, float(heights.max(axis=1).min())
 
 
-def _bounding_box(array: np.ndarray) -> tuple[slice, ...] | None:
+def nonzero_box(array: np.ndarray) -> tuple[slice, ...] | None:
     """The smallest box (numpy axis order) holding every non-zero voxel; None when there is none.
 
-    Each axis is searched within the box found so far, so only the first pass reads the whole image.
+    Each axis is searched within the box found so far, so only the first pass
+    reads the whole image, and it allocates nothing the image's size: a lesion's
+    mask has the CT's size (80 million voxels at 512 x 512 x 300), and most of it
+    is zero, which is why code that compares masks works on this box.
+
+    Parameters
+    ----------
+    array : np.ndarray
+        Any array; non-zero (or NaN) counts as filled.
+
+    Returns
+    -------
+    tuple of slice or None
+        One slice per axis, or None for an array of zeros.
     """
     box = [slice(None)] * array.ndim
     for axis in range(array.ndim):
@@ -132,7 +145,7 @@ def measure_lesion(mask: sitk.Image, first_index: Sequence[int] = (0, 0, 0)) -> 
     """
     array = sitk.GetArrayViewFromImage(mask)  # (z, y, x)
     spacing = np.array(mask.GetSpacing())
-    box = _bounding_box(array)
+    box = nonzero_box(array)
     if box is None:
         return LesionSize(0, 0.0, 0.0, 0.0)
     lesion = array[box] != 0
