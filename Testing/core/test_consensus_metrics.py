@@ -98,9 +98,11 @@ def _whole_grid_surface_distances(a: sitk.Image, b: sitk.Image) -> tuple[np.ndar
 
 @pytest.mark.parametrize("seed", range(40))
 def test_box_restricted_metrics_equal_the_whole_grid_to_the_bit(seed):
-    """Dice, surface distances, voxel lists and centroids look only at the masks' box; nothing changes."""
+    """Dice, surface distances, STAPLE's region, voxel lists and centroids look only at the masks' box; nothing
+    changes."""
     from scipy import ndimage
 
+    from abcir.consensus.building import STAPLE_MARGIN_MM, staple_region
     from abcir.consensus.matching import _voxels, centroid_mm
 
     rng = np.random.default_rng(seed)
@@ -121,6 +123,11 @@ def test_box_restricted_metrics_equal_the_whole_grid_to_the_bit(seed):
     assert dice(a, b) == 2.0 * np.count_nonzero(array_a & array_b) / (array_a.sum() + array_b.sum())
     distances, expected = surface_distances(a, b), _whole_grid_surface_distances(a, b)
     assert np.array_equal(distances.a_to_b_mm, expected[0]) and np.array_equal(distances.b_to_a_mm, expected[1])
+    nonzero = np.nonzero(array_a | array_b)
+    margins = [int(np.ceil(STAPLE_MARGIN_MM / spacing)) for spacing in a.GetSpacing()]
+    low = [max(int(nonzero[2 - axis].min()) - margins[axis], 0) for axis in range(3)]
+    high = [min(int(nonzero[2 - axis].max()) + margins[axis] + 1, a.GetSize()[axis]) for axis in range(3)]
+    assert staple_region(a, b) == (low, [stop - start for start, stop in zip(low, high)])
     for mask, array in ((a, array_a), (b, array_b)):
         lesion = _lesion("l", mask)
         assert np.array_equal(_voxels(lesion), np.flatnonzero(array))

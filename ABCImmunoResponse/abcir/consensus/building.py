@@ -43,7 +43,7 @@ from ..errors import InputError
 from ..imaging.segfile import SITE_TAG, Segment
 from ..options import CONSENSUS_METHODS, CONSENSUS_PAIR_METHODS
 from ..patient.lesions import Lesion, same_grid
-from ..patient.measurements import LesionSize, measure_lesion
+from ..patient.measurements import LesionSize, measure_lesion, union_box
 from ..patient.sites import SITES
 from .matching import LesionMatch
 
@@ -160,14 +160,13 @@ def staple_region(mask_a: sitk.Image, mask_b: sitk.Image) -> tuple[list[int], li
         The box's first voxel index and its size in voxels, both in (x, y, z) order: the bounding box of the
         union grown by ``STAPLE_MARGIN_MM`` (mm, rounded up to whole voxels per axis) and clipped to the grid.
     """
-    union = (sitk.GetArrayViewFromImage(mask_a) != 0) | (sitk.GetArrayViewFromImage(mask_b) != 0)
-    nonzero = np.nonzero(union)  # numpy order (z, y, x)
+    box = union_box([sitk.GetArrayViewFromImage(mask_a), sitk.GetArrayViewFromImage(mask_b)])  # (z, y, x)
     index, size = [], []
     for axis in range(3):
-        along = nonzero[2 - axis]
+        along = box[2 - axis]
         margin = int(np.ceil(STAPLE_MARGIN_MM / mask_a.GetSpacing()[axis]))
-        low = max(int(along.min()) - margin, 0)
-        high = min(int(along.max()) + margin + 1, mask_a.GetSize()[axis])
+        low = max(along.start - margin, 0)
+        high = min(along.stop + margin, mask_a.GetSize()[axis])
         index.append(low)
         size.append(high - low)
     return index, size
@@ -177,7 +176,7 @@ def _staple(mask_a: sitk.Image, mask_b: sitk.Image) -> tuple[sitk.Image, StapleE
     index, size = staple_region(mask_a, mask_b)
     staple = sitk.STAPLEImageFilter()
     staple.SetForegroundValue(1.0)
-    probability = staple.Execute([sitk.RegionOfInterest(sitk.Cast(mask, sitk.sitkUInt8), size, index)
+    probability = staple.Execute([sitk.Cast(sitk.RegionOfInterest(mask, size, index), sitk.sitkUInt8)
                                   for mask in (mask_a, mask_b)])
     inside = sitk.GetArrayViewFromImage(probability) > STAPLE_THRESHOLD + STAPLE_TIE_TOLERANCE
     array = np.zeros(sitk.GetArrayViewFromImage(mask_a).shape, dtype=np.uint8)

@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..patient.lesions import same_grid
-from ..patient.measurements import nonzero_box
+from ..patient.measurements import union_box
 
 HD_PERCENTILE = 95.0
 SURFACE_CONVENTION = ("surface = mask voxels with a face neighbour outside (6-connected); distances between voxel "
@@ -52,11 +52,8 @@ def _boxed(a: sitk.Image, b: sitk.Image) -> tuple[np.ndarray, np.ndarray] | None
         raise InputError("Lesion comparison: the two masks are on different voxel grids; load both readers' "
                          "lesions on the CT's grid first.")
     view_a, view_b = sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b)
-    boxes = [box for box in (nonzero_box(view_a), nonzero_box(view_b)) if box is not None]
-    if not boxes:
-        return None
-    box = tuple(slice(min(axis.start for axis in axes), max(axis.stop for axis in axes)) for axes in zip(*boxes))
-    return view_a[box] != 0, view_b[box] != 0
+    box = union_box([view_a, view_b])
+    return None if box is None else (view_a[box] != 0, view_b[box] != 0)
 
 
 def dice(a: sitk.Image, b: sitk.Image) -> float:

@@ -82,6 +82,25 @@ def nonzero_box(array: np.ndarray) -> tuple[slice, ...] | None:
     return tuple(box)
 
 
+def union_box(arrays: Sequence[np.ndarray]) -> tuple[slice, ...] | None:
+    """The smallest box (numpy axis order) holding the non-zero voxels of every array; None when all are zero.
+
+    Parameters
+    ----------
+    arrays : sequence of np.ndarray
+        Arrays of one shape (masks on one grid).
+
+    Returns
+    -------
+    tuple of slice or None
+        One slice per axis: the union of each array's ``nonzero_box``.
+    """
+    boxes = [box for box in map(nonzero_box, arrays) if box is not None]
+    if not boxes:
+        return None
+    return tuple(slice(min(axis.start for axis in axes), max(axis.stop for axis in axes)) for axes in zip(*boxes))
+
+
 def _outline_corners(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Slice, column and row (voxel index units, each corner once) of the voxel corners that can lie on a slice's
     convex hull.
