@@ -143,9 +143,9 @@ def _lesionExtentOnVolume(labelmap, transform, reference) -> list[int] | None:
 
 
 def _resampledAroundSegment(segmentationNode, segmentId: str, volumeNode
-                            ) -> tuple[np.ndarray | None, list[int], list[int] | None]:
-    """The segment's 0/1 voxels (z, y, x) on the volume's grid around it, the volume's extent (i0, i1, j0, ...)
-    and the voxels' first index (i, j, k) in the volume's array; no voxels nor index for a segment on no voxel."""
+                            ) -> tuple[np.ndarray, list[int]] | None:
+    """The segment's 0/1 voxels (z, y, x) on the volume's grid around it and their first index (i, j, k) in the
+    volume's array; None for a segment on no voxel of the volume."""
     if not segmentationNode.GetSegmentation().ContainsRepresentation(
             slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()):
         segmentationNode.CreateBinaryLabelmapRepresentation()
@@ -164,20 +164,22 @@ def _resampledAroundSegment(segmentationNode, segmentId: str, volumeNode
     whole = list(reference.GetExtent())
     box = _lesionExtentOnVolume(labelmap, transform, reference)
     if box is None:
-        return None, whole, None
+        return None
     reference.SetExtent(box)
     resampled = slicer.vtkOrientedImageData()
     if not slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
             labelmap, reference, resampled, False, False, transform):
         raise InputError(_("Segment '{segment}': it could not be resampled onto the CT's grid.").format(
             segment=segmentId))
-    return (voxelArray(resampled) != 0).view(np.uint8), whole, [box[2 * axis] - whole[2 * axis] for axis in range(3)]
+    return (voxelArray(resampled) != 0).view(np.uint8), [box[2 * axis] - whole[2 * axis] for axis in range(3)]
 
 
 def _segmentCropAndIndex(segmentationNode, segmentId: str, volumeNode) -> tuple[sitk.Image, list[int]]:
-    voxels, _whole, firstIndex = _resampledAroundSegment(segmentationNode, segmentId, volumeNode)
-    if voxels is None:
+    """``segmentCrop`` and the (i, j, k) index of its first voxel on the volume's grid."""
+    resampled = _resampledAroundSegment(segmentationNode, segmentId, volumeNode)
+    if resampled is None:
         return imageOnVolumeGrid(np.zeros((1, 1, 1), dtype=np.uint8), volumeNode), [0, 0, 0]
+    voxels, firstIndex = resampled
     return imageOnVolumeGrid(voxels, volumeNode, firstIndex), firstIndex
 
 
