@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
+import numpy as np
 import SimpleITK as sitk
 
 import slicer
@@ -132,14 +133,26 @@ def _lesionsFingerprint(lesions) -> str:
     return digest.hexdigest()
 
 
+def _sameVoxels(first: sitk.Image, second: sitk.Image) -> bool:
+    """Whether two images have equal voxel hashes (``voxel_hash``: voxels, pixel type, size, geometry to 9
+    decimals), found by comparing them once instead of hashing both at SHA-256's pace."""
+    geometry = (sitk.Image.GetSpacing, sitk.Image.GetOrigin, sitk.Image.GetDirection)
+    return (first.GetPixelID() == second.GetPixelID() and first.GetSize() == second.GetSize()
+            and all(np.asarray(get(first), dtype=float).round(9).tobytes()
+                    == np.asarray(get(second), dtype=float).round(9).tobytes() for get in geometry)
+            and np.array_equal(sitk.GetArrayViewFromImage(first), sitk.GetArrayViewFromImage(second)))
+
+
+def _sameLesions(first, second) -> bool:
+    return len(first) == len(second) and all(
+        (a.lesion_id, a.site) == (b.lesion_id, b.site) and _sameVoxels(a.mask, b.mask) for a, b in zip(first, second))
+
+
 def sameReadings(first: ConsensusInputs, second: ConsensusInputs) -> bool:
     """Whether two copies of the readings hold the same readers, CT voxels, lesion ids, sites and masks."""
-    from abcir.imaging.ct import voxel_hash
-
     return ((first.readerA, first.readerB) == (second.readerA, second.readerB)
-            and voxel_hash(first.ct) == voxel_hash(second.ct)
-            and _lesionsFingerprint(first.lesionsA) == _lesionsFingerprint(second.lesionsA)
-            and _lesionsFingerprint(first.lesionsB) == _lesionsFingerprint(second.lesionsB))
+            and _sameVoxels(first.ct, second.ct)
+            and _sameLesions(first.lesionsA, second.lesionsA) and _sameLesions(first.lesionsB, second.lesionsB))
 
 
 def startSession(inputs: ConsensusInputs, comparison: ReaderComparison, chair: str) -> ConsensusSession:

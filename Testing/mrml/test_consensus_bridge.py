@@ -184,6 +184,31 @@ def test_refused_decisions_leave_the_scene_as_it_was(readers):
         startSession(readers["inputs"], readers["comparison"], "  ")
 
 
+def test_same_readings_says_what_equal_voxel_hashes_say(readers):
+    """Compared, not hashed: a voxel, a site, the CT's voxels or its geometry changed make other readings."""
+    from dataclasses import replace
+
+    from abcir.imaging.ct import voxel_hash
+
+    inputs = readers["inputs"]
+    first, rest = inputs.lesionsA[0], inputs.lesionsA[1:]
+    edited = sitk.Image(first.mask)
+    edited[0, 0, 0] = 1 - edited[0, 0, 0]
+    moved = sitk.Image(inputs.ct)
+    moved.SetOrigin(tuple(value + 1e-6 for value in moved.GetOrigin()))
+    variants = {"a voxel": replace(inputs, lesionsA=(replace(first, mask=edited), *rest)),
+                "a site": replace(inputs, lesionsA=(replace(first, site="bone"), *rest)),
+                "a lesion less": replace(inputs, lesionsA=rest),
+                "the CT's voxels": replace(inputs, ct=inputs.ct + 1),
+                "the CT's place": replace(inputs, ct=moved)}
+    for name, variant in variants.items():
+        assert not sameReadings(inputs, variant), name
+    assert voxel_hash(moved) != voxel_hash(inputs.ct)
+    assert sameReadings(inputs, replace(inputs, ct=sitk.Image(inputs.ct),
+                                        lesionsA=tuple(replace(lesion, mask=sitk.Image(lesion.mask))
+                                                       for lesion in inputs.lesionsA)))
+
+
 def test_a_failed_comparison_forgets_the_earlier_one(readers):
     """After comparing again fails, nothing of the earlier session can be used (no stale 'Predict under A, B')."""
     logic, node = readers["logic"], readers["parameterNode"]
