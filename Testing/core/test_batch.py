@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -108,6 +109,21 @@ def test_the_manifest_and_the_printout_say_where_the_weights_came_from(cohort, r
     printed = capsys.readouterr().out
     for model in manifest["models"]:
         assert f"  {model['kind']}: {model['provenance']}" in printed
+
+
+def test_evaluate_says_where_the_weights_of_a_batch_s_predictions_came_from(reference, tmp_path, capsys):
+    """``abcir evaluate`` reads the batch.json beside predictions.csv: each model's provenance line goes into
+    metrics.json, the report and the printout."""
+    manifest = json.loads((reference / MANIFEST).read_text(encoding="utf-8"))
+    assert main(["evaluate", str(reference / PREDICTIONS_CSV), "--out", str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text(encoding="utf-8"))
+    report = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    for model in manifest["models"]:
+        line = f"{model['kind']}: {model['provenance']}"
+        assert line in metrics["weights"]
+        assert f"Weights of {line}" in printed
+        assert html.escape(line) in report
 
 
 def test_rerun_computes_nothing(cohort, reference, tmp_path, monkeypatch):

@@ -206,8 +206,15 @@ def test_cli_parses_arguments_and_returns_zero(tmp_path: Path, capsys) -> None:
                               "--cutoff", "-0.5"])
     assert args.cutoff == -0.5
     assert args.handler(args) == 0
-    assert "metrics.json" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "metrics.json" in printed
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    # No batch.json beside the file: nobody recorded the weights, and the outputs say so.
+    assert metrics["weights"] == [f"x: where its weights came from is not recorded beside {source.name} "
+                                  "(abcir batch records it in batch.json); do not read its probabilities as "
+                                  "validated."]
+    assert f"Weights of {metrics['weights'][0]}" in printed
+    assert "not recorded beside" in (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert metrics["models"]["x"]["survival"]["cutoff"] == -0.5
     assert parser.parse_args(["evaluate", str(source), "--out", "o", "--cutoff", "auto"]).cutoff \
         is None

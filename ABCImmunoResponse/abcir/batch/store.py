@@ -203,6 +203,31 @@ class BatchManifest:
     sensitivity: BatchSensitivity | None = None
 
 
+def recorded_weights(folder: Path) -> dict[str, str]:
+    """The provenance line of each model's predictions that a batch run in ``folder`` recorded, by model kind.
+
+    ``abcir evaluate`` shows it beside the probabilities of the ``predictions.csv`` written with it.
+
+    Parameters
+    ----------
+    folder : Path
+        A folder that may hold ``batch.json``.
+
+    Returns
+    -------
+    dict of str to str
+        Model kind -> provenance line; empty when there is no readable ``batch.json`` or it names none.
+    """
+    from ..records import from_json_dict
+
+    try:
+        manifest = from_json_dict(BatchManifest, json.loads((folder / MANIFEST).read_text(encoding="utf-8")),
+                                  MANIFEST, ValueError)
+    except (OSError, ValueError):  # no batch.json, or not one this version reads (UnicodeDecodeError included)
+        return {}
+    return {model.kind: model.provenance for model in manifest.models if model.provenance}
+
+
 @dataclass(frozen=True)
 class BatchSummary:
     """What a batch run did, and where its tables are."""

@@ -9,6 +9,7 @@ command runs, so that ``abcir --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -72,7 +73,8 @@ def run_evaluate(predictions: str | Path, out: str | Path, subgroups: list[str] 
     Parameters
     ----------
     predictions : str or Path
-        The predictions CSV (format in :mod:`abcir.evaluation.table`).
+        The predictions CSV (format in :mod:`abcir.evaluation.table`); the ``batch.json``
+        that ``abcir batch`` writes beside it says where each model's weights came from.
     out : str or Path
         The folder for ``metrics.json``, ``report.html`` and the figures.
     subgroups : list of str or None
@@ -95,13 +97,14 @@ def run_evaluate(predictions: str | Path, out: str | Path, subgroups: list[str] 
         its clinical columns, or ``out`` cannot take the report (see
         ``prepare_output``). Nothing is written before the statistics succeed.
     """
+    from ..batch.store import recorded_weights
     from ..evaluation.analysis import evaluate
     from ..evaluation.metrics import write_metrics
     from ..evaluation.table import read_predictions
     from ..report import write_report
 
     table = read_predictions(predictions)
-    evaluation = evaluate(table, subgroups or (), cutoff)
+    evaluation = evaluate(table, subgroups or (), cutoff, recorded_weights(Path(predictions).parent))
     out_dir = prepare_output(out, force)
     metrics_path = write_metrics(evaluation, out_dir)
     report_path = write_report(evaluation, out_dir)
@@ -156,4 +159,6 @@ def run(args: argparse.Namespace) -> int:
     metrics_path, report_path = run_evaluate(args.predictions, args.out, args.subgroup,
                                              args.cutoff, args.force)
     print(f"Wrote {metrics_path} and {report_path}")
+    for line in json.loads(metrics_path.read_text(encoding="utf-8"))["weights"]:
+        print(f"Weights of {line}")
     return 0

@@ -10,6 +10,7 @@ value that one analysis needs are left out of that analysis only, and counted.
 from __future__ import annotations
 
 import itertools
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -174,7 +175,7 @@ def _compare(table: PredictionTable, a: str, b: str) -> ModelComparison:
 
 
 def evaluate(table: PredictionTable, subgroups: list[str] | tuple[str, ...] = (),
-             cutoff: float | None = None) -> Evaluation:
+             cutoff: float | None = None, weights: Mapping[str, str] | None = None) -> Evaluation:
     """Compute every statistic of the paper for ``table``.
 
     Parameters
@@ -188,12 +189,17 @@ def evaluate(table: PredictionTable, subgroups: list[str] | tuple[str, ...] = ()
         The risk cut-off on the score (log-odds), the same for every model, e.g.
         one chosen on a training set. ``None`` chooses each model's cut-off by the
         maximally selected log-rank statistic. Unused without PFS columns.
+    weights : mapping of str to str, optional
+        Where the weights behind each model's probabilities came from (model ->
+        provenance line, e.g. as ``abcir batch`` records them); a model without
+        one is said to have no recorded provenance.
 
     Returns
     -------
     Evaluation
         The results, with notes on every analysis left out or shortened (rows
-        excluded, no events, calibration that could not be fitted).
+        excluded, no events, calibration that could not be fitted), and a line
+        per model on where its weights came from.
 
     Raises
     ------
@@ -235,5 +241,10 @@ def evaluate(table: PredictionTable, subgroups: list[str] | tuple[str, ...] = ()
         known = table.frame[RESPONSE_COLUMN].notna()
         baseline = baseline_table(table.frame[known], table.frame.loc[known, RESPONSE_COLUMN],
                                   list(table.clinical_columns))
+    weights = weights or {}
+    weight_lines = tuple(f"{model}: {weights[model]}" if model in weights else
+                         f"{model}: where its weights came from is not recorded beside {table.source.name} "
+                         "(abcir batch records it in batch.json); do not read its probabilities as validated."
+                         for model in table.models)
     return Evaluation(table.source, models, comparisons, decision, baseline, table.has_survival,
-                      subgroup_columns, tuple(notes))
+                      subgroup_columns, tuple(notes), weight_lines)

@@ -126,7 +126,7 @@ def metrics_dict(evaluation: Evaluation) -> dict:
          "delong_p": c.test.p_value if c.test else None}
         for c in evaluation.comparisons
     ]
-    return _finite_or_null({"source": evaluation.source.name, "models": models,
+    return _finite_or_null({"source": evaluation.source.name, "weights": list(evaluation.weights), "models": models,
                             "comparisons": comparisons, "notes": list(evaluation.notes)})
 
 

@@ -129,3 +129,5 @@ class Evaluation:
     has_survival: bool
     subgroup_columns: tuple[str, ...]
     notes: tuple[str, ...]
+    # Per model, where the weights behind its probabilities came from (or that the file does not say).
+    weights: tuple[str, ...] = ()

@@ -264,6 +264,8 @@ def _body(evaluation: Evaluation, out_dir: Path) -> str:
         f"{len(evaluation.models)} model(s) \u00b7 generated "
         f"{datetime.date.today().isoformat()} by abcir {__version__}. Research software, "
         "not clinically validated.</p>",
+        "<p class='small'>Weights behind the probabilities:</p><ul class='small'>"
+        + "".join(f"<li>{_esc(line)}</li>" for line in evaluation.weights) + "</ul>" if evaluation.weights else "",
         f"<div class='notes'><ul>{notes}</ul></div>" if notes else "",
         "<h2>Discrimination</h2>", _performance(evaluation),
         _figure(figures.roc_figure(evaluation, out_dir),
