@@ -211,7 +211,7 @@ def test_cli_parses_arguments_and_returns_zero(tmp_path: Path, capsys) -> None:
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     # No batch.json beside the file: nobody recorded the weights, and the outputs say so.
     assert metrics["weights"] == [f"x: where its weights came from is not recorded beside {source.name} "
-                                  "(abcir batch records it in batch.json); do not read its probabilities as "
+                                  "(abcir batch and abcir train write it there); do not read its probabilities as "
                                   "validated."]
     assert f"Weights of {metrics['weights'][0]}" in printed
     assert "not recorded beside" in (tmp_path / "o" / "report.html").read_text(encoding="utf-8")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from abcir.models.bundle import load_bundle
+from abcir.prediction.result import WeightsInfo
 from abcir.cli import main
 from abcir.patient.clinical_facts import CLINICAL_ENCODING
 from abcir.cohort.generator import make_cohort
@@ -77,6 +79,12 @@ def test_train_writes_three_verified_bundles_and_a_model_card(cohort, tmp_path, 
     assert main(["train", "--cohort", str(folder / "images" / "cohort.csv"), "--out", "bundles", "--synthetic",
                  "--site", "tiny", "--cache", str(folder / "cache")]) == 0
     assert _hashes(tmp_path / "again" / "bundles") == _hashes(out)
+    # abcir evaluate on the predictions says they come from these bundles, with each bundle's provenance line.
+    assert main(["evaluate", str(out / "predictions.csv"), "--out", str(tmp_path / "report")]) == 0
+    weights = json.loads((tmp_path / "report" / "metrics.json").read_text(encoding="utf-8"))["weights"]
+    assert weights == [f"{kind}: {WeightsInfo.from_bundle(load_bundle(out / kind)).provenance()}"
+                       for kind in ("clinical", "radiomics", "combined") if f"{kind}_score" in predictions]
+    assert all("NOT clinically validated" in line for line in weights) and len(weights) == 3
 
 
 def test_features_and_labels_give_the_same_models(cohort, tmp_path, monkeypatch):

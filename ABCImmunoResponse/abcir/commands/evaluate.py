@@ -66,6 +66,44 @@ def prepare_output(out: str | Path, force: bool) -> Path:
     return out_dir
 
 
+def weights_beside(folder: Path) -> dict[str, str]:
+    """Where the weights behind a predictions file in ``folder`` came from, by model kind.
+
+    The provenance lines ``abcir batch`` recorded in ``batch.json``; else, for the
+    ``predictions.csv`` of ``abcir train``, those of the bundles it wrote beside it
+    (each verified as any bundle is before use; one that fails is left out).
+
+    Parameters
+    ----------
+    folder : Path
+        The predictions file's folder.
+
+    Returns
+    -------
+    dict of str to str
+        Model kind -> provenance line; empty when neither is there.
+    """
+    from ..batch.store import recorded_weights
+    from ..errors import InputError
+    from ..models.bundle import MANIFEST, load_bundle
+    from ..options import MODEL_KINDS
+    from ..prediction.result import WeightsInfo
+
+    recorded = recorded_weights(folder)
+    if recorded:
+        return recorded
+    trained = {}
+    for kind in MODEL_KINDS:
+        if (folder / kind / MANIFEST).is_file():
+            try:
+                bundle = load_bundle(folder / kind)
+            except InputError:  # BundleError included: not shown as the file's weights
+                continue
+            if bundle.manifest.model == kind:
+                trained[kind] = WeightsInfo.from_bundle(bundle).provenance()
+    return trained
+
+
 def run_evaluate(predictions: str | Path, out: str | Path, subgroups: list[str] | None = None,
                  cutoff: float | None = None, force: bool = False) -> tuple[Path, Path]:
     """Read a predictions file, evaluate every model in it and write the metrics and the report.
@@ -73,8 +111,9 @@ def run_evaluate(predictions: str | Path, out: str | Path, subgroups: list[str] 
     Parameters
     ----------
     predictions : str or Path
-        The predictions CSV (format in :mod:`abcir.evaluation.table`); the ``batch.json``
-        that ``abcir batch`` writes beside it says where each model's weights came from.
+        The predictions CSV (format in :mod:`abcir.evaluation.table`); what ``abcir batch``
+        or ``abcir train`` wrote beside it says where each model's weights came from
+        (``weights_beside``).
     out : str or Path
         The folder for ``metrics.json``, ``report.html`` and the figures.
     subgroups : list of str or None
@@ -97,14 +136,13 @@ def run_evaluate(predictions: str | Path, out: str | Path, subgroups: list[str] 
         its clinical columns, or ``out`` cannot take the report (see
         ``prepare_output``). Nothing is written before the statistics succeed.
     """
-    from ..batch.store import recorded_weights
     from ..evaluation.analysis import evaluate
     from ..evaluation.metrics import write_metrics
     from ..evaluation.table import read_predictions
     from ..report import write_report
 
     table = read_predictions(predictions)
-    evaluation = evaluate(table, subgroups or (), cutoff, recorded_weights(Path(predictions).parent))
+    evaluation = evaluate(table, subgroups or (), cutoff, weights_beside(Path(predictions).parent))
     out_dir = prepare_output(out, force)
     metrics_path = write_metrics(evaluation, out_dir)
     report_path = write_report(evaluation, out_dir)

@@ -244,7 +244,7 @@ def evaluate(table: PredictionTable, subgroups: list[str] | tuple[str, ...] = ()
     weights = weights or {}
     weight_lines = tuple(f"{model}: {weights[model]}" if model in weights else
                          f"{model}: where its weights came from is not recorded beside {table.source.name} "
-                         "(abcir batch records it in batch.json); do not read its probabilities as validated."
+                         "(abcir batch and abcir train write it there); do not read its probabilities as validated."
                          for model in table.models)
     return Evaluation(table.source, models, comparisons, decision, baseline, table.has_survival,
                       subgroup_columns, tuple(notes), weight_lines)

@@ -58,6 +58,24 @@ class WeightsInfo:
                    clinically_validated=manifest.clinically_validated, cutoff_method=manifest.cutoff.method,
                    created=manifest.created)
 
+    def provenance(self, verified: str = "") -> str:
+        """The line shown with every probability of these weights: whose, trained on what, validated or not.
+
+        Parameters
+        ----------
+        verified : str, default ""
+            What a prediction adds after the training data (that its feature values were verified).
+
+        Returns
+        -------
+        str
+            One sentence.
+        """
+        status = ("clinically validated" if self.clinically_validated
+                  else "NOT clinically validated: research use only, not for treatment decisions")
+        return (f"Weights '{self.name}' ({self.kind}, sha256 {self.sha256[:12]}), trained on "
+                f"{self.trained_on}{verified}; {status}.")
+
 
 @dataclass(frozen=True)
 class LesionSummary:
@@ -153,16 +171,12 @@ class Prediction:
     @property
     def provenance(self) -> str:
         """The line shown with every probability: whose weights, trained on what, verified values, validated or not."""
-        weights = self.weights
-        status = ("clinically validated" if weights.clinically_validated
-                  else "NOT clinically validated: research use only, not for treatment decisions")
         verified = ""
         if self.values_verified:
             rounding = self.values_relative_difference
             verified = f"; {VALUES_VERIFIED}" + (f" up to floating-point rounding ({rounding:.1e} relative)"
                                                   if rounding else "")
-        return (f"Weights '{weights.name}' ({weights.kind}, sha256 {weights.sha256[:12]}), trained on "
-                f"{weights.trained_on}{verified}; {status}.")
+        return self.weights.provenance(verified)
 
     def to_dict(self) -> dict:
         """The result JSON: the fields, plus schema and the provenance line (and the sensitivity's own form)."""
