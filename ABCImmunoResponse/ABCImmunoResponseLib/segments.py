@@ -142,10 +142,15 @@ def _lesionExtentOnVolume(labelmap, transform, reference) -> list[int] | None:
     return box if all(box[2 * axis] <= box[2 * axis + 1] for axis in range(3)) else None
 
 
-def _resampledAroundSegment(segmentationNode, segmentId: str, volumeNode
-                            ) -> tuple[np.ndarray, list[int]] | None:
-    """The segment's 0/1 voxels (z, y, x) on the volume's grid around it and their first index (i, j, k) in the
-    volume's array; None for a segment on no voxel of the volume."""
+def segmentOnVolumeGrid(segmentationNode, segmentId: str, volumeNode):
+    """What resampling a segment onto the volume's grid takes: the segment's binary labelmap (0/1), the
+    volume's whole grid as a reference image, and the transform between the two nodes (None without one).
+
+    Returns
+    -------
+    tuple
+        (slicer.vtkOrientedImageData, slicer.vtkOrientedImageData, vtk.vtkGeneralTransform or None).
+    """
     if not segmentationNode.GetSegmentation().ContainsRepresentation(
             slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()):
         segmentationNode.CreateBinaryLabelmapRepresentation()
@@ -161,6 +166,14 @@ def _resampledAroundSegment(segmentationNode, segmentId: str, volumeNode
         transform = vtk.vtkGeneralTransform()
         slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(
             segmentationNode.GetParentTransformNode(), volumeNode.GetParentTransformNode(), transform)
+    return labelmap, reference, transform
+
+
+def _resampledAroundSegment(segmentationNode, segmentId: str, volumeNode
+                            ) -> tuple[np.ndarray, list[int]] | None:
+    """The segment's 0/1 voxels (z, y, x) on the volume's grid around it and their first index (i, j, k) in the
+    volume's array; None for a segment on no voxel of the volume."""
+    labelmap, reference, transform = segmentOnVolumeGrid(segmentationNode, segmentId, volumeNode)
     whole = list(reference.GetExtent())
     box = _lesionExtentOnVolume(labelmap, transform, reference)
     if box is None:

@@ -50,9 +50,8 @@ def imageOnVolumeGrid(voxels: np.ndarray, volumeNode, firstIndex: Sequence[int] 
     directions = vtk.vtkMatrix4x4()
     volumeNode.GetIJKToRASDirectionMatrix(directions)
     axesRas = np.array([[directions.GetElement(row, column) for column in range(3)] for row in range(3)])
-    originRas = np.array(volumeNode.GetOrigin())
-    if any(firstIndex):  # the crop's first voxel, where the volume's matrix puts it
-        originRas = np.array(ijkToRasMatrix(volumeNode).MultiplyPoint([*map(float, firstIndex), 1.0])[:3])
+    # The first voxel, where the volume's matrix puts it (for index 0, its translation: the node's origin).
+    originRas = np.array(ijkToRasMatrix(volumeNode).MultiplyPoint([*map(float, firstIndex), 1.0])[:3])
     image.SetSpacing(tuple(float(value) for value in volumeNode.GetSpacing()))
     image.SetOrigin(tuple(float(value) for value in RAS_TO_LPS @ originRas))
     image.SetDirection(tuple(float(value) for value in (RAS_TO_LPS @ axesRas).ravel()))

@@ -51,20 +51,11 @@ from abcir.patient.measurements import measure_lesion  # noqa: E402
 def whole_grid_segment_mask(segmentationNode, segmentId: str, volumeNode) -> sitk.Image:
     """The reference: the segment resampled onto every voxel of the CT's grid, as the panel did before."""
     import slicer
-    import vtk
 
-    from ABCImmunoResponseLib.volumes import ijkToRasMatrix, imageOnVolumeGrid, voxelArray
+    from ABCImmunoResponseLib.segments import segmentOnVolumeGrid
+    from ABCImmunoResponseLib.volumes import imageOnVolumeGrid, voxelArray
 
-    labelmap = slicer.vtkOrientedImageData()
-    segmentationNode.GetBinaryLabelmapRepresentation(segmentId, labelmap)
-    reference = slicer.vtkOrientedImageData()
-    reference.SetExtent(volumeNode.GetImageData().GetExtent())
-    reference.SetImageToWorldMatrix(ijkToRasMatrix(volumeNode))
-    transform = None
-    if segmentationNode.GetParentTransformNode() or volumeNode.GetParentTransformNode():
-        transform = vtk.vtkGeneralTransform()
-        slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(
-            segmentationNode.GetParentTransformNode(), volumeNode.GetParentTransformNode(), transform)
+    labelmap, reference, transform = segmentOnVolumeGrid(segmentationNode, segmentId, volumeNode)
     resampled = slicer.vtkOrientedImageData()
     slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
         labelmap, reference, resampled, False, False, transform)

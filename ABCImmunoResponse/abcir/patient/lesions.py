@@ -26,7 +26,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..imaging.ct import CT_FILE_SUFFIXES, file_stem, has_suffix, is_dicom_file, read_image_file
 from ..imaging.segfile import read_seg_nrrd
-from .measurements import LesionSize, measure_lesion
+from .measurements import LesionSize, measure_lesion, nonzero_box
 from .recist import SizedTarget
 from .sites import (
     SITE_FROM_NAME,
@@ -229,14 +229,14 @@ def _paste_on_ct(mask: sitk.Image, offset: np.ndarray, ct: sitk.Image) -> sitk.I
 def _nonzero_values(image: sitk.Image) -> np.ndarray:
     """The distinct non-zero voxel values, sorted.
 
-    Only the slab of planes holding a non-zero voxel is compared and copied: a
-    lesion's mask has the CT's size (78 MB for 512 x 512 x 300 voxels), and
+    Only the box holding the non-zero voxels is compared and copied (``nonzero_box``):
+    a lesion's mask has the CT's size (78 MB for 512 x 512 x 300 voxels), and
     comparing all of it made a temporary of that size for every lesion.
     """
     values = sitk.GetArrayViewFromImage(image)
-    planes = np.flatnonzero(values.reshape(len(values), -1).any(axis=1))
-    slab = values[planes[0]:planes[-1] + 1] if planes.size else values[:0]
-    return np.unique(slab[slab != 0])
+    box = nonzero_box(values)
+    inside = values[box] if box is not None else values[:0]
+    return np.unique(inside[inside != 0])
 
 
 def _check_binary(name: str, mask: sitk.Image) -> None:
